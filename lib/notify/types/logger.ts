@@ -1,0 +1,28 @@
+/**
+ * The `logger` notifier: one line on the standard output of the watcher's process, as Python
+ * Aim's logger notifier writes its message as a log line. It is the default when a repo has no
+ * notifier configured, so that a stall is never silent.
+ * @module
+ */
+import type { Notifier, NotifierContext, NotifierEntry, NotifierType, RunEvent } from '../contract.js'
+import { templateFor } from '../contract.js'
+import { compileTemplate } from '../template.js'
+import { checkMessageArgument } from './arguments.js'
+
+export const loggerType: NotifierType = {
+  type: 'logger',
+  secretArguments: [],
+  validate(args) {
+    return checkMessageArgument(args, {})
+  },
+  create(entry: NotifierEntry, context: NotifierContext): Notifier {
+    return {
+      entry,
+      render: (event: RunEvent) => compileTemplate(templateFor(entry, event.kind)).render(event),
+      async send(_event, rendered) {
+        context.writeLine(rendered)
+        return { kind: 'delivered' }
+      },
+    }
+  },
+}
