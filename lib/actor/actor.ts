@@ -1,0 +1,284 @@
+/**
+ * The repo actor's logic: the runs of one repo, their deadlines and their transitions. Pure and
+ * clock-injected: it does no I/O and knows nothing of threads, so it is tested in-process with a
+ * ManualClock, and the same code runs in the training process's worker and in the daemon.
+ *
+ * A run's stall time is `deadlineAt + grace`. The heap holds the stall time of every run that
+ * is `running` with a deadline; one timer is armed for the earliest. No polling.
+ *
+ * ```
+ *            progress                 deadline + grace passes
+ *   open --> running  ------------------------------------------> stalled
+ *              ^  |                                                  |
+ *              |  +-- finish --> finished      fail --> failed <-----+ (fail, or owner died)
+ *              +---------------- progress (recovered) ---------------+
+ * ```
+ * @module
+ */
+import type { Clock, TimerHandle } from '../clock.js'
+import type { RunEvent, RunEventKind, RunInfo } from '../notify/contract.js'
+import { IndexedMinHeap } from './heap.js'
+
+/** Shared memory a run handle writes on every report: `[lastProgressAt, deadlineAt]` (Infinity: none). */
+export type ProgressSlot = Float64Array
+
+/** Slot layout. */
+export const SLOT_LAST_PROGRESS = 0
+export const SLOT_DEADLINE = 1
+
+/** What opening a run needs. */
+export interface OpenRun {
+  hash: string
+  name?: string
+  experiment?: string
+  /** Seconds past a deadline before a stall is declared. */
+  grace: number
+  /** When the run was opened (epoch ms). */
+  at: number
+  /**
+   * Memory where the run's handle writes each report. The actor reads it when a stall falls
+   * due, so reports that were coalesced away (never sent) still count, to the millisecond.
+   */
+  slot?: ProgressSlot
+}
+
+export interface ActorOptions {
+  clock: Clock
+  /** Absolute repo root, for events. */
+  repo: string
+  host: string
+  pid: number
+  /** Called synchronously with each transition, in order. */
+  onEvent(event: RunEvent): void
+  /** Called after any change to the runs (progress included), for snapshots. Default: nothing. */
+  onChange?(): void
+}
+
+interface RunState {
+  info: RunInfo
+  slot: ProgressSlot | undefined
+}
+
+const isActive = (info: RunInfo) => info.status === 'running' || info.status === 'stalled'
+
+/** The runs of one repo and their transitions. */
+export class RepoActor {
+  readonly #options: ActorOptions
+  readonly #runs = new Map<string, RunState>()
+  /** Stall times (deadline + grace, epoch ms) of running runs with a deadline. */
+  readonly #stallHeap = new IndexedMinHeap<string>()
+  #timer: TimerHandle | undefined
+  #timerAt = Infinity
+  #closed = false
+
+  constructor(options: ActorOptions) {
+    this.#options = options
+  }
+
+  /** Opens a run, or reopens (resumes) one that ended. Returns false when it is already active. */
+  open(run: OpenRun): boolean {
+    const existing = this.#runs.get(run.hash)
+    if (existing !== undefined && isActive(existing.info)) return false
+    const info: RunInfo = {
+      hash: run.hash,
+      status: 'running',
+      startedAt: run.at,
+      lastProgressAt: run.at,
+      expectNextIn: 0,
+      deadlineAt: null,
+      grace: run.grace,
+      episode: existing?.info.episode ?? 0,
+      ...(run.name !== undefined ? { name: run.name } : {}),
+      ...(run.experiment !== undefined ? { experiment: run.experiment } : {}),
+    }
+    this.#runs.set(run.hash, { info, slot: run.slot })
+    this.#emit('started', info, run.at)
+    this.#changed()
+    return true
+  }
+
+  /**
+   * Takes over a run as it was known elsewhere (a snapshot of a dead or frozen owner). Its
+   * deadline and episode carry on; no `started` event.
+   */
+  adopt(info: RunInfo, slot?: ProgressSlot): void {
+    const copy: RunInfo = { ...info }
+    this.#runs.set(info.hash, { info: copy, slot })
+    this.#schedule(copy)
+    this.#changed()
+    this.#rearm()
+  }
+
+  /**
+   * A progress report: the next one is due `expectNextIn` seconds after `at` (0: no deadline).
+   * Ignored for a run that is unknown or ended (the handle refuses those at the edge).
+   */
+  progress(hash: string, at: number, expectNextIn: number): void {
+    const state = this.#runs.get(hash)
+    if (state === undefined || !isActive(state.info)) return
+    // A report older than what the slot already told us changes nothing.
+    if (at < state.info.lastProgressAt) return
+    this.#applyProgress(state.info, at, expectNextIn === 0 ? null : at + expectNextIn * 1000)
+    this.#rearm()
+  }
+
+  /** The run finished successfully. */
+  finish(hash: string, at: number): boolean {
+    return this.#end(hash, at, 'finished')
+  }
+
+  /** The run failed (reported by the training code, or its process died). */
+  fail(hash: string, at: number, reason: string): boolean {
+    return this.#end(hash, at, 'failed', reason)
+  }
+
+  /** Stops tracking a run without any event (it was handed over, or it is being forgotten). */
+  forget(hash: string): boolean {
+    this.#stallHeap.delete(hash)
+    const had = this.#runs.delete(hash)
+    if (had) {
+      this.#changed()
+      this.#rearm()
+    }
+    return had
+  }
+
+  /** A copy of one run's state, or undefined. */
+  run(hash: string): RunInfo | undefined {
+    const state = this.#runs.get(hash)
+    return state === undefined ? undefined : { ...this.#fresh(state) }
+  }
+
+  /** Copies of every run's state. */
+  runs(): RunInfo[] {
+    const out: RunInfo[] = []
+    for (const state of this.#runs.values()) out.push({ ...this.#fresh(state) })
+    return out
+  }
+
+  /** How many runs are tracked. */
+  get size(): number {
+    return this.#runs.size
+  }
+
+  /** When the next stall would be declared (epoch ms), or Infinity. */
+  get nextStallAt(): number {
+    return this.#stallHeap.peekPriority() ?? Infinity
+  }
+
+  /** Disarms the timer; the actor does nothing after this. */
+  close(): void {
+    this.#closed = true
+    this.#disarm()
+  }
+
+  /** Declares every stall that has fallen due. Called by the timer; callable directly. */
+  checkDeadlines(): void {
+    this.#timer = undefined
+    this.#timerAt = Infinity
+    if (this.#closed) return
+    const now = this.#options.clock.now()
+    for (;;) {
+      const hash = this.#stallHeap.peekKey()
+      const stallAt = this.#stallHeap.peekPriority()
+      if (hash === undefined || stallAt === undefined || stallAt > now) break
+      const state = this.#runs.get(hash) as RunState
+      if (this.#catchUpFromSlot(state)) continue
+      this.#stallHeap.delete(hash)
+      const info = state.info
+      info.status = 'stalled'
+      info.episode += 1
+      this.#emit('stalled', info, now, ((now - (info.deadlineAt as number)) / 1000))
+      this.#changed()
+    }
+    this.#rearm()
+  }
+
+  #applyProgress(info: RunInfo, at: number, deadlineAt: number | null): void {
+    info.lastProgressAt = at
+    info.deadlineAt = deadlineAt
+    info.expectNextIn = deadlineAt === null ? 0 : (deadlineAt - at) / 1000
+    if (info.status === 'stalled') {
+      info.status = 'running'
+      this.#emit('recovered', info, at)
+    }
+    this.#schedule(info)
+    this.#changed()
+  }
+
+  /**
+   * Applies a report that only reached the slot (coalesced away by the handle). Returns true
+   * when the slot held a newer report, in which case the run has been rescheduled.
+   */
+  #catchUpFromSlot(state: RunState): boolean {
+    const slot = state.slot
+    if (slot === undefined) return false
+    const at = slot[SLOT_LAST_PROGRESS] as number
+    if (!(at > state.info.lastProgressAt)) return false
+    const deadline = slot[SLOT_DEADLINE] as number
+    this.#applyProgress(state.info, at, deadline === Infinity ? null : deadline)
+    return true
+  }
+
+  /** The state with any newer report from the slot folded in (for queries and snapshots). */
+  #fresh(state: RunState): RunInfo {
+    if (isActive(state.info) && state.info.status === 'running') this.#catchUpFromSlot(state)
+    return state.info
+  }
+
+  #end(hash: string, at: number, status: 'finished' | 'failed', reason?: string): boolean {
+    const state = this.#runs.get(hash)
+    if (state === undefined || !isActive(state.info)) return false
+    this.#stallHeap.delete(hash)
+    const info = state.info
+    info.status = status
+    info.deadlineAt = null
+    if (reason !== undefined) info.reason = reason
+    this.#emit(status, info, at)
+    this.#changed()
+    this.#rearm()
+    return true
+  }
+
+  #schedule(info: RunInfo): void {
+    if (info.status === 'running' && info.deadlineAt !== null) this.#stallHeap.set(info.hash, info.deadlineAt + info.grace * 1000)
+    else this.#stallHeap.delete(info.hash)
+  }
+
+  #emit(kind: RunEventKind, info: RunInfo, at: number, overdueSeconds?: number): void {
+    const { repo, host, pid } = this.#options
+    const episode = kind === 'stalled' || kind === 'recovered' ? `/${info.episode}` : ''
+    this.#options.onEvent({
+      kind,
+      // The run's start time names the instance, so a resumed run's events are new events.
+      key: `${info.hash}@${Math.round(info.startedAt)}/${kind}${episode}`,
+      at,
+      run: { ...info },
+      repo,
+      host,
+      pid,
+      ...(overdueSeconds !== undefined ? { overdueSeconds } : {}),
+    })
+  }
+
+  #changed(): void {
+    this.#options.onChange?.()
+  }
+
+  /** Keeps exactly one timer armed, for the earliest stall time. */
+  #rearm(): void {
+    if (this.#closed) return
+    const next = this.nextStallAt
+    if (next === this.#timerAt) return
+    this.#disarm()
+    if (next === Infinity) return
+    this.#timerAt = next
+    this.#timer = this.#options.clock.setTimer(() => this.checkDeadlines(), next - this.#options.clock.now())
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) this.#options.clock.clearTimer(this.#timer)
+    this.#timer = undefined
+    this.#timerAt = Infinity
+  }
+}
