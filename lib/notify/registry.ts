@@ -9,6 +9,9 @@ import type { NotifierContext, NotifierEntry, NotifierType, Notifier, RunEventKi
 import { RUN_EVENT_KINDS } from './contract.js'
 import { compileTemplate } from './template.js'
 import { loggerType } from './types/logger.js'
+import { slackType } from './types/slack.js'
+import { webhookType } from './types/webhook.js'
+import { workplaceType } from './types/workplace.js'
 
 const types = new Map<string, NotifierType>()
 
@@ -107,3 +110,6 @@ export function redactEntry(entry: NotifierEntry): NotifierEntry {
 }
 
 registerNotifierType(loggerType)
+registerNotifierType(slackType)
+registerNotifierType(workplaceType)
+registerNotifierType(webhookType)

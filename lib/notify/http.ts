@@ -1,0 +1,145 @@
+/**
+ * The one HTTP helper of the notifiers: POST a JSON body with a timeout and keep-alive, and turn
+ * whatever happens into a {@link DeliveryOutcome} instead of an exception. Each notifier type
+ * passes its own `classify` for what the endpoint's answer means (Slack's `ok` body, the Graph
+ * API's error codes); network errors, timeouts and aborts are classified here, once.
+ *
+ * Error texts never contain a URL or a secret in full: the URL is shown through
+ * {@link redactSecret}, and every secret the caller names is replaced wherever it appears.
+ * @module
+ */
+import http from 'node:http'
+import https from 'node:https'
+import fetch from 'node-fetch'
+import type { DeliveryOutcome } from './contract.js'
+import { redactSecret } from './registry.js'
+
+/** The default time limit of one request, response body included. */
+export const DEFAULT_HTTP_TIMEOUT_MS = 10_000
+
+/** A response body is read up to this size; a notifier's answer is a few bytes ("ok", a JSON error). */
+export const MAX_RESPONSE_BYTES = 64 * 1024
+
+// Keep-alive: a burst of notifications (many runs stalling at once) reuses one connection per
+// endpoint. Node unrefs idle keep-alive sockets, so they never keep a process alive.
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 })
+const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8 })
+
+/** Secrets shorter than this are not searched for in error texts. */
+export const MIN_SCRUBBED_LENGTH = 6
+
+/** What the endpoint answered, as given to a `classify` function. */
+export interface HttpAnswer {
+  status: number
+  /** Response headers, names in lower case. */
+  headers: { get(name: string): string | null }
+  /** The body as text, cut at {@link MAX_RESPONSE_BYTES} (empty when it could not be read). */
+  body: string
+}
+
+/** One request of {@link postJson}. */
+export interface PostJsonRequest {
+  url: string
+  /** The exact bytes to send (already serialised JSON, so that a signature can cover them). */
+  body: string
+  /** Extra request headers. `Content-Type: application/json` is always set. */
+  headers?: Record<string, string>
+  /** Time limit of the whole exchange. Default {@link DEFAULT_HTTP_TIMEOUT_MS}. */
+  timeoutMs?: number
+  /** Aborts the request (the delivery engine's own timeout, or its close). */
+  signal?: AbortSignal
+  /** Values to hide from error texts wherever they appear (tokens, signing secrets). The URL is always hidden. */
+  secrets?: readonly string[]
+  /** What the answer means. Default {@link classifyStatus}. */
+  classify?: (answer: HttpAnswer) => DeliveryOutcome
+}
+
+/**
+ * Reads a `Retry-After` header: delay-seconds or an HTTP date (RFC 9110 §10.2.3). Returns
+ * milliseconds from `nowMs`, never negative, or undefined when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null | undefined, nowMs: number = Date.now()): number | undefined {
+  if (value == null) return undefined
+  const text = value.trim()
+  if (/^\d+$/.test(text)) return Number(text) * 1000
+  const date = Date.parse(text)
+  if (Number.isNaN(date)) return undefined
+  return Math.max(0, date - nowMs)
+}
+
+/** The status line as an outcome: 2xx delivered; 429 and 5xx transient (with `Retry-After`); anything else permanent. */
+export function classifyStatus(answer: HttpAnswer, describe: string = shortBody(answer.body)): DeliveryOutcome {
+  const { status } = answer
+  if (status >= 200 && status < 300) return { kind: 'delivered', detail: `HTTP ${status}` }
+  const error = `HTTP ${status}${describe === '' ? '' : `: ${describe}`}`
+  if (status === 429 || status >= 500) {
+    const retryAfterMs = parseRetryAfter(answer.headers.get('retry-after'))
+    return retryAfterMs === undefined ? { kind: 'transient', error } : { kind: 'transient', error, retryAfterMs }
+  }
+  // 3xx lands here too: redirects are not followed, so that a body or signature meant for one
+  // endpoint is never replayed to another.
+  return { kind: 'permanent', error }
+}
+
+/** A body cut to one short line for an error text. */
+export function shortBody(body: string): string {
+  const line = body.replace(/\s+/g, ' ').trim()
+  return line.length > 200 ? `${line.slice(0, 197)}...` : line
+}
+
+/**
+ * Replaces the URL and every named secret in a text by their redacted forms. Values shorter than
+ * {@link MIN_SCRUBBED_LENGTH} are left alone: they match ordinary words by chance, and
+ * {@link redactSecret} shows nothing of them anyway.
+ */
+export function scrubSecrets(text: string, url: string, secrets: readonly string[] = []): string {
+  let out = text
+  // Longest first, so that a secret inside the URL does not break the URL's replacement.
+  for (const secret of [url, ...secrets].filter((s) => s.length >= MIN_SCRUBBED_LENGTH).sort((a, b) => b.length - a.length)) {
+    out = out.split(secret).join(redactSecret(secret))
+  }
+  return out
+}
+
+/** POSTs a JSON body and classifies the result. Never throws, never rejects. */
+export async function postJson(request: PostJsonRequest): Promise<DeliveryOutcome> {
+  const { url, secrets = [], classify = classifyStatus } = request
+  const timeoutMs = request.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS
+  const timeout = AbortSignal.timeout(timeoutMs)
+  const signal = request.signal === undefined ? timeout : AbortSignal.any([timeout, request.signal])
+  const where = redactSecret(url)
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { ...request.headers, 'Content-Type': 'application/json' },
+      body: request.body,
+      signal,
+      redirect: 'manual',
+      size: MAX_RESPONSE_BYTES,
+      agent: (parsed: URL) => (parsed.protocol === 'https:' ? httpsAgent : httpAgent),
+    })
+    let body = ''
+    try {
+      body = await response.text()
+    } catch (error) {
+      // A body too large, or cut off: the status line still says what happened, unless the
+      // exchange was aborted (the caught error then is the abort, handled below).
+      if (signal.aborted) throw error
+    }
+    const outcome = classify({ status: response.status, headers: response.headers, body })
+    return outcome.kind === 'delivered' ? outcome : { ...outcome, error: `${scrubSecrets(outcome.error, url, secrets)} (${where})` }
+  } catch (error) {
+    if (timeout.aborted) return { kind: 'transient', error: `no answer within ${timeoutMs} ms (${where})` }
+    if (request.signal?.aborted) return { kind: 'transient', error: `aborted (${where})` }
+    return { kind: 'transient', error: `${scrubSecrets(describeNetworkError(error), url, secrets)} (${where})` }
+  }
+}
+
+/** A network error in a few words: its code when it has one (ECONNREFUSED, ENOTFOUND), else its message. */
+function describeNetworkError(error: unknown): string {
+  const err = error as { code?: unknown; errno?: unknown; message?: unknown; type?: unknown }
+  const code = typeof err.code === 'string' ? err.code : typeof err.errno === 'string' ? err.errno : undefined
+  if (code !== undefined) return `network error ${code}`
+  // node-fetch messages name the full URL; the caller scrubs it.
+  return `request failed: ${typeof err.message === 'string' ? err.message : String(error)}`
+}

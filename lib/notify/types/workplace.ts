@@ -1,0 +1,104 @@
+/**
+ * The `workplace` notifier: a post in a Workplace group through the Graph API, as Python Aim
+ * sends it: POST `<base_url>/v14.0/<group_id>/feed?access_token=<token>` with `{"message": …}`.
+ *
+ * The Graph API answers errors as `{"error": {"message", "type", "code", "is_transient"}}`
+ * (https://developers.facebook.com/docs/graph-api/guides/error-handling). Rate limits (codes 4,
+ * 17, 32, 613) and temporary failures (1, 2, or `is_transient: true`) are transient, whatever
+ * the HTTP status (Graph sends rate limits as 400 or 403); OAuth and permission errors (190, 10,
+ * 200–299) and any other 4xx are permanent; 5xx is transient.
+ * @module
+ */
+import type { DeliveryOutcome, Notifier, NotifierContext, NotifierEntry, NotifierType, RunEvent } from '../contract.js'
+import { templateFor } from '../contract.js'
+import { compileTemplate } from '../template.js'
+import { classifyStatus, parseRetryAfter, postJson, type HttpAnswer } from '../http.js'
+import { checkMessageArgument, invalidArgument } from './arguments.js'
+import { checkHttpUrl } from './url-argument.js'
+
+/** Where Aim posts: the public Graph API. */
+export const DEFAULT_GRAPH_BASE_URL = 'https://graph.facebook.com'
+
+/** The Graph API version in Aim's request path. */
+export const GRAPH_API_VERSION = 'v14.0'
+
+/** Graph error codes that mean "later": unknown/temporary (1, 2) and throttling (4, 17, 32, 613). */
+const TRANSIENT_GRAPH_CODES = new Set([1, 2, 4, 17, 32, 613])
+
+/** What a Graph API answer means. */
+export function classifyGraphAnswer(answer: HttpAnswer): DeliveryOutcome {
+  if (answer.status >= 200 && answer.status < 300) return classifyStatus(answer)
+  const error = readGraphError(answer.body)
+  if (error === undefined) return classifyStatus(answer)
+  const text = `HTTP ${answer.status}: Graph error ${error.code ?? '?'}${error.type ? ` (${error.type})` : ''}${error.message ? `: ${error.message}` : ''}`
+  if (error.transient || (error.code !== undefined && TRANSIENT_GRAPH_CODES.has(error.code)) || answer.status === 429 || answer.status >= 500) {
+    const retryAfterMs = parseRetryAfter(answer.headers.get('retry-after'))
+    return retryAfterMs === undefined ? { kind: 'transient', error: text } : { kind: 'transient', error: text, retryAfterMs }
+  }
+  return { kind: 'permanent', error: text }
+}
+
+interface GraphError {
+  code?: number
+  type?: string
+  message?: string
+  transient: boolean
+}
+
+function readGraphError(body: string): GraphError | undefined {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body)
+  } catch {
+    return undefined
+  }
+  const error = (parsed as { error?: unknown } | null)?.error
+  if (error === null || typeof error !== 'object') return undefined
+  const { code, type, message, is_transient } = error as Record<string, unknown>
+  return {
+    ...(typeof code === 'number' ? { code } : {}),
+    ...(typeof type === 'string' ? { type } : {}),
+    ...(typeof message === 'string' ? { message: message.slice(0, 200) } : {}),
+    transient: is_transient === true,
+  }
+}
+
+/**
+ * A group id: a positive integer, or a string of digits. A digit string is turned into a number
+ * when that is exact; a longer one is kept as a string (Graph ids are 64-bit, past what a
+ * JavaScript number holds exactly), which builds the same request path.
+ */
+function checkGroupId(value: unknown): number | string {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value) || value <= 0) throw invalidArgument('workplace', 'group_id', `must be a positive integer, got ${value}`)
+    return value
+  }
+  if (typeof value === 'string' && /^[0-9]{1,20}$/.test(value) && !/^0+$/.test(value)) {
+    const number = Number(value)
+    return Number.isSafeInteger(number) ? number : value
+  }
+  throw invalidArgument('workplace', 'group_id', 'must be a positive integer (or a string of digits)')
+}
+
+export const workplaceType: NotifierType = {
+  type: 'workplace',
+  secretArguments: ['access_token'],
+  validate(args) {
+    const token = args['access_token']
+    if (typeof token !== 'string' || !/^\S+$/.test(token)) throw invalidArgument('workplace', 'access_token', 'must be a non-empty string without spaces')
+    const checked: Record<string, unknown> = { group_id: checkGroupId(args['group_id']), access_token: token }
+    if (args['base_url'] !== undefined) checked['base_url'] = checkHttpUrl('workplace', 'base_url', args['base_url']).replace(/\/+$/, '')
+    return checkMessageArgument(args, checked)
+  },
+  create(entry: NotifierEntry, _context: NotifierContext): Notifier {
+    const base = typeof entry.arguments['base_url'] === 'string' ? entry.arguments['base_url'] : DEFAULT_GRAPH_BASE_URL
+    const token = String(entry.arguments['access_token'])
+    const url = `${base}/${GRAPH_API_VERSION}/${encodeURIComponent(String(entry.arguments['group_id']))}/feed?access_token=${encodeURIComponent(token)}`
+    return {
+      entry,
+      render: (event: RunEvent) => compileTemplate(templateFor(entry, event.kind)).render(event),
+      send: (_event, rendered, signal) =>
+        postJson({ url, body: JSON.stringify({ message: rendered }), signal, secrets: [token, encodeURIComponent(token)], classify: classifyGraphAnswer }),
+    }
+  },
+}
