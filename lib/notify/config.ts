@@ -34,6 +34,8 @@ export interface ConfigProblem {
   /** Its type, when it has one. */
   type?: string
   error: string
+  /** The stored entry, when it is at least an object with an id and a type. */
+  entry?: NotifierEntry
 }
 
 /** The notifier configuration as loaded. */
@@ -77,6 +79,10 @@ export async function readJsonFile(file: string): Promise<unknown> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw error
   }
+  return parseJsonText(file, text)
+}
+
+function parseJsonText(file: string, text: string): unknown {
   try {
     return JSON.parse(text) as unknown
   } catch (error) {
@@ -215,7 +221,7 @@ function loadConfig(file: string, raw: unknown): NotificationsConfig {
     try {
       config.notifiers.push(validateEntry(value))
     } catch (error) {
-      config.invalid.push({ id: key, type: value.type, error: (error as Error).message })
+      config.invalid.push({ id: key, type: value.type, error: (error as Error).message, entry: value })
     }
   }
   return config
@@ -230,10 +236,32 @@ export async function readNotificationsConfig(paths: RepoPaths): Promise<Notific
   return loadConfig(paths.config, await readJsonFile(paths.config))
 }
 
+/**
+ * Parses the text of a configuration file (`undefined`: the file does not exist), as
+ * {@link readNotificationsConfig} does; `file` names it in errors.
+ */
+export function parseNotificationsConfig(file: string, text: string | undefined): NotificationsConfig {
+  return loadConfig(file, text === undefined ? undefined : parseJsonText(file, text))
+}
+
 /** Orders an entry's keys as Aim writes them (`id`, `type`, `arguments`, `status`), then the rest. */
 function inAimOrder(entry: NotifierEntry): NotifierEntry {
   const { id, type, arguments: args, status, ...rest } = entry
   return { id, type, arguments: args, status, ...rest }
+}
+
+/**
+ * What to store for one draft entry: an untouched entry as it was; a changed or new entry of a
+ * known type validated and normalised; an entry of a type unknown here only if it existed
+ * before under the same type (so its status can be changed, as Aim allows), never a new one.
+ */
+function checkedForWriting(entry: NotifierEntry, before: unknown): unknown {
+  if (before !== undefined && JSON.stringify(before) === JSON.stringify(entry)) return before
+  if (findNotifierType(entry.type) !== undefined || !isPlainObject(before) || before['type'] !== entry.type) return inAimOrder(validateEntry(entry))
+  if (entry.status !== 'enabled' && entry.status !== 'disabled') {
+    throw new AimStatusError(ErrorCodes.INVALID_NOTIFIER, `Expected status "enabled" or "disabled", got ${describeValue(entry.status)}`)
+  }
+  return inAimOrder(entry)
 }
 
 function serialise(parsed: ParsedConfig, draft: ConfigDraft, file: string): string {
@@ -246,8 +274,7 @@ function serialise(parsed: ParsedConfig, draft: ConfigDraft, file: string): stri
     if (seen.has(id)) throw new AimStatusError(ErrorCodes.INVALID_NOTIFIER, `Two notifiers with the id ${describeValue(id)}`)
     seen.add(id)
     const before = original.get(id)
-    const unchanged = before !== undefined && JSON.stringify(before) === JSON.stringify(entry)
-    written.push([id, unchanged ? before : inAimOrder(validateEntry(entry))])
+    written.push([id, checkedForWriting(entry, before)])
   }
   // Malformed stored values are not in the draft; keep them where nothing replaced them.
   for (const [key, value] of parsed.entries) {

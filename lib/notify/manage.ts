@@ -1,0 +1,292 @@
+/**
+ * The notifier registry of a repo, as a program reaches it (the `Watcher` object exposes these,
+ * and `aim-watcher notifiers …` is a thin shell over them): add, list, enable, disable, remove,
+ * test, and Aim's log level. Every change goes through {@link updateNotificationsConfig}: locked,
+ * validated whole, written atomically, never half-applied.
+ * @module
+ */
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import { AimStatusError, ErrorCodes, InvalidIdError, InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
+import { repoPaths, resolveRepoRoot, type RepoPaths } from '../repo.js'
+import type { DeliveryOutcome, NotifierEntry, RunEvent, RunEventKind } from './contract.js'
+import { AIM_DEFAULT_MESSAGE, DEFAULT_NOTIFIER_EVENTS } from './contract.js'
+import { readNotificationsConfig, updateNotificationsConfig } from './config.js'
+import { NOTIFIER_ID_PATTERN, createNotifier, redactEntry, validateEntry } from './registry.js'
+import { emptyDeliveryStatus, readNotifierStatus, writeNotifierStatus, type NotifierDeliveryStatus, type NotifierStatusMap } from './status-file.js'
+
+/** What {@link addNotifier} needs to configure a notifier. */
+export interface NotifierSpec {
+  /** The id to store it under. Default: a new uuid4 (as Aim makes them). An id in use is an error. */
+  id?: string
+  /** A registered type: `slack`, `workplace`, `logger`, `webhook`, or a custom one. */
+  type: string
+  /** The type's arguments, in Aim's names (`url`, `group_id`, `access_token`, `message`, …). Default: `{}`. */
+  arguments?: Record<string, unknown>
+  /** Which events it receives. Default: `stalled`, `failed`, `recovered`. */
+  events?: RunEventKind[]
+  /** A template per event, overriding `arguments.message`. Default: none. */
+  messages?: Partial<Record<RunEventKind, string>>
+  /** Default: `enabled`. */
+  status?: 'enabled' | 'disabled'
+}
+
+/** One notifier as listed: secrets redacted, with how its deliveries went. */
+export interface NotifierListing {
+  id: string
+  type: string
+  status: 'enabled' | 'disabled'
+  /** The events it receives (its own list, or the default). */
+  events: RunEventKind[]
+  /** The entry with every secret argument redacted: safe to print. */
+  entry: NotifierEntry
+  /** False when the watcher skips it: unknown type, or invalid arguments (see `problem`). */
+  usable: boolean
+  /** Why it is skipped, or null. */
+  problem: string | null
+  delivery: NotifierDeliveryStatus
+}
+
+/** The result of testing one notifier. */
+export interface NotifierTestResult {
+  id: string
+  type: string
+  outcome: DeliveryOutcome
+}
+
+/** Options of {@link testNotifiers}. */
+export interface TestNotifiersOptions {
+  /** Where the `logger` notifier (and custom ones that print) write. Default: standard output. */
+  writeLine?: (line: string) => void
+  /** How long one notifier may take, in ms. Default: 10000. */
+  timeoutMs?: number
+}
+
+/** Python logging levels by name, as Aim stores `log_level` (an int). */
+export const LOG_LEVELS: Readonly<Record<string, number>> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, CRITICAL: 50 }
+/** The level when `log_level` is not set: Python logging's default, WARNING. */
+export const DEFAULT_LOG_LEVEL = 30
+// Python's logging accepts these aliases too.
+const LEVEL_BY_NAME = new Map<string, number>([...Object.entries(LOG_LEVELS), ['WARN', 30], ['FATAL', 50]])
+
+/**
+ * Aim's types read `arguments.message` unconditionally (a missing one is a KeyError in Python
+ * Aim's watcher), so entries of these types always get one.
+ */
+const AIM_TYPES = new Set(['slack', 'workplace', 'logger'])
+
+function pathsOf(root: string): RepoPaths {
+  if (typeof root !== 'string' || root === '') throw new InvalidOptionError(`Expected \`root\` to be a folder path, got ${describeValue(root)}`)
+  return repoPaths(resolveRepoRoot(root))
+}
+
+/** Throws AIM_STATUS_INVALID_ID unless `id` could be a notifier id (so a hostile string never reaches a path or a key). */
+export function checkNotifierId(id: unknown): string {
+  if (typeof id !== 'string' || !NOTIFIER_ID_PATTERN.test(id)) {
+    throw new InvalidIdError(`Expected a notifier id of 1 to 64 characters of [A-Za-z0-9_-], got ${describeValue(id)}`)
+  }
+  return id
+}
+
+const unknownNotifier = (id: string): AimStatusError => new AimStatusError(ErrorCodes.UNKNOWN_NOTIFIER, `No notifier with id ${id}`)
+
+/** Builds and validates the entry a spec describes (a new uuid4 id unless one is given). Nothing is stored. */
+export function entryFromSpec(spec: NotifierSpec): NotifierEntry {
+  if (spec === null || typeof spec !== 'object') throw new InvalidOptionError(`Expected a notifier spec object, got ${describeValue(spec)}`)
+  if (typeof spec.type !== 'string') throw new InvalidOptionError(`Expected \`type\` to be a string, got ${describeValue(spec.type)}`)
+  const args = spec.arguments ?? {}
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new InvalidOptionError(`Expected \`arguments\` to be an object, got ${describeValue(args)}`)
+  const entry: NotifierEntry = {
+    id: spec.id === undefined ? randomUUID() : checkNotifierId(spec.id),
+    type: spec.type,
+    arguments: AIM_TYPES.has(spec.type) && args['message'] === undefined ? { ...args, message: AIM_DEFAULT_MESSAGE } : { ...args },
+    status: spec.status ?? 'enabled',
+  }
+  if (spec.events !== undefined) entry.events = spec.events
+  if (spec.messages !== undefined) entry.messages = spec.messages
+  return validateEntry(entry)
+}
+
+/** Adds a notifier and returns its stored entry (not redacted: the caller gave the secrets). */
+export async function addNotifier(root: string, spec: NotifierSpec): Promise<NotifierEntry> {
+  const paths = pathsOf(root)
+  const entry = entryFromSpec(spec)
+  await updateNotificationsConfig(paths, (draft) => {
+    draft.notifiers.push(entry)
+  })
+  return entry
+}
+
+async function readStatusLeniently(paths: RepoPaths): Promise<NotifierStatusMap> {
+  try {
+    return await readNotifierStatus(paths)
+  } catch {
+    // Delivery bookkeeping is informative; a listing must not fail because of it.
+    return Object.create(null) as NotifierStatusMap
+  }
+}
+
+/** Every configured notifier, secrets redacted, with its delivery status. */
+export async function listNotifiers(root: string): Promise<NotifierListing[]> {
+  const paths = pathsOf(root)
+  const [config, statuses] = await Promise.all([readNotificationsConfig(paths), readStatusLeniently(paths)])
+  const listing = (entry: NotifierEntry, problem: string | null): NotifierListing => ({
+    id: entry.id,
+    type: entry.type,
+    status: entry.status,
+    events: Array.isArray(entry.events) ? entry.events : [...DEFAULT_NOTIFIER_EVENTS],
+    entry: redactEntry(entry),
+    usable: problem === null,
+    problem,
+    delivery: statuses[entry.id] ?? emptyDeliveryStatus(),
+  })
+  return [
+    ...config.notifiers.map((entry) => listing(entry, null)),
+    ...config.unknownTypes.map((entry) => listing(entry, `unknown notifier type "${entry.type}": skipped`)),
+    ...config.invalid.flatMap((problem) => (problem.entry === undefined ? [] : [listing(problem.entry, problem.error)])),
+  ]
+}
+
+async function setStatus(root: string, id: string, status: 'enabled' | 'disabled'): Promise<void> {
+  checkNotifierId(id)
+  await updateNotificationsConfig(pathsOf(root), (draft) => {
+    const entry = draft.notifiers.find((e) => e.id === id)
+    if (entry === undefined) throw unknownNotifier(id)
+    entry.status = status
+  })
+}
+
+/** Enables a notifier. Unknown id: AIM_STATUS_UNKNOWN_NOTIFIER. */
+export async function enableNotifier(root: string, id: string): Promise<void> {
+  await setStatus(root, id, 'enabled')
+}
+
+/** Disables a notifier (it stays configured). Unknown id: AIM_STATUS_UNKNOWN_NOTIFIER. */
+export async function disableNotifier(root: string, id: string): Promise<void> {
+  await setStatus(root, id, 'disabled')
+}
+
+/** Removes a notifier and its delivery status. Unknown id: AIM_STATUS_UNKNOWN_NOTIFIER. */
+export async function removeNotifier(root: string, id: string): Promise<void> {
+  checkNotifierId(id)
+  const paths = pathsOf(root)
+  await updateNotificationsConfig(paths, (draft) => {
+    const index = draft.notifiers.findIndex((e) => e.id === id)
+    if (index < 0) throw unknownNotifier(id)
+    draft.notifiers.splice(index, 1)
+  })
+  // The configuration is what matters; stale bookkeeping is harmless if this fails.
+  await writeNotifierStatus(paths, { [id]: null }).catch(() => undefined)
+}
+
+/** The event a test sends: a stall of a run that does not exist, clearly named as a test. */
+function testEvent(root: string): RunEvent {
+  const at = Date.now()
+  return {
+    kind: 'stalled',
+    key: `notifier_test/stalled/${at}`,
+    at,
+    run: {
+      hash: 'notifier_test',
+      name: 'aim-watcher notifier test',
+      status: 'stalled',
+      startedAt: at,
+      lastProgressAt: at,
+      expectNextIn: 0,
+      deadlineAt: null,
+      grace: 0,
+      episode: 1,
+    },
+    repo: root,
+    host: hostname(),
+    pid: process.pid,
+    overdueSeconds: 0,
+  }
+}
+
+/** Sends with a deadline even if a notifier ignores its abort signal; a throw becomes an outcome. */
+async function sendWithTimeout(send: (signal: AbortSignal) => Promise<DeliveryOutcome>, timeoutMs: number): Promise<DeliveryOutcome> {
+  const controller = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<DeliveryOutcome>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort()
+      resolve({ kind: 'transient', error: `timed out after ${timeoutMs} ms` })
+    }, timeoutMs)
+  })
+  try {
+    return await Promise.race([send(controller.signal).catch((error: unknown) => ({ kind: 'permanent' as const, error: String((error as Error)?.message ?? error) })), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Sends a test message through every enabled notifier, or through the one given (even when
+ * disabled), all at once, and returns each outcome. Test sends are not recorded in the
+ * delivery status. Unknown id: AIM_STATUS_UNKNOWN_NOTIFIER.
+ */
+export async function testNotifiers(root: string, id?: string, options: TestNotifiersOptions = {}): Promise<NotifierTestResult[]> {
+  if (id !== undefined) checkNotifierId(id)
+  const timeoutMs = options.timeoutMs ?? 10_000
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new OutOfRangeError(`Expected \`timeoutMs\` to be a positive number, got ${describeValue(timeoutMs)}`)
+  const writeLine = options.writeLine ?? ((line: string) => void process.stdout.write(`${line}\n`))
+  const paths = pathsOf(root)
+  const config = await readNotificationsConfig(paths)
+  let chosen: NotifierEntry[]
+  if (id === undefined) {
+    chosen = config.notifiers.filter((e) => e.status === 'enabled')
+  } else {
+    const entry = config.notifiers.find((e) => e.id === id)
+    if (entry === undefined) {
+      const skipped = [...config.unknownTypes.map((e) => ({ id: e.id, why: `its type "${e.type}" is unknown here` })), ...config.invalid.map((p) => ({ id: p.id, why: p.error }))].find((s) => s.id === id)
+      if (skipped !== undefined) throw new AimStatusError(ErrorCodes.INVALID_NOTIFIER, `Notifier ${id} cannot be tested: ${skipped.why}`)
+      throw unknownNotifier(id)
+    }
+    chosen = [entry]
+  }
+  const event = testEvent(paths.root)
+  return Promise.all(
+    chosen.map(async (entry) => {
+      const outcome = await sendWithTimeout(async (signal) => {
+        const notifier = createNotifier(entry, { writeLine })
+        return notifier.send(event, notifier.render(event), signal)
+      }, timeoutMs)
+      return { id: entry.id, type: entry.type, outcome }
+    }),
+  )
+}
+
+/** Reads a log level given as a Python level name (any case) or an integer 0–50. */
+export function parseLogLevel(level: string | number): number {
+  if (typeof level === 'number' || (typeof level === 'string' && /^\d+$/.test(level.trim()))) {
+    const value = Number(level)
+    if (!Number.isInteger(value) || value < 0 || value > 50) throw new OutOfRangeError(`Expected a log level from 0 to 50, got ${describeValue(level)}`)
+    return value
+  }
+  const name = typeof level === 'string' ? level.trim().toUpperCase() : ''
+  const value = LEVEL_BY_NAME.get(name)
+  if (value === undefined) {
+    throw new InvalidOptionError(`Expected a log level (${Object.keys(LOG_LEVELS).join(', ')} or 0 to 50), got ${describeValue(level)}`)
+  }
+  return value
+}
+
+/** The name of a level (`ERROR`), or `Level N` as Python names a level it has no name for. */
+export function logLevelName(level: number): string {
+  return Object.entries(LOG_LEVELS).find(([, value]) => value === level)?.[0] ?? `Level ${level}`
+}
+
+/** Aim's `log_level` (a Python logging level), or {@link DEFAULT_LOG_LEVEL} when it is not set. */
+export async function getLogLevel(root: string): Promise<number> {
+  return (await readNotificationsConfig(pathsOf(root))).logLevel ?? DEFAULT_LOG_LEVEL
+}
+
+/** Sets Aim's `log_level`; accepts DEBUG/INFO/WARNING/ERROR/CRITICAL or an integer. Returns the stored int. */
+export async function setLogLevel(root: string, level: string | number): Promise<number> {
+  const value = parseLogLevel(level)
+  await updateNotificationsConfig(pathsOf(root), (draft) => {
+    draft.logLevel = value
+  })
+  return value
+}
