@@ -37,8 +37,7 @@ const customType: NotifierType = {
 }
 registerNotifierType(customType)
 
-function repoWith(t: { testdir(fixture: object): string }, fixture?: string): string {
-  const root = t.testdir({})
+function repoWith(root: string, fixture?: string): string {
   if (fixture !== undefined) {
     const paths = repoPaths(root)
     mkdirSync(paths.notifications, { recursive: true })
@@ -48,19 +47,19 @@ function repoWith(t: { testdir(fixture: object): string }, fixture?: string): st
 }
 
 t.test('Aim fixtures load unchanged', async (t) => {
-  const cli = await readNotificationsConfig(repoPaths(repoWith(t, 'written-by-aim-cli.json')))
+  const cli = await readNotificationsConfig(repoPaths(repoWith(t.testdir({}), 'written-by-aim-cli.json')))
   t.equal(cli.version, '1.0')
   t.equal(cli.logLevel, 40)
   t.same(cli.notifiers.map((e) => e.type), ['slack', 'workplace', 'logger'])
   t.same(cli.invalid, [])
-  const dflt = await readNotificationsConfig(repoPaths(repoWith(t, 'aim-default.json')))
+  const dflt = await readNotificationsConfig(repoPaths(repoWith(t.testdir({}), 'aim-default.json')))
   t.same(dflt.notifiers.map((e) => [e.id, e.type, e.status]), [['b6487000-b521-4a2a-a42b-8fee1b7fa43d', 'logger', 'enabled']])
   t.equal(dflt.logLevel, undefined)
   t.same((await readNotificationsConfig(repoPaths(t.testdir({})))).notifiers, [], 'a missing file is no notifiers')
 })
 
 t.test('an entry we write keeps Aim shape, unknown fields and unknown types; mode 0600', async (t) => {
-  const root = repoWith(t, 'written-by-aim-cli.json')
+  const root = repoWith(t.testdir({}), 'written-by-aim-cli.json')
   const paths = repoPaths(root)
   const raw = JSON.parse(readFileSync(paths.config, 'utf8'))
   raw.extra = { keep: true }
@@ -138,7 +137,7 @@ t.test('test sends through enabled notifiers, reports outcomes, redacts in listi
 })
 
 t.test('log level: names and ints, as Aim stores it', async (t) => {
-  const root = repoWith(t, 'aim-default.json')
+  const root = repoWith(t.testdir({}), 'aim-default.json')
   t.equal(await getLogLevel(root), 30)
   t.equal(await setLogLevel(root, 'debug'), 10)
   t.equal(await setLogLevel(root, '50'), 50)
