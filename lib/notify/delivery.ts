@@ -1,0 +1,548 @@
+/**
+ * The outbox: accepted notifications, their delivery, retries and backoff. Pure and
+ * clock-injected: it owns no files and no threads; the owner (the repo actor) gives it the
+ * current notifiers and a `persist` function that writes {@link OutboxState} durably.
+ *
+ * Guarantees:
+ * - Durable before acknowledged: `accept()` resolves, and the first send starts, only after
+ *   `persist` has stored the new items; each outcome is persisted before it is reported and
+ *   before the next item is sent. A process that dies loses nothing it accepted (a send cut off
+ *   mid-flight may be repeated by the next owner: at-least-once).
+ * - Once per (event key, notifier): a key pending or settled (delivered, failed, dropped) for a
+ *   notifier is never queued again, also after a restore, as long as it is remembered
+ *   (the {@link DeliveryOptions.rememberKeys} most recent settled keys).
+ * - Independent notifiers: one queue per notifier, one send in flight per queue, order kept
+ *   within a queue. A slow or failing endpoint only delays its own queue.
+ * - A retry follows only a failed attempt, never a delivered one, and never runs beside
+ *   another send of the same queue.
+ * @module
+ */
+import { AimStatusError, ErrorCodes, InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
+import type { Clock, TimerHandle } from '../clock.js'
+import type { DeliveryOutcome, Notifier, RunEvent } from './contract.js'
+import { RUN_EVENT_KINDS, wantsEvent } from './contract.js'
+import { NOTIFIER_ID_PATTERN } from './registry.js'
+
+/** How the wait between attempts grows: `initialMs * factor^(attempt-1)`, capped, ± jitter. */
+export interface BackoffOptions {
+  /** The wait after the first failed attempt. Default 500 ms. */
+  initialMs?: number
+  /** Growth per further attempt. Default 1.5. */
+  factor?: number
+  /** The longest wait. Default 60 000 ms. */
+  maxMs?: number
+  /** Relative spread, 0–1: a wait is multiplied by a factor in `[1 - jitter, 1 + jitter]`. Default 0.2. */
+  jitter?: number
+}
+
+/** What a {@link DeliveryEngine} needs from its owner. */
+export interface DeliveryOptions {
+  /** Time and timers: backoff waits and the per-attempt timeout run on it. */
+  clock: Clock
+  /**
+   * The notifiers as configured now. Called on every `accept()` and before every attempt, so a
+   * change of configuration applies at once: a removed or disabled notifier's pending items are
+   * dropped (and reported) at their next attempt or at {@link DeliveryEngine.notifiersChanged}.
+   */
+  notifiers(): readonly Notifier[]
+  /**
+   * Stores the state durably. Awaited after `accept()` queued items and after every outcome,
+   * before acknowledging or sending on. Calls never overlap; a rejection is reported to
+   * `onPersistError` and delivery carries on (sending from memory beats not sending).
+   */
+  persist(state: OutboxState): Promise<void>
+  /** The time limit of one attempt; the attempt is then aborted and counted as transient. Default 10 000 ms. */
+  timeoutMs?: number
+  /** Waits between attempts. A server's `Retry-After` is honoured when longer. */
+  backoff?: BackoffOptions
+  /**
+   * How long an item may keep failing, from its first attempt in this engine, before it is given
+   * up: it is then removed from the outbox, remembered as failed (never re-queued for that
+   * key) and reported as `delivery-failed`. An item restored from a state starts a new budget,
+   * so time with no process alive never counts. Default 900 000 ms (15 min).
+   */
+  budgetMs?: number
+  /** How many settled (event key, notifier) pairs are remembered to refuse duplicates. Default 1000. */
+  rememberKeys?: number
+  /** A number in [0, 1) for jitter. Default `Math.random`. */
+  random?: () => number
+  /** Told of every outcome, after it is persisted. Must not throw. */
+  onOutcome?(report: DeliveryReport): void
+  /** Told when `persist` rejects. */
+  onPersistError?(error: unknown): void
+}
+
+/** One notification waiting for one notifier. */
+export interface OutboxItem {
+  notifierId: string
+  event: RunEvent
+  /** When it was accepted (epoch ms). */
+  acceptedAt: number
+  /** Attempts made so far, across owners. */
+  attempts: number
+  /** Not before this instant (epoch ms): backoff or `Retry-After`. */
+  nextAttemptAt: number
+  lastError: string | null
+}
+
+/** A (notifier, event key) pair that is done with, kept to refuse a second delivery. */
+export interface SettledKey {
+  notifierId: string
+  key: string
+  at: number
+  result: 'delivered' | 'failed' | 'dropped'
+}
+
+/** Per-notifier delivery counters. */
+export interface NotifierStats {
+  delivered: number
+  /** Items given up: permanent errors and exhausted budgets (not dropped ones). */
+  failed: number
+  lastDeliveryAt: number | null
+  /** The last error of any attempt, transient or permanent. */
+  lastError: string | null
+  lastErrorAt: number | null
+}
+
+/** The outbox as JSON: what a snapshot stores and a new owner restores. */
+export interface OutboxState {
+  version: 1
+  /** Pending items, in sending order per notifier. */
+  pending: OutboxItem[]
+  /** The most recently settled pairs, oldest first. */
+  settled: SettledKey[]
+  stats: Record<string, NotifierStats>
+}
+
+interface ReportBase {
+  notifierId: string
+  /** The notifier's type, when it is still configured. */
+  notifierType: string | undefined
+  key: string
+  event: RunEvent
+  /** Attempts made for this item. */
+  attempts: number
+  /** When the outcome was known. */
+  at: number
+}
+
+/** What happened to one item. */
+export type DeliveryReport =
+  | (ReportBase & { kind: 'notified' })
+  | (ReportBase & { kind: 'retrying'; error: string; nextAttemptAt: number })
+  | (ReportBase & { kind: 'delivery-failed'; error: string; reason: 'permanent' | 'budget' })
+  | (ReportBase & { kind: 'dropped'; error: string })
+
+/** Defaults of {@link DeliveryOptions}. */
+export const DELIVERY_DEFAULTS = {
+  timeoutMs: 10_000,
+  budgetMs: 15 * 60_000,
+  rememberKeys: 1000,
+  backoff: { initialMs: 500, factor: 1.5, maxMs: 60_000, jitter: 0.2 },
+} as const
+
+/** The wait before attempt `attempts + 1`, after `attempts` failures (≥ 1). */
+export function backoffDelay(attempts: number, backoff: Required<BackoffOptions>, random: () => number): number {
+  const base = Math.min(backoff.maxMs, backoff.initialMs * backoff.factor ** Math.max(0, attempts - 1))
+  return Math.round(base * (1 + backoff.jitter * (2 * random() - 1)))
+}
+
+interface QueuedItem extends OutboxItem {
+  /** Start of this engine's retry budget for the item: its first attempt here. */
+  budgetFrom: number | null
+}
+
+/** One notifier's queue. */
+interface Lane {
+  readonly id: string
+  items: QueuedItem[]
+  timer: TimerHandle | null
+  timerAt: number
+  sending: Promise<void> | null
+  abort: AbortController | null
+}
+
+const emptyStats = (): NotifierStats => ({ delivered: 0, failed: 0, lastDeliveryAt: null, lastError: null, lastErrorAt: null })
+const pairKey = (notifierId: string, key: string): string => `${notifierId}\n${key}`
+
+/** The outbox and its sender. See the module comment for what it guarantees. */
+export class DeliveryEngine {
+  readonly #options: DeliveryOptions
+  readonly #clock: Clock
+  readonly #timeoutMs: number
+  readonly #budgetMs: number
+  readonly #rememberKeys: number
+  readonly #backoff: Required<BackoffOptions>
+  readonly #random: () => number
+  readonly #lanes = new Map<string, Lane>()
+  /** Settled pairs, oldest first (a Map keeps insertion order). */
+  readonly #settled = new Map<string, SettledKey>()
+  readonly #stats = new Map<string, NotifierStats>()
+  #persistTail: Promise<void> = Promise.resolve()
+  #persistQueued: Promise<void> | null = null
+  #closing: Promise<void> | null = null
+
+  constructor(options: DeliveryOptions, restored?: OutboxState) {
+    this.#options = checkOptions(options)
+    this.#clock = options.clock
+    this.#timeoutMs = options.timeoutMs ?? DELIVERY_DEFAULTS.timeoutMs
+    this.#budgetMs = options.budgetMs ?? DELIVERY_DEFAULTS.budgetMs
+    this.#rememberKeys = options.rememberKeys ?? DELIVERY_DEFAULTS.rememberKeys
+    this.#backoff = { ...DELIVERY_DEFAULTS.backoff, ...options.backoff }
+    this.#random = options.random ?? Math.random
+    if (restored !== undefined) {
+      this.#restore(checkOutboxState(restored))
+      // Let the owner finish wiring before the first send.
+      queueMicrotask(() => {
+        for (const id of this.#lanes.keys()) this.#kick(id)
+      })
+    }
+  }
+
+  /**
+   * Queues an event for every enabled notifier that wants it and has not had its key, persists,
+   * then starts sending. Resolves with the ids of the notifiers it was queued for. Rejects with
+   * `AIM_STATUS_CLOSED` after close, or with `persist`'s error (the items are sent anyway).
+   */
+  async accept(event: RunEvent): Promise<string[]> {
+    if (this.#closing !== null) throw new AimStatusError(ErrorCodes.CLOSED, 'The outbox is closed')
+    checkEvent(event, 'event')
+    const now = this.#clock.now()
+    const queued: string[] = []
+    for (const notifier of this.#options.notifiers()) {
+      const id = notifier.entry.id
+      if (!wantsEvent(notifier.entry, event.kind) || this.#knows(id, event.key)) continue
+      this.#lane(id).items.push({ notifierId: id, event, acceptedAt: now, attempts: 0, nextAttemptAt: now, lastError: null, budgetFrom: null })
+      queued.push(id)
+    }
+    if (queued.length === 0) return queued
+    try {
+      await this.#save()
+    } finally {
+      for (const id of queued) this.#kick(id)
+    }
+    return queued
+  }
+
+  /**
+   * Applies a change of configuration now: drops the pending items of notifiers that are gone or
+   * disabled (except one being sent, which settles first), and reports them as `dropped`.
+   */
+  async notifiersChanged(): Promise<void> {
+    const current = this.#currentNotifiers()
+    const reports: DeliveryReport[] = []
+    for (const lane of this.#lanes.values()) {
+      if (lane.sending === null && lane.items.length > 0 && !isActive(current.get(lane.id))) reports.push(...this.#dropLane(lane, current.get(lane.id)))
+    }
+    if (reports.length > 0) await this.#saveThenReport(reports)
+  }
+
+  /** The outbox as JSON, for a snapshot. */
+  state(): OutboxState {
+    const pending: OutboxItem[] = []
+    for (const lane of this.#lanes.values()) {
+      for (const { budgetFrom: _budget, ...item } of lane.items) pending.push(item)
+    }
+    return { version: 1, pending, settled: [...this.#settled.values()], stats: this.stats() }
+  }
+
+  /** Counters per notifier id (notifiers that ever had an item). */
+  stats(): Record<string, NotifierStats> {
+    const out: Record<string, NotifierStats> = {}
+    for (const [id, stats] of this.#stats) out[id] = { ...stats }
+    return out
+  }
+
+  /** How many items are waiting, per notifier id. */
+  pendingCounts(): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const lane of this.#lanes.values()) if (lane.items.length > 0) out[lane.id] = lane.items.length
+    return out
+  }
+
+  /**
+   * Stops: cancels waits, aborts sends in flight (their items stay pending, the attempt not
+   * counted, unless the answer was already in), and waits for the last persist. Then
+   * {@link state} is final. Safe to call twice.
+   */
+  close(): Promise<void> {
+    if (this.#closing === null) {
+      for (const lane of this.#lanes.values()) {
+        this.#disarm(lane)
+        lane.abort?.abort()
+      }
+      const sends = [...this.#lanes.values()].map((lane) => lane.sending)
+      this.#closing = Promise.all(sends).then(() => this.#persistTail)
+    }
+    return this.#closing
+  }
+
+  #restore(state: OutboxState): void {
+    for (const settled of state.settled) this.#remember(settled)
+    for (const [id, stats] of Object.entries(state.stats)) {
+      const time = (value: unknown): number | null => (isTime(value) ? value : null)
+      this.#stats.set(id, {
+        delivered: stats.delivered,
+        failed: stats.failed,
+        lastDeliveryAt: time(stats.lastDeliveryAt),
+        lastError: typeof stats.lastError === 'string' ? stats.lastError : null,
+        lastErrorAt: time(stats.lastErrorAt),
+      })
+    }
+    const now = this.#clock.now()
+    for (const item of state.pending) {
+      if (this.#knows(item.notifierId, item.event.key)) continue
+      // A wait set by another owner is kept, but never longer than the longest backoff from now.
+      const nextAttemptAt = Math.min(Math.max(now, item.nextAttemptAt), now + this.#backoff.maxMs)
+      this.#lane(item.notifierId).items.push({ ...item, nextAttemptAt, budgetFrom: null })
+    }
+  }
+
+  #lane(id: string): Lane {
+    let lane = this.#lanes.get(id)
+    if (lane === undefined) {
+      lane = { id, items: [], timer: null, timerAt: 0, sending: null, abort: null }
+      this.#lanes.set(id, lane)
+    }
+    return lane
+  }
+
+  #knows(notifierId: string, key: string): boolean {
+    if (this.#settled.has(pairKey(notifierId, key))) return true
+    return this.#lanes.get(notifierId)?.items.some((item) => item.event.key === key) ?? false
+  }
+
+  #remember(settled: SettledKey): void {
+    const k = pairKey(settled.notifierId, settled.key)
+    this.#settled.delete(k)
+    this.#settled.set(k, settled)
+    while (this.#settled.size > this.#rememberKeys) this.#settled.delete(this.#settled.keys().next().value as string)
+  }
+
+  #statsOf(id: string): NotifierStats {
+    let stats = this.#stats.get(id)
+    if (stats === undefined) {
+      stats = emptyStats()
+      this.#stats.set(id, stats)
+    }
+    return stats
+  }
+
+  #currentNotifiers(): Map<string, Notifier> {
+    const map = new Map<string, Notifier>()
+    for (const notifier of this.#options.notifiers()) if (!map.has(notifier.entry.id)) map.set(notifier.entry.id, notifier)
+    return map
+  }
+
+  /** Sends the head of a lane now, or arms its timer; a no-op while a send is in flight. */
+  #kick(id: string): void {
+    const lane = this.#lanes.get(id)
+    if (lane === undefined || this.#closing !== null || lane.sending !== null) return
+    const head = lane.items[0]
+    if (head === undefined) {
+      this.#disarm(lane)
+      return
+    }
+    const delay = head.nextAttemptAt - this.#clock.now()
+    if (delay > 0) {
+      if (lane.timer !== null && lane.timerAt === head.nextAttemptAt) return
+      this.#disarm(lane)
+      lane.timerAt = head.nextAttemptAt
+      lane.timer = this.#clock.setTimer(() => {
+        lane.timer = null
+        this.#kick(id)
+      }, delay)
+      return
+    }
+    this.#disarm(lane)
+    lane.sending = this.#attempt(lane, head).finally(() => {
+      lane.sending = null
+      this.#kick(id)
+    })
+  }
+
+  #disarm(lane: Lane): void {
+    if (lane.timer !== null) this.#clock.clearTimer(lane.timer)
+    lane.timer = null
+  }
+
+  async #attempt(lane: Lane, item: QueuedItem): Promise<void> {
+    const notifier = this.#currentNotifiers().get(lane.id)
+    if (!isActive(notifier)) {
+      await this.#saveThenReport(this.#dropLane(lane, notifier))
+      return
+    }
+    item.budgetFrom ??= this.#clock.now()
+    const outcome = await this.#send(lane, notifier, item)
+    if (this.#closing !== null && outcome.kind !== 'delivered') return // interrupted, not failed: stays pending as it was
+    item.attempts++
+    const now = this.#clock.now()
+    const stats = this.#statsOf(lane.id)
+    const base = { notifierId: lane.id, notifierType: notifier.entry.type, key: item.event.key, event: item.event, attempts: item.attempts, at: now }
+    let report: DeliveryReport
+    if (outcome.kind === 'delivered') {
+      this.#settle(lane, item, 'delivered', now)
+      stats.delivered++
+      stats.lastDeliveryAt = now
+      report = { ...base, kind: 'notified' }
+    } else {
+      stats.lastError = outcome.error
+      stats.lastErrorAt = now
+      item.lastError = outcome.error
+      const wait = outcome.kind === 'transient' ? Math.max(backoffDelay(item.attempts, this.#backoff, this.#random), outcome.retryAfterMs ?? 0) : 0
+      if (outcome.kind === 'permanent' || now + wait - item.budgetFrom > this.#budgetMs) {
+        this.#settle(lane, item, 'failed', now)
+        stats.failed++
+        report = { ...base, kind: 'delivery-failed', error: outcome.error, reason: outcome.kind === 'permanent' ? 'permanent' : 'budget' }
+      } else {
+        item.nextAttemptAt = now + wait
+        report = { ...base, kind: 'retrying', error: outcome.error, nextAttemptAt: item.nextAttemptAt }
+      }
+    }
+    await this.#saveThenReport([report])
+  }
+
+  /** One send, bounded by the timeout and by close; never rejects. */
+  async #send(lane: Lane, notifier: Notifier, item: QueuedItem): Promise<DeliveryOutcome> {
+    const controller = new AbortController()
+    let timedOut = false
+    const timer = this.#clock.setTimer(() => {
+      timedOut = true
+      controller.abort()
+    }, this.#timeoutMs)
+    lane.abort = controller
+    // Not trusting a notifier to honour its signal: the attempt ends when the signal fires.
+    const aborted = new Promise<DeliveryOutcome>((resolve) => {
+      controller.signal.addEventListener('abort', () => resolve({ kind: 'transient', error: timedOut ? `no answer within ${this.#timeoutMs} ms` : 'interrupted: the outbox closed' }), { once: true })
+    })
+    const sent = Promise.resolve()
+      .then(() => notifier.send(item.event, notifier.render(item.event), controller.signal))
+      .then(
+        (outcome): DeliveryOutcome => (isOutcome(outcome) ? outcome : { kind: 'transient', error: `notifier returned ${describeValue(outcome)} instead of an outcome` }),
+        (error: unknown): DeliveryOutcome => ({ kind: 'transient', error: `notifier threw: ${error instanceof Error ? error.message : String(error)}` }),
+      )
+    try {
+      return await Promise.race([sent, aborted])
+    } finally {
+      this.#clock.clearTimer(timer)
+      lane.abort = null
+    }
+  }
+
+  #settle(lane: Lane, item: QueuedItem, result: SettledKey['result'], at: number): void {
+    const index = lane.items.indexOf(item)
+    if (index >= 0) lane.items.splice(index, 1)
+    this.#remember({ notifierId: lane.id, key: item.event.key, at, result })
+  }
+
+  #dropLane(lane: Lane, notifier: Notifier | undefined): DeliveryReport[] {
+    const now = this.#clock.now()
+    const error = notifier === undefined ? 'notifier removed from the configuration' : 'notifier disabled'
+    const reports: DeliveryReport[] = []
+    for (const item of [...lane.items]) {
+      this.#settle(lane, item, 'dropped', now)
+      reports.push({ kind: 'dropped', error, notifierId: lane.id, notifierType: notifier?.entry.type, key: item.event.key, event: item.event, attempts: item.attempts, at: now })
+    }
+    this.#disarm(lane)
+    return reports
+  }
+
+  async #saveThenReport(reports: DeliveryReport[]): Promise<void> {
+    try {
+      await this.#save()
+    } catch {
+      // already told to onPersistError
+    }
+    for (const report of reports) this.#options.onOutcome?.(report)
+  }
+
+  /**
+   * Persists the state as it is when the write starts. Writes never overlap; changes made while
+   * one is waiting to start share it.
+   */
+  #save(): Promise<void> {
+    if (this.#persistQueued !== null) return this.#persistQueued
+    const write = this.#persistTail.then(() => {
+      this.#persistQueued = null
+      return this.#options.persist(this.state())
+    })
+    this.#persistQueued = write
+    this.#persistTail = write.catch((error: unknown) => this.#options.onPersistError?.(error))
+    return write
+  }
+}
+
+const isActive = (notifier: Notifier | undefined): notifier is Notifier => notifier !== undefined && notifier.entry.status === 'enabled'
+
+function isOutcome(value: unknown): value is DeliveryOutcome {
+  const kind = (value as { kind?: unknown } | null)?.kind
+  if (kind === 'delivered') return true
+  return (kind === 'transient' || kind === 'permanent') && typeof (value as { error?: unknown }).error === 'string'
+}
+
+function checkOptions(options: DeliveryOptions): DeliveryOptions {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError(`Expected delivery options, got ${describeValue(options)}`)
+  const { clock } = options
+  if (clock === null || typeof clock !== 'object' || typeof clock.now !== 'function' || typeof clock.setTimer !== 'function') {
+    throw new InvalidOptionError('Expected `clock` to be a Clock ({ now, setTimer, clearTimer })')
+  }
+  for (const name of ['notifiers', 'persist'] as const) {
+    if (typeof options[name] !== 'function') throw new InvalidOptionError(`Expected \`${name}\` to be a function, got ${describeValue(options[name])}`)
+  }
+  const positive = (name: string, value: unknown, min = 1): void => {
+    if (value === undefined) return
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw new OutOfRangeError(`Expected \`${name}\` to be a finite number of at least ${min}, got ${describeValue(value)}`)
+  }
+  positive('timeoutMs', options.timeoutMs)
+  positive('budgetMs', options.budgetMs, 0)
+  positive('rememberKeys', options.rememberKeys)
+  const backoff = options.backoff ?? {}
+  positive('backoff.initialMs', backoff.initialMs, 0)
+  positive('backoff.factor', backoff.factor)
+  positive('backoff.maxMs', backoff.maxMs, 0)
+  if (backoff.jitter !== undefined && !(typeof backoff.jitter === 'number' && backoff.jitter >= 0 && backoff.jitter <= 1)) {
+    throw new OutOfRangeError(`Expected \`backoff.jitter\` to be a number from 0 to 1, got ${describeValue(backoff.jitter)}`)
+  }
+  return options
+}
+
+const corrupt = (why: string): AimStatusError => new AimStatusError(ErrorCodes.CORRUPT_FILE, `Invalid outbox state: ${why}`)
+const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value)
+const isTime = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value)
+
+function checkEvent(event: unknown, where: string, fail: (why: string) => Error = (why) => new InvalidOptionError(why)): void {
+  if (!isRecord(event)) throw fail(`${where} must be an event object`)
+  if (typeof event['key'] !== 'string' || event['key'] === '') throw fail(`${where}.key must be a non-empty string`)
+  if (!RUN_EVENT_KINDS.includes(event['kind'] as never)) throw fail(`${where}.kind must be one of ${RUN_EVENT_KINDS.join(', ')}`)
+  if (!isRecord(event['run']) || typeof event['run']['hash'] !== 'string') throw fail(`${where}.run.hash must be a string`)
+}
+
+/** Checks a state read from a file; throws `AIM_STATUS_CORRUPT_FILE` naming the first problem. */
+export function checkOutboxState(state: unknown): OutboxState {
+  if (!isRecord(state) || state['version'] !== 1) throw corrupt('expected an object with version 1')
+  const { pending, settled, stats } = state
+  if (!Array.isArray(pending) || !Array.isArray(settled) || !isRecord(stats)) throw corrupt('expected pending and settled lists and a stats object')
+  const checkId = (id: unknown, where: string): void => {
+    if (typeof id !== 'string' || !NOTIFIER_ID_PATTERN.test(id)) throw corrupt(`${where} has an invalid notifier id ${describeValue(id)}`)
+  }
+  pending.forEach((item: unknown, i) => {
+    const where = `pending[${i}]`
+    if (!isRecord(item)) throw corrupt(`${where} is not an object`)
+    checkId(item['notifierId'], where)
+    checkEvent(item['event'], `${where}.event`, corrupt)
+    if (!isTime(item['acceptedAt']) || !isTime(item['nextAttemptAt'])) throw corrupt(`${where} has invalid times`)
+    if (!Number.isSafeInteger(item['attempts']) || (item['attempts'] as number) < 0) throw corrupt(`${where}.attempts is not a count`)
+    if (item['lastError'] !== null && typeof item['lastError'] !== 'string') throw corrupt(`${where}.lastError is not a string`)
+  })
+  settled.forEach((entry: unknown, i) => {
+    const where = `settled[${i}]`
+    if (!isRecord(entry)) throw corrupt(`${where} is not an object`)
+    checkId(entry['notifierId'], where)
+    if (typeof entry['key'] !== 'string' || !isTime(entry['at']) || !['delivered', 'failed', 'dropped'].includes(entry['result'] as string)) throw corrupt(`${where} is malformed`)
+  })
+  for (const [id, value] of Object.entries(stats)) {
+    checkId(id, 'stats')
+    if (!isRecord(value) || typeof value['delivered'] !== 'number' || typeof value['failed'] !== 'number') throw corrupt(`stats of ${id} are malformed`)
+  }
+  return state as unknown as OutboxState
+}
