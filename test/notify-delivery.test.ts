@@ -286,6 +286,7 @@ t.test('a notifier removed or disabled: its pending items are dropped and report
     ['dropped', 's1', 'run2/stalled/1', 'notifier removed from the configuration'],
   ])
   t.same(h.persisted.at(-1)!.pending.map((p) => p.notifierId), ['s2', 's2'], 'persisted without them')
+  t.same(h.engine.pendingCounts(), { s2: 2 })
 
   // Disabled while waiting: found at its next attempt.
   h.notifiers[0] = slackNotifier('s2', server, { status: 'disabled' })

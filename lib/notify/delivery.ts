@@ -231,8 +231,11 @@ export class DeliveryEngine {
   async notifiersChanged(): Promise<void> {
     const current = this.#currentNotifiers()
     const reports: DeliveryReport[] = []
-    for (const lane of this.#lanes.values()) {
-      if (lane.sending === null && lane.items.length > 0 && !isActive(current.get(lane.id))) reports.push(...this.#dropLane(lane, current.get(lane.id)))
+    for (const lane of [...this.#lanes.values()]) {
+      if (lane.sending !== null || isActive(current.get(lane.id))) continue
+      reports.push(...this.#dropLane(lane, current.get(lane.id)))
+      // Nothing left to keep for a notifier that is gone (its counters stay in stats).
+      if (!current.has(lane.id)) this.#lanes.delete(lane.id)
     }
     if (reports.length > 0) await this.#saveThenReport(reports)
   }
