@@ -1,0 +1,72 @@
+/**
+ * Which notifiers hear about a repo's events: the ones configured in the repo's `config.json`
+ * plus the ones given in code to this process. When there are none at all, a logger is used
+ * (Aim's default configuration is one logger), so a stall is never silent.
+ * @module
+ */
+import type { NotifierContext, NotifierEntry, Notifier } from '../notify/contract.js'
+import { createNotifier, findNotifierType } from '../notify/registry.js'
+
+/** The notifier used when nothing is configured: a logger with Aim's default message. */
+export const DEFAULT_LOGGER_ENTRY: NotifierEntry = Object.freeze({
+  id: 'default-logger',
+  type: 'logger',
+  status: 'enabled',
+  arguments: {},
+}) as NotifierEntry
+
+/**
+ * Keeps the live notifier set of a repo: rebuilt when the configuration or the notifiers
+ * given in code change, reused otherwise.
+ */
+export class NotifierSet {
+  #configured: NotifierEntry[] = []
+  #programmatic: NotifierEntry[] = []
+  #notifiers: Notifier[] = []
+  readonly #context: NotifierContext
+  readonly #warn: (message: string) => void
+  readonly #warnedTypes = new Set<string>()
+
+  constructor(context: NotifierContext, warn: (message: string) => void) {
+    this.#context = context
+    this.#warn = warn
+    this.#rebuild()
+  }
+
+  /** Entries read from the repo's configuration. */
+  setConfigured(entries: NotifierEntry[]): void {
+    this.#configured = entries
+    this.#rebuild()
+  }
+
+  /** Entries given in code to this process. */
+  setProgrammatic(entries: NotifierEntry[]): void {
+    this.#programmatic = entries
+    this.#rebuild()
+  }
+
+  /** The notifiers to use now (enabled or not: the sender filters by status and events). */
+  current(): Notifier[] {
+    return this.#notifiers
+  }
+
+  #rebuild(): void {
+    const entries = [...this.#configured, ...this.#programmatic]
+    const chosen = entries.length === 0 ? [DEFAULT_LOGGER_ENTRY] : entries
+    const notifiers: Notifier[] = []
+    for (const entry of chosen) {
+      if (findNotifierType(entry.type) === undefined) {
+        // As Aim does: an unknown type is skipped with a warning (once, not per event).
+        if (!this.#warnedTypes.has(entry.type)) this.#warn(`notifier ${entry.id}: unknown type "${entry.type}", skipped`)
+        this.#warnedTypes.add(entry.type)
+        continue
+      }
+      try {
+        notifiers.push(createNotifier(entry, this.#context))
+      } catch (error) {
+        this.#warn(`notifier ${entry.id}: ${error instanceof Error ? error.message : String(error)}`)
+      }
+    }
+    this.#notifiers = notifiers
+  }
+}

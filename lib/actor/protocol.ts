@@ -1,0 +1,61 @@
+/**
+ * The messages between a repo's host (main thread) and its actor (worker thread). Both sides
+ * import these types. Data-plane messages are plain objects discriminated by `kind`, sent
+ * fire-and-forget on the actor's port; the control plane is comlink RPC on the same port (so
+ * both are ordered: a `flush()` after a `finish` sees the finish).
+ * @module
+ */
+import type { DeliveryReport } from '../notify/delivery-report.js'
+import type { NotifierEntry, RunEvent, RunInfo } from '../notify/contract.js'
+import type { PlainError } from '../errors.js'
+
+/** What the host passes to a new actor thread. */
+export interface ActorStartup {
+  /** The actor's end of the channel (transferred). */
+  port: import('node:worker_threads').MessagePort
+  /** Absolute repo root. */
+  root: string
+  host: string
+  pid: number
+  /** Notifiers given in code to this process (not stored in the repo's config). */
+  notifiers: NotifierEntry[]
+}
+
+/** Host -> actor, fire-and-forget. */
+export type HostMessage =
+  | {
+      kind: 'open'
+      hash: string
+      name?: string
+      experiment?: string
+      grace: number
+      at: number
+      /** SharedArrayBuffer-backed `[lastProgressAt, deadlineAt]` written by the run handle. */
+      slot: Float64Array
+    }
+  | { kind: 'progress'; hash: string; at: number; expectNextIn: number }
+  | { kind: 'finish'; hash: string; at: number }
+  | { kind: 'fail'; hash: string; at: number; reason: string }
+
+/** Actor -> host, fire-and-forget. */
+export type ActorMessage =
+  | { kind: 'event'; event: RunEvent }
+  | { kind: 'delivery'; report: DeliveryReport }
+  | { kind: 'error'; error: PlainError }
+
+/** The actor's control plane (comlink). Every method is async on the host side. */
+export interface ActorControl {
+  /** Resolves when every message sent before it has been handled. */
+  ping(): number
+  /** Every run the actor knows. */
+  runs(): RunInfo[]
+  /** Replaces the notifiers given in code. */
+  setNotifiers(entries: NotifierEntry[]): void
+  /** Stops timers and sending, and lets go of the actor's resources. */
+  close(): Promise<void>
+}
+
+/** A guard for the data-plane messages (comlink's own messages carry `type` and `id` instead). */
+export function isActorMessage(data: unknown): data is ActorMessage {
+  return typeof data === 'object' && data !== null && typeof (data as { kind?: unknown }).kind === 'string'
+}

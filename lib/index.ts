@@ -1,0 +1,39 @@
+/**
+ * `@aim/status`: tells you when a machine-learning training run stalls, fails or dies.
+ *
+ * ```ts
+ * import { watch } from '@aim/status'
+ * const run = await watch({ repo: './runs' })
+ * for (const batch of data) { step(batch); run.reportProgress(3) }
+ * await run.reportSuccessfulFinish()
+ * ```
+ * @module
+ */
+export { watch, Run } from './watch.js'
+export type { RunEvents } from './watch.js'
+export { Watcher } from './watcher.js'
+export type { WatcherEvents } from './watcher.js'
+export type { WatchOptions, WatcherOptions, NotifierSpec } from './options.js'
+export { DEFAULT_GRACE_SECONDS, MAX_SECONDS } from './options.js'
+export {
+  ErrorCodes,
+  AimStatusError,
+  InvalidOptionError,
+  OutOfRangeError,
+  InvalidIdError,
+} from './errors.js'
+export type { ErrorCode } from './errors.js'
+export type {
+  RunEvent,
+  RunEventKind,
+  RunInfo,
+  RunStatus,
+  NotifierEntry,
+  Notifier,
+  NotifierType,
+  NotifierContext,
+  DeliveryOutcome,
+} from './notify/contract.js'
+export { AIM_DEFAULT_MESSAGE, DEFAULT_MESSAGES } from './notify/contract.js'
+export type { DeliveryReport } from './notify/delivery-report.js'
+export { registerNotifierType } from './notify/registry.js'

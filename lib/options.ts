@@ -1,0 +1,172 @@
+/**
+ * The options of `watch()` and `Watcher.open()`, with their defaults, and their validation at
+ * the public edge: a wrong type is a `TypeError`, a number out of range a `RangeError`, a bad
+ * identifier an `InvalidIdError`; each names the option and the value received, and carries a
+ * stable `code`.
+ * @module
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { InvalidOptionError, OutOfRangeError, describeValue } from './errors.js'
+import type { NotifierEntry, RunEventKind } from './notify/contract.js'
+import { validateEntry } from './notify/registry.js'
+import { checkRunHash } from './repo.js'
+
+/** A notifier given in code: like an entry of `config.json`, without the bookkeeping. */
+export interface NotifierSpec {
+  /** A registered type: `logger`, `slack`, `workplace`, `webhook`, or one added with `registerNotifierType`. */
+  type: string
+  /** The type's arguments, in Aim's names (`url`, `group_id`, `access_token`, `message`). Default: `{}`. */
+  arguments?: Record<string, unknown>
+  /** Which events it receives. Default: `['stalled', 'failed', 'recovered']`. */
+  events?: RunEventKind[]
+  /** A message template per event. Default: Aim's message for stalls and failures, short texts otherwise. */
+  messages?: Partial<Record<RunEventKind, string>>
+  /** A stable id. Default: a new uuid4. */
+  id?: string
+}
+
+/** Options of a repo's {@link Watcher}. */
+export interface WatcherOptions {
+  /**
+   * The repo root. Default: the nearest folder upward from the working folder that holds
+   * `.aim`, else the working folder (Aim's rule).
+   */
+  repo?: string
+  /**
+   * Notifiers for this process, used besides the ones in the repo's `config.json`. When neither
+   * names any notifier, a logger on standard output is used. Default: none.
+   */
+  notifiers?: NotifierSpec[]
+  /**
+   * Keep the process alive while the watcher is open, for programs whose only work is to
+   * watch (a dashboard, a test). Training scripts leave it off, so that a script that ends,
+   * exits; runs it left unfinished are then reported by the daemon, or stall. Default: false.
+   */
+  keepAlive?: boolean
+}
+
+/** Options of `watch()`. */
+export interface WatchOptions extends WatcherOptions {
+  /** The run's hash (Aim's run id): 1 to 64 characters of `[A-Za-z0-9_]`. Default: 24 random lower-case hex digits, as Aim makes them. */
+  hash?: string
+  /** A human name for the run, shown in messages as `{run.name}`. Default: none. */
+  name?: string
+  /** The experiment the run belongs to, shown as `{run.experiment}`. Default: none. */
+  experiment?: string
+  /**
+   * Seconds a run may be late past the deadline it promised before it counts as stalled.
+   * Default: 100, as Aim's watcher.
+   */
+  grace?: number
+}
+
+/** Aim's watcher's grace, in seconds. */
+export const DEFAULT_GRACE_SECONDS = 100
+
+/**
+ * The largest promise and grace accepted, in seconds (30 days). A larger one is almost surely
+ * a unit mistake (milliseconds passed as seconds).
+ */
+export const MAX_SECONDS = 30 * 24 * 3600
+
+const WATCHER_KEYS = ['repo', 'notifiers', 'keepAlive'] as const
+const WATCH_KEYS = [...WATCHER_KEYS, 'hash', 'name', 'experiment', 'grace'] as const
+
+/** A new run hash as Aim makes one: the first 24 hex digits of a uuid4's randomness. */
+export function newRunHash(): string {
+  return randomBytes(12).toString('hex')
+}
+
+function checkObject(value: unknown, label: string): Record<string, unknown> {
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidOptionError(`Expected \`${label}\` to be an object, got ${describeValue(value)}`)
+  return value as Record<string, unknown>
+}
+
+function checkKnownKeys(options: Record<string, unknown>, known: readonly string[], label: string): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) throw new InvalidOptionError(`Unknown option \`${key}\` of ${label}; known: ${known.join(', ')}`)
+  }
+}
+
+/** Checks a number of seconds: finite, 0 or more, at most {@link MAX_SECONDS}. */
+export function checkSeconds(value: unknown, label: string): number {
+  if (typeof value !== 'number') throw new InvalidOptionError(`Expected \`${label}\` to be a number of seconds, got ${describeValue(value)}`)
+  if (!(value >= 0 && value <= MAX_SECONDS)) {
+    throw new OutOfRangeError(`Expected \`${label}\` to be a number of seconds from 0 to ${MAX_SECONDS}, got ${describeValue(value)}`)
+  }
+  return value
+}
+
+function checkText(value: unknown, label: string): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string') throw new InvalidOptionError(`Expected \`${label}\` to be a string, got ${describeValue(value)}`)
+  if (value.length > 256) throw new OutOfRangeError(`Expected \`${label}\` to be at most 256 characters, got ${value.length}`)
+  // Names end up in chat messages and log lines: control characters would forge lines.
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw new InvalidOptionError(`Expected \`${label}\` without control characters, got ${describeValue(value)}`)
+  return value
+}
+
+/** Turns notifier specs into checked entries. */
+export function checkNotifierSpecs(value: unknown, label = 'notifiers'): NotifierEntry[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) throw new InvalidOptionError(`Expected \`${label}\` to be an array of notifiers, got ${describeValue(value)}`)
+  return value.map((spec, i) => {
+    const s = checkObject(spec, `${label}[${i}]`)
+    checkKnownKeys(s, ['type', 'arguments', 'events', 'messages', 'id'], `${label}[${i}]`)
+    const entry: NotifierEntry = {
+      id: s['id'] === undefined ? randomUUID() : (s['id'] as string),
+      type: s['type'] as string,
+      status: 'enabled',
+      arguments: (s['arguments'] ?? {}) as Record<string, unknown>,
+      ...(s['events'] !== undefined ? { events: s['events'] as RunEventKind[] } : {}),
+      ...(s['messages'] !== undefined ? { messages: s['messages'] as NotifierEntry['messages'] } : {}),
+    }
+    return validateEntry(entry)
+  })
+}
+
+/** The checked options of a watcher. */
+export interface ResolvedWatcherOptions {
+  repo: string | undefined
+  notifiers: NotifierEntry[]
+  keepAlive: boolean | undefined
+}
+
+/** Checks the options of `Watcher.open()`. */
+export function resolveWatcherOptions(options: unknown): ResolvedWatcherOptions {
+  const o = checkObject(options, 'options')
+  checkKnownKeys(o, WATCHER_KEYS, 'Watcher.open()')
+  return resolveCommon(o)
+}
+
+function resolveCommon(o: Record<string, unknown>): ResolvedWatcherOptions {
+  const repo = o['repo']
+  if (repo !== undefined && (typeof repo !== 'string' || repo === '' || repo.includes('\0'))) {
+    throw new InvalidOptionError(`Expected \`repo\` to be a folder path, got ${describeValue(repo)}`)
+  }
+  const keepAlive = o['keepAlive']
+  if (keepAlive !== undefined && typeof keepAlive !== 'boolean') throw new InvalidOptionError(`Expected \`keepAlive\` to be a boolean, got ${describeValue(keepAlive)}`)
+  return { repo: repo as string | undefined, notifiers: checkNotifierSpecs(o['notifiers']), keepAlive }
+}
+
+/** The checked options of a run. */
+export interface ResolvedRunOptions extends ResolvedWatcherOptions {
+  hash: string
+  name: string | undefined
+  experiment: string | undefined
+  grace: number
+}
+
+/** Checks the options of `watch()`. */
+export function resolveWatchOptions(options: unknown): ResolvedRunOptions {
+  const o = checkObject(options, 'options')
+  checkKnownKeys(o, WATCH_KEYS, 'watch()')
+  return {
+    ...resolveCommon(o),
+    hash: o['hash'] === undefined ? newRunHash() : checkRunHash(o['hash']),
+    name: checkText(o['name'], 'name'),
+    experiment: checkText(o['experiment'], 'experiment'),
+    grace: o['grace'] === undefined ? DEFAULT_GRACE_SECONDS : checkSeconds(o['grace'], 'grace'),
+  }
+}

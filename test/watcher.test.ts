@@ -1,0 +1,87 @@
+// The Watcher and run handles in this process: real worker threads, short promises.
+import t from 'tap'
+import { once } from 'node:events'
+import { Watcher } from '../lib/watcher.js'
+import { watch } from '../lib/watch.js'
+import type { RunEvent } from '../lib/notify/contract.js'
+
+t.test('validation at the edge: each mistake is a coded error naming the option', async (t) => {
+  const repo = t.testdir()
+  await t.rejects(watch({ repo, hash: '../etc' }), { code: 'AIM_STATUS_INVALID_ID', name: 'InvalidIdError', message: /`hash`.*"\.\.\/etc"/ })
+  await t.rejects(watch({ repo, hash: 'a'.repeat(65) }), { code: 'AIM_STATUS_INVALID_ID' })
+  await t.rejects(watch({ repo, hash: '' }), { code: 'AIM_STATUS_INVALID_ID' })
+  await t.rejects(watch({ repo, grace: -1 }), { code: 'AIM_STATUS_OUT_OF_RANGE', name: 'OutOfRangeError', message: /`grace`.*-1/ })
+  await t.rejects(watch({ repo, grace: Number.NaN }), { code: 'AIM_STATUS_OUT_OF_RANGE', message: /NaN/ })
+  await t.rejects(watch({ repo, grace: '5' as unknown as number }), { code: 'AIM_STATUS_INVALID_OPTION', name: 'InvalidOptionError' })
+  await t.rejects(watch({ repo, gracePeriod: 5 } as never), { code: 'AIM_STATUS_INVALID_OPTION', message: /Unknown option `gracePeriod`/ })
+  await t.rejects(watch({ repo, name: 'two\nlines' }), { code: 'AIM_STATUS_INVALID_OPTION', message: /control characters/ })
+  await t.rejects(watch({ repo: 42 } as never), { code: 'AIM_STATUS_INVALID_OPTION', message: /`repo`/ })
+  await t.rejects(watch({ repo, notifiers: [{ type: 'carrier-pigeon' }] }), { code: 'AIM_STATUS_INVALID_NOTIFIER', message: /carrier-pigeon/ })
+  await t.rejects(watch({ repo, notifiers: [{ type: 'logger', arguments: { message: '{run.nope}' } }] }), { code: 'AIM_STATUS_INVALID_TEMPLATE' })
+  await t.rejects(watch({ repo, notifiers: [{ type: 'logger', events: ['exploded' as never] }] }), { code: 'AIM_STATUS_INVALID_NOTIFIER' })
+
+  const run = await watch({ repo, grace: 1 })
+  t.match(run.hash, /^[0-9a-f]{24}$/, 'default hash as Aim makes them')
+  for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, 1e12]) {
+    t.throws(() => run.reportProgress(bad), { code: 'AIM_STATUS_OUT_OF_RANGE', message: /`expectNextIn`/ }, `expectNextIn ${bad}`)
+  }
+  t.throws(() => run.reportProgress('3' as unknown as number), { code: 'AIM_STATUS_INVALID_OPTION' })
+  await t.rejects(watch({ repo, hash: run.hash }), { code: 'AIM_STATUS_RUN_ALREADY_OPEN' })
+  await run.reportSuccessfulFinish()
+  t.throws(() => run.reportProgress(1), { code: 'AIM_STATUS_RUN_ENDED', message: /already finished/ })
+  await t.rejects(run.reportSuccessfulFinish(), { code: 'AIM_STATUS_RUN_ENDED' })
+  await t.rejects(run.reportFailure('late'), { code: 'AIM_STATUS_RUN_ENDED' })
+  await run.close()
+  await run.close()
+  t.throws(() => run.reportProgress(1), { code: 'AIM_STATUS_CLOSED' })
+  const watcher = await Watcher.open({ repo })
+  await watcher.close()
+  await watcher.close()
+  await t.rejects(watcher.runs(), { code: 'AIM_STATUS_CLOSED' })
+})
+
+t.test('one watcher per repo; events and run states; finish and failure', async (t) => {
+  const repo = t.testdir()
+  const watcher = await Watcher.open({ repo, keepAlive: true })
+  t.equal(await Watcher.open({ repo }), watcher, 'shared per repo in a process')
+  t.teardown(() => watcher.close())
+  const seen: string[] = []
+  for (const kind of ['started', 'stalled', 'recovered', 'finished', 'failed'] as const) watcher.on(kind, (e: RunEvent) => seen.push(`${e.run.hash}:${kind}`))
+  const started = once(watcher as never, 'started')
+  const a = await watcher.watch({ hash: 'run_a', grace: 0.05, name: 'resnet', experiment: 'baseline' })
+  await started
+  const b = await watcher.watch({ hash: 'run_b', grace: 60 })
+  t.equal(a.status, 'running')
+  const stalled = once(a as never, 'stalled')
+  a.reportProgress(0.05)
+  b.reportProgress(120)
+  const [event] = (await stalled) as [RunEvent]
+  t.equal(event.run.hash, 'run_a')
+  t.equal(event.run.name, 'resnet')
+  t.equal(event.run.experiment, 'baseline')
+  t.ok((event.overdueSeconds ?? 0) >= 0.05, 'not before deadline + grace')
+  t.equal(a.status, 'stalled')
+  const runs = await watcher.runs()
+  t.same(runs.map((r) => [r.hash, r.status]).sort(), [['run_a', 'stalled'], ['run_b', 'running']])
+  const infoB = await watcher.run('run_b')
+  t.ok(infoB?.deadlineAt !== null && (infoB?.deadlineAt ?? 0) > Date.now() + 100_000, 'b has its deadline two minutes out')
+  const recovered = once(a as never, 'recovered')
+  a.reportProgress(0)
+  await recovered
+  await a.reportSuccessfulFinish()
+  await b.reportFailure('loss is NaN')
+  t.equal((await watcher.run('run_b'))?.reason, 'loss is NaN')
+  t.equal((await watcher.run('run_a'))?.status, 'finished')
+  t.same(seen, ['run_a:started', 'run_b:started', 'run_a:stalled', 'run_a:recovered', 'run_a:finished', 'run_b:failed'])
+})
+
+t.test('notifiers given in code replace the default logger and receive their events', async (t) => {
+  const repo = t.testdir()
+  const watcher = await Watcher.open({ repo, keepAlive: true, notifiers: [{ type: 'logger', events: ['failed'], messages: { failed: 'FAILED {run.hash}: {run.reason}' } }] })
+  t.teardown(() => watcher.close())
+  const notified = once(watcher as never, 'notified')
+  const run = await watcher.watch({ hash: 'with_logger' })
+  await run.reportFailure('boom')
+  const [report] = (await notified) as [{ notifierType: string; eventKind: string; hash: string }]
+  t.same({ type: report.notifierType, kind: report.eventKind, hash: report.hash }, { type: 'logger', kind: 'failed', hash: 'with_logger' })
+})
