@@ -1,0 +1,74 @@
+/**
+ * The layout of `<root>/.aim/status/`, in one place:
+ * ```
+ * status/
+ *   owners/<ownerId>.json             an owner's snapshot (mode 0600)
+ *   owners/<ownerId>.json.lock/       its lease: a proper-lockfile directory whose mtime is refreshed
+ *   owners/<ownerId>.json.fence-<n>   generation n's claim: who took the lease at generation n
+ *   owners/<ownerId>.json.tmp-<rand>  a snapshot being written (renamed over the snapshot when durable)
+ *   owners/<ownerId>.json.corrupt-<t> an unreadable snapshot, set aside at time t
+ *   exits/<ownerId>.json              exit marker: the owner's process exited with unfinished runs
+ *   daemon.lock/                      the daemon's lock: one aim-watcher per repo
+ * ```
+ * Every name built from an id goes through {@link safeChild}.
+ * @module
+ */
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { RepoPaths } from '../repo.js'
+import { safeChild } from '../repo.js'
+import { unreadableError } from './files.js'
+import { checkOwnerId } from './owner.js'
+
+/** Absolute paths inside a repo's status folder. */
+export interface StatusLayout {
+  /** `<root>/.aim/status` */
+  status: string
+  /** `status/owners`: snapshots, their leases and fences. */
+  owners: string
+  /** `status/exits`: exit markers. */
+  exits: string
+  /** `status/daemon.lock`: held by the one running daemon of the repo. */
+  daemonLock: string
+}
+
+/** The status layout of a repo. */
+export function statusLayout(paths: Pick<RepoPaths, 'status'>): StatusLayout {
+  return {
+    status: paths.status,
+    owners: join(paths.status, 'owners'),
+    exits: join(paths.status, 'exits'),
+    daemonLock: join(paths.status, 'daemon.lock'),
+  }
+}
+
+/** `owners/<ownerId>.json`; throws `AIM_STATUS_INVALID_ID` for an unsafe id. */
+export function snapshotPath(layout: StatusLayout, ownerId: string): string {
+  return safeChild(layout.owners, `${checkOwnerId(ownerId)}.json`)
+}
+
+/** `exits/<ownerId>.json`; throws `AIM_STATUS_INVALID_ID` for an unsafe id. */
+export function exitMarkerPath(layout: StatusLayout, ownerId: string): string {
+  return safeChild(layout.exits, `${checkOwnerId(ownerId)}.json`)
+}
+
+/** Whether a file name in `owners/` or `exits/` is a snapshot or marker (not a lock, fence or temp). */
+export function ownerIdOfFileName(name: string): string | null {
+  const match = /^([A-Za-z0-9_-]{1,64})\.json$/.exec(name)
+  return match?.[1] ?? null
+}
+
+/**
+ * The owner ids that have a snapshot in `owners/` (or a marker in `exits/`), sorted. A missing
+ * folder is an empty list; an unreadable one rejects with `AIM_STATUS_INVALID_PATH`.
+ */
+export async function listOwnerIds(folder: string): Promise<string[]> {
+  let names: string[]
+  try {
+    names = await readdir(folder)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw unreadableError(folder, error)
+  }
+  return names.map(ownerIdOfFileName).filter((id): id is string => id !== null).sort()
+}
