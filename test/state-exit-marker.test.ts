@@ -1,11 +1,12 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import { chmodSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { readExitMarker, removeExitMarker, installExitMarker } from '../lib/state/exit-marker.js'
 import { currentOwner } from '../lib/state/owner.js'
 import { startFixture } from './fixtures/state/child.js'
 
-async function endChild(t: Tap.Test, mode: string, signal?: NodeJS.Signals) {
+async function endChild(t: Test, mode: string, signal?: NodeJS.Signals) {
   const status = join(t.testdir(), 'status')
   const child = startFixture('exit-child.ts', [status, mode])
   const ready = await child.waitFor((line) => line['event'] === 'ready')
