@@ -1,0 +1,76 @@
+/**
+ * Fencing generations. Generation n of a snapshot's lease is claimed by creating
+ * `<snapshot>.fence-<n>` exclusively (`O_EXCL`, atomic on local file systems and NFSv3+), with
+ * the claimer's {@link OwnerInfo} inside. Exactly one claimer of a number succeeds, so two
+ * adopters racing for one orphan cannot both win, whatever proper-lockfile's stale-lock removal
+ * does (it is not atomic: two processes can both remove a stale lock and both `mkdir` it).
+ *
+ * Fences are only ever added while the snapshot lives, so "has generation g been superseded?"
+ * is one `stat` of `fence-<g+1>`. They are removed with the snapshot.
+ * @module
+ */
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { STATE_FILE_MODE } from './files.js'
+import { parseOwnerInfo } from './owner.js'
+import type { OwnerInfo } from './owner.js'
+
+/** The path of generation `n`'s fence. */
+export function fencePath(snapshotPath: string, generation: number): string {
+  return `${snapshotPath}.fence-${generation}`
+}
+
+/** The highest claimed generation, 0 when none. */
+export function highestGeneration(snapshotPath: string): number {
+  let generation = 0
+  while (existsSync(fencePath(snapshotPath, generation + 1))) generation += 1
+  return generation
+}
+
+/** Claims generation `n` for `holder`; false when somebody else claimed it first. */
+export function claimGeneration(snapshotPath: string, generation: number, holder: OwnerInfo): boolean {
+  try {
+    writeFileSync(fencePath(snapshotPath, generation), JSON.stringify(holder), { flag: 'wx', mode: STATE_FILE_MODE })
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw error
+  }
+}
+
+/** A fence's holder and when it was claimed; holder null while it is being written or if unreadable. */
+export interface FenceRecord {
+  holder: OwnerInfo | null
+  claimedAt: number
+}
+
+/** Reads generation `n`'s fence; null when it does not exist. */
+export function readFence(snapshotPath: string, generation: number): FenceRecord | null {
+  const path = fencePath(snapshotPath, generation)
+  let claimedAt: number
+  try {
+    claimedAt = statSync(path).mtimeMs
+  } catch {
+    return null
+  }
+  try {
+    return { holder: parseOwnerInfo(JSON.parse(readFileSync(path, 'utf8')), 'fence'), claimedAt }
+  } catch {
+    // Created but not yet written (or damaged): the claim counts, its holder is unknown.
+    return { holder: null, claimedAt }
+  }
+}
+
+/** Removes every fence of a snapshot (when the snapshot itself is removed). */
+export function removeFences(snapshotPath: string): void {
+  const prefix = `${basename(snapshotPath)}.fence-`
+  let names: string[]
+  try {
+    names = readdirSync(dirname(snapshotPath))
+  } catch {
+    return
+  }
+  for (const name of names) {
+    if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length))) rmSync(join(dirname(snapshotPath), name), { force: true })
+  }
+}

@@ -1,0 +1,235 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ManualClock } from '../lib/clock.js'
+import type { RunInfo } from '../lib/notify/contract.js'
+import { currentOwner } from '../lib/state/owner.js'
+import type { OwnerInfo } from '../lib/state/owner.js'
+import { readSnapshot, writeSnapshotAtomic, parseSnapshot, SNAPSHOT_FORMAT } from '../lib/state/snapshot.js'
+import type { Snapshot } from '../lib/state/snapshot.js'
+import { SnapshotWriter } from '../lib/state/snapshot-writer.js'
+import { acquireLease } from '../lib/state/lease.js'
+import { claimGeneration } from '../lib/state/fence.js'
+import { listOwnerIds, snapshotPath, statusLayout } from '../lib/state/layout.js'
+import { startFixture } from './fixtures/state/child.js'
+
+const run = (hash: string, extra: Partial<RunInfo> = {}): RunInfo => ({
+  hash, status: 'running', startedAt: 1, lastProgressAt: 2, expectNextIn: 30, deadlineAt: 30_002, grace: 10, episode: 0, ...extra,
+})
+
+function snapshotOf(owner: OwnerInfo, runs: RunInfo[]): Snapshot {
+  return { format: SNAPSHOT_FORMAT, version: 1, owner, generation: 1, writtenAt: 5, runs, outbox: { queued: [{ key: 'a/stalled/1' }] }, extra: { note: 'x' } }
+}
+
+t.test('write then read: every field kept, owner-only file, no temp left', async (t) => {
+  const layout = statusLayout({ status: join(t.testdir(), 'status') })
+  const owner = currentOwner('process')
+  const path = snapshotPath(layout, owner.id)
+  const snapshot = snapshotOf(owner, [run('abc', { name: 'n', experiment: 'e' }), run('def', { status: 'failed', reason: 'died', deadlineAt: null })])
+  await writeSnapshotAtomic(path, snapshot)
+  t.same(await readSnapshot(path), snapshot)
+  t.equal(statSync(path).mode & 0o777, 0o600)
+  t.equal(statSync(layout.owners).mode & 0o777, 0o700)
+  t.same(readdirSync(layout.owners), [`${owner.id}.json`])
+  t.same(await listOwnerIds(layout.owners), [owner.id])
+  t.same(await listOwnerIds(join(layout.status, 'nope')), [])
+  t.equal(await readSnapshot(join(layout.owners, 'missing.json')), null, 'a missing snapshot reads as null')
+  t.throws(() => snapshotPath(layout, '../escape'), { code: 'AIM_STATUS_INVALID_ID' })
+})
+
+t.test('corrupt, truncated and invalid snapshots are set aside; a good one beside them still reads', async (t) => {
+  const layout = statusLayout({ status: join(t.testdir(), 'status') })
+  const owner = currentOwner('process')
+  const good = snapshotOf(owner, [run('abc')])
+  await writeSnapshotAtomic(snapshotPath(layout, owner.id), good)
+  const text = JSON.stringify(good)
+  const files: Record<string, string> = {
+    garbage: '\u0000\u0001not json at all',
+    truncated: text.slice(0, Math.floor(text.length / 2)),
+    empty: '',
+  }
+  const mutations: Record<string, (s: Record<string, unknown>) => void> = {
+    format: (s) => (s['format'] = 'other'),
+    version: (s) => (s['version'] = 0),
+    generation: (s) => (s['generation'] = 0),
+    writtenAt: (s) => (s['writtenAt'] = 'yesterday'),
+    runsNotArray: (s) => (s['runs'] = {}),
+    hostileHash: (s) => (s['runs'] = [run('../../etc')]),
+    duplicateHash: (s) => (s['runs'] = [run('abc'), run('abc')]),
+    badStatus: (s) => (s['runs'] = [{ ...run('abc'), status: 'zombie' }]),
+    negativeExpect: (s) => (s['runs'] = [{ ...run('abc'), expectNextIn: -1 }]),
+    nanGrace: (s) => (s['runs'] = [{ ...run('abc'), grace: null }]),
+    badEpisode: (s) => (s['runs'] = [{ ...run('abc'), episode: 1.5 }]),
+    badDeadline: (s) => (s['runs'] = [{ ...run('abc'), deadlineAt: 'soon' }]),
+    longName: (s) => (s['runs'] = [{ ...run('abc'), name: 'x'.repeat(5000) }]),
+    runNotObject: (s) => (s['runs'] = [7]),
+    ownerId: (s) => (s['owner'] = { ...owner, id: 'a/b' }),
+    ownerKind: (s) => (s['owner'] = { ...owner, kind: 'robot' }),
+    ownerPid: (s) => (s['owner'] = { ...owner, pid: -3 }),
+    ownerHost: (s) => (s['owner'] = { ...owner, host: 5 }),
+    ownerStart: (s) => (s['owner'] = { ...owner, startTime: 'early' }),
+    ownerTicks: (s) => (s['owner'] = { ...owner, startTicks: -1 }),
+    ownerMissing: (s) => delete s['owner'],
+    adoptedBy: (s) => (s['adoptedBy'] = 'daemon'),
+    extra: (s) => (s['extra'] = []),
+    outbox: (s) => delete s['outbox'],
+  }
+  for (const [name, mutate] of Object.entries(mutations)) {
+    const copy = JSON.parse(text) as Record<string, unknown>
+    mutate(copy)
+    files[name] = JSON.stringify(copy)
+  }
+  files['array'] = '[]'
+  for (const [name, body] of Object.entries(files)) {
+    const path = join(layout.owners, `${name}.json`)
+    writeFileSync(path, body)
+    const error = await readSnapshot(path).then(() => null, (e: unknown) => e)
+    t.match(error, { code: 'AIM_STATUS_CORRUPT_FILE', name: 'CorruptFileError', setAsidePath: new RegExp(`${name}\\.json\\.corrupt-\\d+$`) }, name)
+    t.equal(readFileSync((error as { setAsidePath: string }).setAsidePath, 'utf8'), body, `${name}: kept for inspection`)
+    t.equal(await readSnapshot(path), null, `${name}: not read again`)
+  }
+  t.same(await readSnapshot(snapshotPath(layout, owner.id)), good, 'the good snapshot still reads')
+  t.same(await listOwnerIds(layout.owners), [owner.id], 'set-aside files are not listed as snapshots')
+})
+
+t.test('a snapshot from a newer version is reported but left in place', async (t) => {
+  const path = join(t.testdir(), 'newer.json')
+  writeFileSync(path, JSON.stringify({ ...snapshotOf(currentOwner('process'), []), version: 2 }))
+  await t.rejects(readSnapshot(path), { code: 'AIM_STATUS_CORRUPT_FILE', message: /version 2 is newer.*left in place/ })
+  t.ok(statSync(path).isFile())
+  t.throws(() => parseSnapshot(null), /top level/)
+})
+
+t.test('an unreadable folder gives a clear coded error', async (t) => {
+  const folder = join(t.testdir(), 'private')
+  const owner = currentOwner('process')
+  const path = join(folder, `${owner.id}.json`)
+  await writeSnapshotAtomic(path, snapshotOf(owner, [run('abc')]))
+  chmodSync(folder, 0o000)
+  if (process.getuid?.() === 0) {
+    // root reads anything: meet the folder as another user, in a real child process.
+    chmodSync(t.testdirName, 0o755)
+    for (let dir = t.testdirName; dir !== '/' && dir.startsWith(process.cwd()); dir = join(dir, '..')) chmodSync(dir, statSync(dir).mode | 0o005)
+    const child = startFixture('read-snapshot.ts', [path], { uid: 65534 })
+    const line = await child.waitFor((l) => l['event'] === 'read' || l['event'] === 'error')
+    t.match(line, { event: 'error', code: 'AIM_STATUS_INVALID_PATH', message: /permission denied \(EACCES\)/ })
+  } else {
+    await t.rejects(readSnapshot(path), { code: 'AIM_STATUS_INVALID_PATH', message: /permission denied/ })
+  }
+  chmodSync(folder, 0o700)
+  const notFolder = join(t.testdirName, 'file')
+  writeFileSync(notFolder, '')
+  await t.rejects(readSnapshot(join(notFolder, 'x.json')), { code: 'AIM_STATUS_INVALID_PATH', message: /not a folder/ })
+})
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  if (!condition()) throw new Error(`never happened: ${what}`)
+}
+
+async function writerSetup(t: Test, options: { intervalMs?: number; onError?: (e: unknown) => void } = {}) {
+  const layout = statusLayout({ status: join(t.testdir(), 'status') })
+  const owner = currentOwner('process')
+  const path = snapshotPath(layout, owner.id)
+  const lease = await acquireLease(path, owner, { staleMs: 2000 })
+  t.teardown(() => lease.release())
+  const clock = new ManualClock()
+  const state = { runs: [run('abc')], produced: 0, writesSeenByProduce: [] as number[] }
+  const writer: SnapshotWriter = new SnapshotWriter({
+    path, lease, clock, ...options,
+    produce: () => {
+      state.produced += 1
+      state.writesSeenByProduce.push(writer.writes)
+      return { owner, runs: state.runs, outbox: null, extra: {} }
+    },
+  })
+  return { path, lease, clock, state, writer, owner }
+}
+
+t.test('writer: ordinary changes coalesce to one write per interval, produced only when written', async (t) => {
+  const { writer, clock, state, path } = await writerSetup(t)
+  for (let i = 0; i < 50; i++) writer.markDirty()
+  t.equal(state.produced, 0, 'nothing serialised before the write')
+  clock.advance(0)
+  await until(() => writer.writes === 1, 'first write')
+  t.equal(state.produced, 1, 'fifty changes, one write')
+  state.runs = [run('abc'), run('def')]
+  writer.markDirty()
+  writer.markDirty()
+  clock.advance(999)
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  t.equal(writer.writes, 1, 'not before the interval has passed since the last write')
+  clock.advance(1)
+  await until(() => writer.writes === 2, 'second write')
+  t.equal(state.produced, 2)
+  t.same((await readSnapshot(path))?.runs.map((r) => r.hash), ['abc', 'def'])
+  t.match(await readSnapshot(path), { generation: 1, writtenAt: clock.now() }, 'stamped with the generation and the clock')
+  t.notOk(writer.dirty)
+})
+
+t.test('writer: flush writes now; flushes during a write share one follow-up write; never two at once', async (t) => {
+  const { writer, state, path } = await writerSetup(t)
+  writer.markDirty()
+  const first = writer.flush()
+  const second = writer.flush()
+  const third = writer.flush()
+  await Promise.all([first, second, third])
+  t.equal(writer.writes, 2, 'one write, then one follow-up for the two flushes asked during it')
+  t.same(state.writesSeenByProduce, [0, 1], 'the follow-up was serialised only after the first write was durable')
+  t.equal((await readSnapshot(path))?.runs.length, 1)
+  await writer.flush()
+  t.equal(writer.writes, 3)
+})
+
+t.test('writer: a lost lease stops every write and fails flushes with LEASE_LOST', async (t) => {
+  const lost: string[] = []
+  const { writer, lease, path, owner, state, clock } = await writerSetup(t)
+  await writer.flush()
+  const before = readFileSync(path, 'utf8')
+  t.ok(claimGeneration(path, lease.generation + 1, { ...owner, id: 'adopter', kind: 'daemon' }), 'an adopter claims the next generation')
+  await t.rejects(writer.flush(), { code: 'AIM_STATUS_LEASE_LOST' })
+  t.ok(lease.lost)
+  t.equal(readFileSync(path, 'utf8'), before, 'the snapshot was not overwritten')
+  const produced = state.produced
+  writer.markDirty()
+  clock.advance(5000)
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  t.equal(state.produced, produced, 'nothing more serialised')
+  await t.rejects(writer.flush(), { code: 'AIM_STATUS_LEASE_LOST' })
+  t.same(lost, [])
+})
+
+t.test('writer: an I/O failure is reported and retried at the next interval', async (t) => {
+  const errors: unknown[] = []
+  const { writer, clock, path } = await writerSetup(t, { onError: (e) => errors.push(e) })
+  await writer.flush()
+  // The outside world breaks the folder: a file where the temp file must go.
+  rmSync(path)
+  const owners = join(path, '..')
+  rmSync(owners, { recursive: true, force: true })
+  writeFileSync(owners, 'not a folder')
+  writer.markDirty()
+  clock.advance(1000)
+  await until(() => errors.length === 1, 'error reported')
+  t.match(errors[0], { code: /EEXIST|ENOTDIR/ })
+  t.ok(writer.dirty, 'still dirty')
+  rmSync(owners)
+  mkdirSync(owners)
+  clock.advance(1000)
+  await until(() => writer.writes === 2, 'retried')
+  t.ok(statSync(path).isFile())
+})
+
+t.test('writer: close writes what is dirty, then refuses; twice is fine', async (t) => {
+  const { writer, path } = await writerSetup(t)
+  writer.markDirty()
+  await writer.close()
+  t.equal(writer.writes, 1)
+  t.ok(statSync(path).isFile())
+  await writer.close()
+  await t.rejects(writer.flush(), { code: 'AIM_STATUS_CLOSED' })
+  writer.markDirty()
+  t.notOk(writer.dirty, 'changes after close are ignored')
+  t.throws(() => new SnapshotWriter({ path, lease: { generation: 1, assertGeneration() {} }, produce: () => { throw new Error('x') }, intervalMs: -1 }), { code: 'AIM_STATUS_OUT_OF_RANGE' })
+})
