@@ -111,7 +111,8 @@ export interface CheckinReaderOptions {
   trustFolderMtime?: boolean
   /**
    * Even with a trusted mtime, list the folder at least this often (ms): it bounds what a file
-   * server's clock skew or attribute cache could hide. Default: 10000.
+   * server's clock skew or attribute cache could hide. `Infinity`: only when the mtime changes.
+   * Default: 10000.
    */
   fullRescanMs?: number
   /** Wall-clock epoch ms, compared with the folder's mtime. Default: `Date.now`. */
@@ -214,7 +215,7 @@ export class CheckinReader {
     this.#readdir = options.readdir ?? ((folder) => fs.readdir(folder))
     this.#trustMtime = options.trustFolderMtime ?? options.readdir === undefined
     this.#fullRescanMs = options.fullRescanMs ?? 10_000
-    if (!Number.isFinite(this.#fullRescanMs) || this.#fullRescanMs < 0) {
+    if (typeof this.#fullRescanMs !== 'number' || Number.isNaN(this.#fullRescanMs) || this.#fullRescanMs < 0) {
       throw new OutOfRangeError(`Expected \`fullRescanMs\` to be ms, 0 or more, got ${describeValue(options.fullRescanMs)}`)
     }
     this.#wallNow = options.wallNow ?? Date.now
