@@ -258,3 +258,21 @@ t.test('last_run_notifications: read, update atomically, shared with Aim\'s watc
   t.same(JSON.parse(readFileSync(path, 'utf8')), { abc: 3 }, 'a corrupt file is replaced')
   t.equal(readFileSync(result.corruptMovedTo as string, 'utf8'), 'null', 'and kept aside for a human')
 })
+
+t.test('a listing that repeats names (the folder changed while read) counts each file once', async (t) => {
+  const folder = join(t.testdir(), 'check_ins')
+  mkdirSync(folder)
+  touch(folder, name('abab', 1, 'starting', 0), name('abab', 2, 'check_in', 9))
+  let repeat = true
+  const reader = new CheckinReader({
+    folder, clock: new ManualClock(), graceSeconds: GRACE,
+    readdir: async (dir) => { const names = await fsp.readdir(dir); return repeat ? [...names, ...names] : names },
+  })
+  t.same(kinds(await reader.scan()), ['started:abab:2'])
+  t.same(await reader.scan(), [])
+  repeat = false
+  rmSync(join(folder, name('abab', 1, 'starting', 0)))
+  rmSync(join(folder, name('abab', 2, 'check_in', 9)))
+  await reader.scan()
+  t.equal(reader.runs.has('abab'), false, 'dropped once its files are gone')
+})
