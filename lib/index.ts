@@ -36,4 +36,17 @@ export type {
 } from './notify/contract.js'
 export { AIM_DEFAULT_MESSAGE, DEFAULT_MESSAGES } from './notify/contract.js'
 export type { DeliveryReport } from './notify/delivery-report.js'
-export { registerNotifierType } from './notify/registry.js'
+export { registerNotifierType, redactSecret } from './notify/registry.js'
+export {
+  addNotifier,
+  listNotifiers,
+  enableNotifier,
+  disableNotifier,
+  removeNotifier,
+  testNotifiers,
+  getLogLevel,
+  setLogLevel,
+} from './notify/manage.js'
+export type { NotifierListing, NotifierTestResult } from './notify/manage.js'
+export { webhookDocument, signBody, SIGNATURE_HEADER } from './notify/types/webhook.js'
+export type { WebhookDocument } from './notify/types/webhook.js'

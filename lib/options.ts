@@ -5,25 +5,13 @@
  * stable `code`.
  * @module
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { InvalidOptionError, OutOfRangeError, describeValue } from './errors.js'
-import type { NotifierEntry, RunEventKind } from './notify/contract.js'
-import { validateEntry } from './notify/registry.js'
+import type { NotifierEntry } from './notify/contract.js'
+import { entryFromSpec, type NotifierSpec } from './notify/manage.js'
 import { checkRunHash } from './repo.js'
 
-/** A notifier given in code: like an entry of `config.json`, without the bookkeeping. */
-export interface NotifierSpec {
-  /** A registered type: `logger`, `slack`, `workplace`, `webhook`, or one added with `registerNotifierType`. */
-  type: string
-  /** The type's arguments, in Aim's names (`url`, `group_id`, `access_token`, `message`). Default: `{}`. */
-  arguments?: Record<string, unknown>
-  /** Which events it receives. Default: `['stalled', 'failed', 'recovered']`. */
-  events?: RunEventKind[]
-  /** A message template per event. Default: Aim's message for stalls and failures, short texts otherwise. */
-  messages?: Partial<Record<RunEventKind, string>>
-  /** A stable id. Default: a new uuid4. */
-  id?: string
-}
+export type { NotifierSpec }
 
 /** Options of a repo's {@link Watcher}. */
 export interface WatcherOptions {
@@ -112,17 +100,8 @@ export function checkNotifierSpecs(value: unknown, label = 'notifiers'): Notifie
   if (value === undefined) return []
   if (!Array.isArray(value)) throw new InvalidOptionError(`Expected \`${label}\` to be an array of notifiers, got ${describeValue(value)}`)
   return value.map((spec, i) => {
-    const s = checkObject(spec, `${label}[${i}]`)
-    checkKnownKeys(s, ['type', 'arguments', 'events', 'messages', 'id'], `${label}[${i}]`)
-    const entry: NotifierEntry = {
-      id: s['id'] === undefined ? randomUUID() : (s['id'] as string),
-      type: s['type'] as string,
-      status: 'enabled',
-      arguments: (s['arguments'] ?? {}) as Record<string, unknown>,
-      ...(s['events'] !== undefined ? { events: s['events'] as RunEventKind[] } : {}),
-      ...(s['messages'] !== undefined ? { messages: s['messages'] as NotifierEntry['messages'] } : {}),
-    }
-    return validateEntry(entry)
+    checkKnownKeys(checkObject(spec, `${label}[${i}]`), ['type', 'arguments', 'events', 'messages', 'id', 'status'], `${label}[${i}]`)
+    return entryFromSpec(spec as NotifierSpec)
   })
 }
 

@@ -11,6 +11,17 @@ import type { DeliveryReport } from './notify/delivery-report.js'
 import { resolveRepoRoot } from './repo.js'
 import { resolveWatchOptions, resolveWatcherOptions, type WatchOptions, type WatcherOptions } from './options.js'
 import { ActorHost } from './actor/host.js'
+import {
+  addNotifier,
+  disableNotifier,
+  enableNotifier,
+  listNotifiers,
+  removeNotifier,
+  testNotifiers,
+  type NotifierListing,
+  type NotifierSpec,
+  type NotifierTestResult,
+} from './notify/manage.js'
 import type { ActorMessage } from './actor/protocol.js'
 import { Run, type RunChannel } from './watch.js'
 
@@ -115,6 +126,48 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   /** One run's state, or undefined. */
   async run(hash: string): Promise<RunInfo | undefined> {
     return (await this.runs()).find((r) => r.hash === hash)
+  }
+
+  /**
+   * The notifiers this watcher uses now: the repo's configured ones (as last read; a change of
+   * `config.json` is picked up within about a second) and the ones given in code, or the
+   * default logger when there are none.
+   */
+  async activeNotifiers(): Promise<Array<{ id: string; type: string; status: 'enabled' | 'disabled' }>> {
+    return this.#liveHost().call((control) => control.activeNotifiers())
+  }
+
+  /**
+   * Adds a notifier to the repo's `config.json` (shared with the CLI and Python Aim) and
+   * returns its entry. Running watchers, this one included, use it from the next event on.
+   */
+  async addNotifier(spec: NotifierSpec): Promise<NotifierEntry> {
+    return addNotifier(this.root, spec)
+  }
+
+  /** The repo's configured notifiers, secrets redacted, with their last delivery or error. */
+  async listNotifiers(): Promise<NotifierListing[]> {
+    return listNotifiers(this.root)
+  }
+
+  /** Enables a configured notifier (`AIM_STATUS_UNKNOWN_NOTIFIER` if there is none with this id). */
+  async enableNotifier(id: string): Promise<void> {
+    await enableNotifier(this.root, id)
+  }
+
+  /** Disables a configured notifier; its pending notifications are dropped. */
+  async disableNotifier(id: string): Promise<void> {
+    await disableNotifier(this.root, id)
+  }
+
+  /** Removes a configured notifier. */
+  async removeNotifier(id: string): Promise<void> {
+    await removeNotifier(this.root, id)
+  }
+
+  /** Sends a test message through every enabled notifier, or the one given, and returns each outcome. */
+  async testNotifiers(id?: string): Promise<NotifierTestResult[]> {
+    return testNotifiers(this.root, id)
   }
 
   /**

@@ -45,6 +45,11 @@ export class NotifierSet {
     this.#rebuild()
   }
 
+  /** Whether an id belongs to an entry of the repo's configuration. */
+  isConfigured(id: string): boolean {
+    return this.#configured.some((entry) => entry.id === id)
+  }
+
   /** The notifiers to use now (enabled or not: the sender filters by status and events). */
   current(): Notifier[] {
     return this.#notifiers

@@ -46,9 +46,11 @@ export type ActorMessage =
 /** The actor's control plane (comlink). Every method is async on the host side. */
 export interface ActorControl {
   /** Resolves when every message sent before it has been handled. */
-  ping(): number
+  ping(): Promise<number>
   /** Every run the actor knows. */
   runs(): RunInfo[]
+  /** The notifiers in use now (configured and given in code, or the default logger). */
+  activeNotifiers(): Array<{ id: string; type: string; status: 'enabled' | 'disabled' }>
   /** Replaces the notifiers given in code. */
   setNotifiers(entries: NotifierEntry[]): void
   /** Stops timers and sending, and lets go of the actor's resources. */

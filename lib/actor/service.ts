@@ -1,8 +1,8 @@
 /**
- * The actor as a service on a port: it handles the host's data-plane messages, answers the
- * control plane (comlink), sends each transition to the host and to the notifiers. It runs in
- * the repo's worker thread (see worker.ts, a thin entry) and, in tests, in-process on one end
- * of a MessageChannel, so that all of its logic is covered.
+ * The repo runtime as a service on a port: it handles the host's data-plane messages, answers
+ * the control plane (comlink), and sends each transition and delivery outcome to the host. It
+ * runs in the repo's worker thread (worker.ts is a thin entry) and, in tests, in-process on one
+ * end of a MessageChannel, so that all of its logic is covered.
  * @module
  */
 import { writeSync } from 'node:fs'
@@ -11,11 +11,8 @@ import { expose } from 'comlink'
 import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
 import { toPlainError } from '../errors.js'
-import type { NotifierEntry, RunEvent } from '../notify/contract.js'
-import { wantsEvent } from '../notify/contract.js'
-import type { DeliveryReport } from '../notify/delivery-report.js'
-import { RepoActor } from './actor.js'
-import { NotifierSet } from './notifications.js'
+import type { NotifierEntry } from '../notify/contract.js'
+import { RepoRuntime } from './runtime.js'
 import { portEndpoint } from './port-endpoint.js'
 import type { ActorControl, ActorMessage, ActorStartup, HostMessage } from './protocol.js'
 
@@ -33,59 +30,29 @@ export interface ServiceDependencies {
 
 /** A running actor service. */
 export interface ActorService {
-  readonly actor: RepoActor
+  readonly runtime: RepoRuntime
+  /** Resolves when the notifier configuration has been read. */
+  readonly ready: Promise<void>
   close(): Promise<void>
 }
 
-const DEFAULT_SEND_TIMEOUT_MS = 10_000
-
 export function startActorService(startup: ActorStartup, dependencies: ServiceDependencies = {}): ActorService {
-  const clock = dependencies.clock ?? systemClock
-  const writeLine = dependencies.writeLine ?? ((line: string) => writeSync(1, `${line}\n`))
   const port = startup.port as MessagePort
   const post = (message: ActorMessage) => port.postMessage(message)
-  const notifiers = new NotifierSet({ writeLine }, (message) => writeLine(`aim-status: ${message}`))
-  notifiers.setProgrammatic(startup.notifiers)
-  const inFlight = new Set<Promise<void>>()
-  let closed = false
-
-  const report = (r: DeliveryReport) => post({ kind: 'delivery', report: r })
-
-  // Each notifier is sent to independently: one slow endpoint never holds up another.
-  const dispatch = (event: RunEvent) => {
-    for (const notifier of notifiers.current()) {
-      if (!wantsEvent(notifier.entry, event.kind)) continue
-      const base = { notifierId: notifier.entry.id, notifierType: notifier.entry.type, eventKey: event.key, eventKind: event.kind, hash: event.run.hash, attempts: 1 }
-      const sending = (async () => {
-        let rendered: string
-        try {
-          rendered = notifier.render(event)
-        } catch (error) {
-          report({ ...base, kind: 'delivery-failed', error: `render failed: ${toPlainError(error).message}`, at: clock.now() })
-          return
-        }
-        const outcome = await notifier.send(event, rendered, AbortSignal.timeout(DEFAULT_SEND_TIMEOUT_MS)).catch((error: unknown) => ({
-          kind: 'permanent' as const,
-          error: toPlainError(error).message,
-        }))
-        if (outcome.kind === 'delivered') report({ ...base, kind: 'notified', at: clock.now() })
-        else report({ ...base, kind: 'delivery-failed', error: outcome.error, at: clock.now() })
-      })()
-      inFlight.add(sending)
-      void sending.finally(() => inFlight.delete(sending))
-    }
-  }
-
-  const actor = new RepoActor({
-    clock,
-    repo: startup.root,
+  const runtime = new RepoRuntime({
+    root: startup.root,
     host: startup.host,
     pid: startup.pid,
-    onEvent(event) {
-      post({ kind: 'event', event })
-      dispatch(event)
-    },
+    clock: dependencies.clock ?? systemClock,
+    writeLine: dependencies.writeLine ?? ((line: string) => writeSync(1, `${line}\n`)),
+    onEvent: (event) => post({ kind: 'event', event }),
+    onReport: (report) => post({ kind: 'delivery', report }),
+    onError: (error) => post({ kind: 'error', error: toPlainError(error) }),
   })
+  runtime.notifiers.setProgrammatic(startup.notifiers)
+  const ready = runtime.start()
+  const actor = runtime.actor
+  let closed = false
 
   const onMessage = (message: HostMessage) => {
     if (closed || typeof message !== 'object' || message === null || !('kind' in message)) return
@@ -120,10 +87,14 @@ export function startActorService(startup: ActorStartup, dependencies: ServiceDe
   port.on('message', onMessage)
 
   const control: ActorControl = {
-    ping: () => clock.now(),
+    ping: async () => {
+      await ready
+      return runtime.actor.size
+    },
     runs: () => actor.runs(),
+    activeNotifiers: () => runtime.notifiers.current().map(({ entry }) => ({ id: entry.id, type: entry.type, status: entry.status })),
     setNotifiers(entries: NotifierEntry[]) {
-      notifiers.setProgrammatic(entries)
+      runtime.setProgrammaticNotifiers(entries)
     },
     close: () => close(),
   }
@@ -132,11 +103,9 @@ export function startActorService(startup: ActorStartup, dependencies: ServiceDe
   async function close(): Promise<void> {
     if (closed) return
     closed = true
-    actor.close()
     port.off('message', onMessage)
-    // Let notifications already under way finish (each has its own timeout).
-    await Promise.allSettled([...inFlight])
+    await runtime.close()
   }
 
-  return { actor, close }
+  return { runtime, ready, close }
 }

@@ -1,0 +1,159 @@
+/**
+ * A repo's watching machinery, assembled: the actor (runs and deadlines), the live notifier
+ * set (the repo's `config.json`, followed without restart, plus notifiers given in code), and
+ * the delivery engine (the durable outbox). The training process runs one in its repo's worker
+ * thread (service.ts); the daemon runs one per repo in its own process. Clock-injected.
+ * @module
+ */
+import type { Clock } from '../clock.js'
+import { toPlainError } from '../errors.js'
+import type { NotifierEntry, RunEvent } from '../notify/contract.js'
+import type { DeliveryReport } from '../notify/delivery-report.js'
+import { DeliveryEngine, type DeliveryOptions, type DeliveryReport as EngineReport, type OutboxState } from '../notify/delivery.js'
+import { readNotificationsConfig, type NotificationsConfig } from '../notify/config.js'
+import { watchNotificationsConfig, type ConfigWatch } from '../notify/config-watch.js'
+import { recordDeliveryOutcome } from '../notify/status-file.js'
+import { repoPaths, type RepoPaths } from '../repo.js'
+import { RepoActor } from './actor.js'
+import { NotifierSet } from './notifications.js'
+
+export interface RuntimeOptions {
+  /** Absolute repo root. */
+  root: string
+  host: string
+  pid: number
+  clock: Clock
+  /** One line of the watcher's output (the logger notifier, warnings). */
+  writeLine(line: string): void
+  /** Each transition, after it was handed to the outbox. */
+  onEvent?(event: RunEvent): void
+  /** Each delivery outcome. */
+  onReport?(report: DeliveryReport): void
+  /** Something went wrong that nobody awaits (a config file that does not parse, a failed write). */
+  onError?(error: Error): void
+  /** The outbox of a previous owner, to carry on. */
+  restoredOutbox?: OutboxState
+  /** Makes the outbox durable (the snapshot writer). Default: kept in memory only. */
+  persist?(state: OutboxState): Promise<void>
+  /** Overrides for delivery (timeouts, backoff, budget). */
+  delivery?: Pick<DeliveryOptions, 'timeoutMs' | 'backoff' | 'budgetMs' | 'random'>
+  /** How often to re-check `config.json` where file events are not available (NFS). Default 1000 ms. */
+  configPollMs?: number
+}
+
+const toWire = (report: EngineReport): DeliveryReport => ({
+  kind: report.kind === 'dropped' ? 'delivery-failed' : report.kind,
+  notifierId: report.notifierId,
+  notifierType: report.notifierType ?? 'unknown',
+  eventKey: report.key,
+  eventKind: report.event.kind,
+  hash: report.event.run.hash,
+  attempts: report.attempts,
+  at: report.at,
+  ...('error' in report ? { error: report.error } : {}),
+})
+
+const outcomeOf = (report: DeliveryReport) =>
+  report.kind === 'notified'
+    ? ({ kind: 'delivered' } as const)
+    : report.kind === 'retrying'
+      ? ({ kind: 'transient', error: report.error ?? '' } as const)
+      : ({ kind: 'permanent', error: report.error ?? '' } as const)
+
+/** The actor, its notifiers and its outbox for one repo. */
+export class RepoRuntime {
+  readonly actor: RepoActor
+  readonly notifiers: NotifierSet
+  readonly delivery: DeliveryEngine
+  readonly paths: RepoPaths
+  readonly #options: RuntimeOptions
+  #configWatch: ConfigWatch | undefined
+  #closed = false
+
+  constructor(options: RuntimeOptions) {
+    this.#options = options
+    this.paths = repoPaths(options.root)
+    const warn = (message: string) => options.writeLine(`aim-status: ${message}`)
+    this.notifiers = new NotifierSet({ writeLine: options.writeLine }, warn)
+    this.delivery = new DeliveryEngine(
+      {
+        clock: options.clock,
+        notifiers: () => this.notifiers.current(),
+        persist: options.persist ?? (async () => undefined),
+        ...options.delivery,
+        onOutcome: (report) => this.#onOutcome(report),
+        onPersistError: (error) => this.#error(error),
+      },
+      options.restoredOutbox,
+    )
+    this.actor = new RepoActor({
+      clock: options.clock,
+      repo: options.root,
+      host: options.host,
+      pid: options.pid,
+      onEvent: (event) => this.#onEvent(event),
+    })
+  }
+
+  /**
+   * Reads the repo's notifier configuration (so the very first event already goes to the
+   * configured notifiers) and then follows it.
+   */
+  async start(): Promise<void> {
+    try {
+      this.#applyConfig(await readNotificationsConfig(this.paths))
+    } catch (error) {
+      this.#error(error)
+    }
+    if (this.#closed) return
+    this.#configWatch = watchNotificationsConfig(this.paths, (config) => this.#applyConfig(config), {
+      clock: this.#options.clock,
+      ...(this.#options.configPollMs !== undefined ? { pollMs: this.#options.configPollMs } : {}),
+      onError: (error: unknown) => this.#error(error),
+    })
+  }
+
+  /** Notifiers given in code to this process. */
+  setProgrammaticNotifiers(entries: NotifierEntry[]): void {
+    this.notifiers.setProgrammatic(entries)
+    void this.delivery.notifiersChanged().catch((error: unknown) => this.#error(error))
+  }
+
+  /** Stops timers, the config watch and sending (pending items stay in the outbox state). */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.actor.close()
+    this.#configWatch?.close()
+    await this.delivery.close()
+  }
+
+  #applyConfig(config: NotificationsConfig): void {
+    // Entries of unknown types count as configured (the user chose them): they are skipped
+    // with a warning, and the default logger does not stand in for them.
+    this.notifiers.setConfigured([...config.notifiers, ...config.unknownTypes])
+    void this.delivery.notifiersChanged().catch((error: unknown) => this.#error(error))
+  }
+
+  #onEvent(event: RunEvent): void {
+    if (this.#closed) return
+    this.delivery.accept(event).catch((error: unknown) => this.#error(error))
+    this.#options.onEvent?.(event)
+  }
+
+  #onOutcome(report: EngineReport): void {
+    const wire = toWire(report)
+    this.#options.onReport?.(wire)
+    // The default logger is not in config.json: it has no status to keep.
+    if (this.notifiers.isConfigured(report.notifierId)) {
+      recordDeliveryOutcome(this.paths, report.notifierId, outcomeOf(wire), report.at).catch((error: unknown) => this.#error(error))
+    }
+  }
+
+  #error(error: unknown): void {
+    const plain = toPlainError(error)
+    const wrapped = error instanceof Error ? error : new Error(plain.message)
+    if (this.#options.onError !== undefined) this.#options.onError(wrapped)
+    else this.#options.writeLine(`aim-status: ${plain.message}`)
+  }
+}
