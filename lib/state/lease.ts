@@ -61,7 +61,11 @@ export interface Lease {
   readonly lost: boolean
   /** Throws `AIM_STATUS_LEASE_LOST` when a newer generation exists or the lock was compromised. */
   assertGeneration(): void
-  /** Releases the lock (never one that is no longer ours). Safe to call twice. */
+  /**
+   * Releases the lock (never one that is no longer ours) and ages the fence, so that a snapshot
+   * left behind is adoptable at once. Safe to call twice. To end a snapshot for good, use
+   * {@link retireSnapshot}.
+   */
   release(): Promise<void>
 }
 
@@ -164,6 +168,13 @@ class FencedLease implements Lease {
     const unlock = this.#unlock
     this.#unlock = null
     if (unlock === null || this.superseded()) return
+    try {
+      // Age our fence first: with the lock gone too, the snapshot is an orphan at once, so a
+      // daemon carries on a released snapshot without waiting for staleness.
+      fs.utimesSync(fencePath(this.path, this.generation), 0, 0)
+    } catch {
+      // Retired with the snapshot already: nothing to age.
+    }
     try {
       await unlock()
     } catch {
