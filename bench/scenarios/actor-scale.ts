@@ -4,28 +4,11 @@
  * (which should grow as log n).
  * @module
  */
-import { hostname } from 'node:os'
-import { RepoActor } from '../../lib/actor/actor.js'
+import type { RepoActor } from '../../lib/actor/actor.js'
 import { IndexedMinHeap } from '../../lib/actor/heap.js'
-import { monotonicNow, systemClock } from '../../lib/clock.js'
-import { type BenchContext, type Cell, type Scenario, formatBytes, goal, goalNotChecked, nowNs, printTable, runHash, seededRandom, settledHeap } from '../support/report.js'
-
-function newActor(): RepoActor {
-  return new RepoActor({ clock: systemClock, repo: '/bench', host: hostname(), pid: process.pid, onEvent() {} })
-}
-
-/** Opens `n` runs the way the worker does (each with its 16-byte shared slot) and gives each a deadline. */
-function fill(actor: RepoActor, n: number): string[] {
-  const at = monotonicNow()
-  const hashes: string[] = []
-  for (let i = 0; i < n; i++) {
-    const hash = runHash(i)
-    hashes.push(hash)
-    actor.open({ hash, grace: 100, at, slot: new Float64Array(new SharedArrayBuffer(16)) })
-    actor.progress(hash, at, 1 + (i % 60))
-  }
-  return hashes
-}
+import { monotonicNow } from '../../lib/clock.js'
+import { type BenchContext, type Cell, type Scenario, formatBytes, goal, goalNotChecked, nowNs, printTable, seededRandom, settledHeap } from '../support/report.js'
+import { benchActor, openRuns, promiseOf } from '../support/runs.js'
 
 /**
  * Heartbeats per second: `order[k]` picks the run of the k-th heartbeat; report times move
@@ -39,7 +22,7 @@ function heartbeatsPerSecond(actor: RepoActor, hashes: string[], order: Int32Arr
     for (let k = 0; k < order.length; k++) {
       const i = order[k] as number
       at += 0.001
-      actor.progress(hashes[i] as string, at, 1 + (i % 60))
+      actor.progress(hashes[i] as string, at, promiseOf(i))
     }
     const perSecond = order.length / ((nowNs() - t0) / 1e9)
     if (perSecond > best) best = perSecond
@@ -79,8 +62,8 @@ export const actorScale: Scenario = {
     let worstPerRun = 0
     for (const n of sizes) {
       const before = settledHeap()
-      const actor = newActor()
-      const hashes = fill(actor, n)
+      const actor = benchActor()
+      const hashes = openRuns(actor, n, { slots: true })
       const after = settledHeap()
       const heapPerRun = (after.heapUsed - before.heapUsed) / n
       const totalPerRun = (after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers) / n

@@ -7,34 +7,20 @@
  */
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { hostname } from 'node:os'
-import { RepoActor } from '../../lib/actor/actor.js'
-import { monotonicNow, systemClock } from '../../lib/clock.js'
+import { monotonicNow } from '../../lib/clock.js'
 import { acquireLease } from '../../lib/state/lease.js'
 import { currentOwner } from '../../lib/state/owner.js'
 import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type Snapshot, serializeSnapshot, writeSnapshotAtomic } from '../../lib/state/snapshot.js'
 import { SnapshotWriter } from '../../lib/state/snapshot-writer.js'
-import { type BenchContext, type Cell, type Scenario, formatBytes, goal, goalNotChecked, nowNs, printTable, runHash, summarize, withTempDir, yieldToLoop } from '../support/report.js'
-
-/** An actor holding `n` running runs with names, experiments and deadlines, as a training fleet's would. */
-function actorWith(n: number, onChange?: () => void): { actor: RepoActor; hashes: string[] } {
-  const actor = new RepoActor({ clock: systemClock, repo: '/bench', host: hostname(), pid: process.pid, onEvent() {}, ...(onChange !== undefined ? { onChange } : {}) })
-  const at = monotonicNow()
-  const hashes: string[] = []
-  for (let i = 0; i < n; i++) {
-    const hash = runHash(i)
-    hashes.push(hash)
-    actor.open({ hash, grace: 100, at, name: `resnet50-lr3e-4-seed${i}`, experiment: `sweep-${i % 20}` })
-    actor.progress(hash, at, 1 + (i % 60))
-  }
-  return { actor, hashes }
-}
+import { benchActor, openRuns, promiseOf } from '../support/runs.js'
+import { type BenchContext, type Cell, type Scenario, formatBytes, goal, goalNotChecked, nowNs, printTable, summarize, withTempDir, yieldToLoop } from '../support/report.js'
 
 const msSince = (t0: number) => (nowNs() - t0) / 1e6
 
 /** One size: median over `rounds` of runs() copy, serialisation alone, and the full durable write. */
 async function measureSize(dir: string, n: number, rounds: number): Promise<{ row: Cell[]; totalMs: number }> {
-  const { actor } = actorWith(n)
+  const actor = benchActor()
+  openRuns(actor, n, { named: true })
   const owner = currentOwner('process')
   const path = join(dir, `${owner.id}.json`)
   const copy: number[] = []
@@ -67,10 +53,11 @@ async function coalescing(dir: string, runs: number, seconds: number): Promise<C
   const lease = await acquireLease(path, owner, { staleMs: 10_000 })
   let changes = 0
   let writer: SnapshotWriter | undefined
-  const { actor, hashes } = actorWith(runs, () => {
+  const actor = benchActor(() => {
     changes++
     writer?.markDirty()
   })
+  const hashes = openRuns(actor, runs, { named: true })
   writer = new SnapshotWriter({
     path,
     lease,
@@ -85,7 +72,7 @@ async function coalescing(dir: string, runs: number, seconds: number): Promise<C
       for (let k = 0; k < 20_000; k++) {
         const i = beats++ % runs
         at += 0.001
-        actor.progress(hashes[i] as string, at, 1 + (i % 60))
+        actor.progress(hashes[i] as string, at, promiseOf(i))
       }
       await yieldToLoop()
     }
