@@ -249,6 +249,43 @@ export class DeliveryEngine {
     return { version: 1, pending, settled: [...this.#settled.values()], stats: this.stats() }
   }
 
+  /**
+   * Takes in another owner's outbox while running (the daemon adopting an orphan's snapshot):
+   * its settled pairs are remembered, so nothing it delivered is sent again; its pending items
+   * are queued unless their (key, notifier) is already known here; its counters are added.
+   * Persists, then sends. Rejects with `AIM_STATUS_CORRUPT_FILE` for an invalid state (nothing
+   * taken in) and with `AIM_STATUS_CLOSED` after close.
+   */
+  async absorb(state: unknown): Promise<void> {
+    if (this.#closing !== null) throw new AimStatusError(ErrorCodes.CLOSED, 'The outbox is closed')
+    const checked = checkOutboxState(state)
+    for (const settled of checked.settled) if (!this.#settled.has(pairKey(settled.notifierId, settled.key))) this.#remember(settled)
+    for (const [id, stats] of Object.entries(checked.stats)) {
+      const mine = this.#statsOf(id)
+      mine.delivered += stats.delivered
+      mine.failed += stats.failed
+      if (isTime(stats.lastDeliveryAt) && stats.lastDeliveryAt > (mine.lastDeliveryAt ?? -Infinity)) mine.lastDeliveryAt = stats.lastDeliveryAt
+      if (isTime(stats.lastErrorAt) && stats.lastErrorAt > (mine.lastErrorAt ?? -Infinity) && typeof stats.lastError === 'string') {
+        mine.lastErrorAt = stats.lastErrorAt
+        mine.lastError = stats.lastError
+      }
+    }
+    const now = this.#clock.now()
+    const touched = new Set<string>()
+    for (const item of checked.pending) {
+      if (this.#knows(item.notifierId, item.event.key)) continue
+      // As in a restore: another owner's wait is kept, never longer than the longest backoff.
+      const nextAttemptAt = Math.min(Math.max(now, item.nextAttemptAt), now + this.#backoff.maxMs)
+      this.#lane(item.notifierId).items.push({ ...item, nextAttemptAt, budgetFrom: null })
+      touched.add(item.notifierId)
+    }
+    try {
+      await this.#save()
+    } finally {
+      for (const id of touched) this.#kick(id)
+    }
+  }
+
   /** Counters per notifier id (notifiers that ever had an item). */
   stats(): Record<string, NotifierStats> {
     const out: Record<string, NotifierStats> = {}
