@@ -3,8 +3,79 @@
  * @module
  */
 import type { Command } from 'commander'
+import { toPlainError } from '../errors.js'
+import { Daemon } from '../daemon/daemon.js'
+import { formatStatus, repoStatus } from '../daemon/status.js'
+import { CliExit, repoRoot, repoRoots } from './common.js'
+
+function number(flag: string, integer: boolean) {
+  return (value: string): number => {
+    const parsed = Number(value)
+    if (value.trim() === '' || !Number.isFinite(parsed) || (integer && !Number.isInteger(parsed))) {
+      process.stderr.write(`aim-watcher: AIM_STATUS_INVALID_OPTION: ${flag} expects ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(value.slice(0, 40))}\n`)
+      throw new CliExit(2)
+    }
+    return parsed
+  }
+}
+
+/** Resolves at the first SIGTERM or SIGINT. */
+function stopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', on)
+      process.off('SIGINT', on)
+      resolve(signal)
+    }
+    process.on('SIGTERM', on)
+    process.on('SIGINT', on)
+  })
+}
 
 export function registerDaemonCommands(program: Command): void {
-  program.command('start').description('watch the repo(s) and take over the runs of processes that died')
-  program.command('status').description('list the runs known in the repo')
+  program
+    .command('start')
+    .description('watch the repo(s) and take over the runs of processes that died, exited or froze')
+    .option('--grace <S>', 'seconds of grace for runs that carry none (Python-Aim check-ins)', number('--grace', false))
+    .option('--stale-ms <MS>', 'a lease untouched this long counts as orphaned (at least 2000)', number('--stale-ms', true))
+    .option('--poll-ms <MS>', 'scan interval where file events are not available, and standby retry interval', number('--poll-ms', true))
+    .option('--json-logs', 'log JSON lines instead of human-readable lines')
+    .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean }, command: Command) => {
+      let daemon: Daemon
+      try {
+        daemon = new Daemon({
+          repos: repoRoots(command),
+          ...(options.grace !== undefined ? { grace: options.grace } : {}),
+          ...(options.staleMs !== undefined ? { staleMs: options.staleMs } : {}),
+          ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+          jsonLogs: options.jsonLogs === true,
+        })
+      } catch (error) {
+        const plain = toPlainError(error)
+        process.stderr.write(`aim-watcher: ${plain.code ?? plain.name}: ${plain.message}\n`)
+        throw new CliExit(2)
+      }
+      // Listening before starting: a signal during start-up still stops cleanly.
+      const signal = stopSignal()
+      await daemon.start()
+      await signal
+      await daemon.close()
+    })
+  program
+    .command('status')
+    .description('list the runs known in the repo, their owners and deadlines')
+    .option('--json', 'print JSON')
+    .option('--stale-ms <MS>', 'staleness used to judge owners (as the daemon\'s)', number('--stale-ms', true))
+    .action(async (options: { json?: boolean; staleMs?: number }, command: Command) => {
+      const root = repoRoot(command)
+      let status
+      try {
+        status = await repoStatus(root, options.staleMs !== undefined ? { staleMs: options.staleMs } : {})
+      } catch (error) {
+        const plain = toPlainError(error)
+        process.stderr.write(`aim-watcher: ${plain.code ?? plain.name}: ${plain.message}\n`)
+        throw new CliExit(1)
+      }
+      process.stdout.write(options.json === true ? `${JSON.stringify(status, null, 2)}\n` : `${formatStatus(status)}\n`)
+    })
 }

@@ -1,0 +1,135 @@
+/**
+ * The `aim-watcher start` daemon: one {@link RepoWatch} per repo, one identity (owner kind
+ * `daemon`) for the process, one log. It takes over the runs of training processes that died,
+ * exited or froze, with the same actor and outbox code they run, and tells the notifiers.
+ *
+ * Lifecycle: `start()` resolves once every repo has made its first attempt (active, or
+ * standby behind a live daemon); `close()` stops accepting, flushes every snapshot and
+ * releases every lock (a standby daemon takes over at once), and is safe to call twice. An
+ * error in one repo, one owner or one run is logged and never stops the others.
+ * @module
+ */
+import { systemClock, type Clock } from '../clock.js'
+import { InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
+import type { RuntimeOptions } from '../actor/runtime.js'
+import { resolveRepoRoot } from '../repo.js'
+import { DEFAULT_STALE_MS, MIN_STALE_MS } from '../state/lease.js'
+import { currentOwner, type OwnerInfo } from '../state/owner.js'
+import { createLog, type DaemonLog } from './log.js'
+import { RepoWatch } from './repo-watch.js'
+
+/** Default {@link DaemonOptions.pollMs}. */
+export const DEFAULT_POLL_MS = 1000
+/** Default {@link DaemonOptions.grace}: Aim's watcher's 100 s. */
+export const DEFAULT_DAEMON_GRACE = 100
+/** Default {@link DaemonOptions.tombstoneMs}: one hour. */
+export const DEFAULT_TOMBSTONE_MS = 60 * 60_000
+/** Default {@link DaemonOptions.keepEndedMs}: one day. */
+export const DEFAULT_KEEP_ENDED_MS = 24 * 60 * 60_000
+
+/** Options of {@link Daemon}. */
+export interface DaemonOptions {
+  /** Repo roots (resolved as `--repo` is). Default: Aim's rule from the working folder. */
+  repos?: string[]
+  /**
+   * Seconds of grace for runs that carry none of their own: Python-Aim check-ins, read with
+   * Aim's rules. Runs adopted from a snapshot keep the grace they were opened with. Default 100.
+   */
+  grace?: number
+  /**
+   * How long a lease may go untouched before its owner counts as orphaned, ms (a frozen process,
+   * another host). A dead process on this host is found from its pid at once. Default 10 000;
+   * at least 2000 (proper-lockfile's floor).
+   */
+  staleMs?: number
+  /** How often each repo is scanned (and a standby retries), ms. File events make scans sooner where they work. Default 1000; at least 50. */
+  pollMs?: number
+  /** JSON lines on the log instead of human-readable lines. Default false. */
+  jsonLogs?: boolean
+  /**
+   * How long a frozen owner's emptied snapshot is held (so that it finds its lease lost on
+   * waking) before it is removed even if the owner never comes back, ms. Default one hour.
+   */
+  tombstoneMs?: number
+  /** How long ended runs stay listed in the daemon's snapshot, ms. Default one day. */
+  keepEndedMs?: number
+  /** Where the log goes, one line at a time. Default: stdout. */
+  writeLine?: (line: string) => void
+  /** Time source of the runtimes. Default: the system clock. */
+  clock?: Clock
+  /** Delivery overrides (timeouts, backoff, budget). Default: the outbox's defaults. */
+  delivery?: RuntimeOptions['delivery']
+}
+
+function integer(name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new OutOfRangeError(`Expected \`${name}\` to be an integer of at least ${min}, got ${describeValue(value)}`)
+  return value
+}
+
+const KNOWN = new Set(['repos', 'grace', 'staleMs', 'pollMs', 'jsonLogs', 'tombstoneMs', 'keepEndedMs', 'writeLine', 'clock', 'delivery'])
+
+/** The daemon. */
+export class Daemon {
+  readonly owner: OwnerInfo
+  readonly log: DaemonLog
+  readonly repos: readonly RepoWatch[]
+  readonly grace: number
+  readonly staleMs: number
+  readonly pollMs: number
+  #started: Promise<void> | null = null
+  #closing: Promise<void> | null = null
+
+  constructor(options: DaemonOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new InvalidOptionError(`Expected daemon options to be an object, got ${describeValue(options)}`)
+    for (const key of Object.keys(options)) if (!KNOWN.has(key)) throw new InvalidOptionError(`Unknown daemon option \`${key}\``)
+    const repos = options.repos ?? []
+    if (!Array.isArray(repos) || repos.some((r) => typeof r !== 'string' || r === '')) throw new InvalidOptionError(`Expected \`repos\` to be a list of folder paths, got ${describeValue(repos)}`)
+    this.grace = options.grace ?? DEFAULT_DAEMON_GRACE
+    if (typeof this.grace !== 'number' || !Number.isFinite(this.grace) || this.grace < 0) throw new OutOfRangeError(`Expected \`grace\` to be a number of seconds of at least 0, got ${describeValue(this.grace)}`)
+    this.staleMs = integer('staleMs', options.staleMs ?? DEFAULT_STALE_MS, MIN_STALE_MS)
+    this.pollMs = integer('pollMs', options.pollMs ?? DEFAULT_POLL_MS, 50)
+    const tombstoneMs = integer('tombstoneMs', options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS, 0)
+    const keepEndedMs = integer('keepEndedMs', options.keepEndedMs ?? DEFAULT_KEEP_ENDED_MS, 0)
+    const roots = [...new Set(repos.length > 0 ? repos.map((r) => resolveRepoRoot(r)) : [resolveRepoRoot(undefined)])]
+    const write = options.writeLine ?? ((line: string) => void process.stdout.write(`${line}\n`))
+    this.log = createLog({ json: options.jsonLogs === true, write })
+    this.owner = currentOwner('daemon')
+    const clock = options.clock ?? systemClock
+    // The logger notifier's own lines: as they are in human mode, one record each in JSON mode.
+    const writeLine = options.jsonLogs === true ? (line: string) => this.log.info('message', { text: line }) : write
+    this.repos = roots.map(
+      (root) =>
+        new RepoWatch({
+          root,
+          owner: this.owner,
+          staleMs: this.staleMs,
+          pollMs: this.pollMs,
+          tombstoneMs,
+          keepEndedMs,
+          clock,
+          log: this.log,
+          writeLine,
+          ...(options.delivery !== undefined ? { delivery: options.delivery } : {}),
+        }),
+    )
+  }
+
+  /** Starts every repo; resolves when each has made its first attempt. */
+  start(): Promise<void> {
+    this.#started ??= (async () => {
+      this.log.info('daemon-started', { pid: this.owner.pid, host: this.owner.host, owner: this.owner.id, repos: this.repos.map((r) => r.root).join(','), staleMs: this.staleMs, pollMs: this.pollMs })
+      await Promise.all(this.repos.map((repo) => repo.start()))
+    })()
+    return this.#started
+  }
+
+  /** Stops every repo: flushes, releases locks. Safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.log.info('stopping', { pid: this.owner.pid })
+      await this.#started?.catch(() => undefined)
+      await Promise.all(this.repos.map((repo) => repo.close()))
+    })()
+    return this.#closing
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * `ensureDaemon()`: starts an `aim-watcher` daemon for a repo unless one already holds it.
+ *
+ * When to use it: on a machine where nobody runs `aim-watcher start` as a service (a laptop, a
+ * one-off cloud box), so that a training process that is killed (SIGKILL, out-of-memory
+ * killer) or frozen is still reported: the in-process watcher dies with its process, the
+ * daemon does not. Where a service manager (systemd, see `examples/aim-watcher.service`) runs
+ * the daemon, it is not needed. The daemon it starts outlives the caller: it keeps watching
+ * until stopped (`kill <pid>`; SIGTERM stops it cleanly).
+ * @module
+ */
+import { spawn } from 'node:child_process'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { InvalidOptionError, describeValue } from '../errors.js'
+import { repoPaths, resolveRepoRoot } from '../repo.js'
+import { STATE_FILE_MODE, STATE_FOLDER_MODE } from '../state/files.js'
+import { inspectLease, DEFAULT_STALE_MS } from '../state/lease.js'
+import { statusLayout } from '../state/layout.js'
+import { daemonLeasePath } from './repo-watch.js'
+
+/** Options of {@link ensureDaemon}. */
+export interface EnsureDaemonOptions {
+  /** `--stale-ms` of the daemon, and the staleness used to judge a present one. Default 10 000. */
+  staleMs?: number
+  /** `--poll-ms` of the daemon. Default: the daemon's (1000). */
+  pollMs?: number
+  /** `--json-logs` for the daemon's log. Default false. */
+  jsonLogs?: boolean
+}
+
+/** What {@link ensureDaemon} did. */
+export interface EnsureDaemonResult {
+  /** True when a daemon was started now; false when one already held the repo. */
+  started: boolean
+  /** The pid of the daemon started, or of the one holding the repo. */
+  pid?: number
+}
+
+/** The compiled `aim-watcher` entry beside this module (`dist/cli/bin.js`). */
+export function daemonBinPath(): string {
+  return fileURLToPath(new URL('../cli/bin.js', import.meta.url))
+}
+
+/**
+ * Starts a detached `aim-watcher --repo <root> start` unless a live daemon holds the repo's
+ * daemon lease. Its output is appended to `<root>/.aim/status/daemon.log` (mode 0600); it is
+ * unref'd, so the caller's process may end at any time. Two callers racing may both start one:
+ * the second waits as a hot standby, which is harmless.
+ */
+export async function ensureDaemon(root: string, options: EnsureDaemonOptions = {}): Promise<EnsureDaemonResult> {
+  if (typeof root !== 'string' || root === '') throw new InvalidOptionError(`Expected \`root\` to be a folder path, got ${describeValue(root)}`)
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError(`Expected options to be an object, got ${describeValue(options)}`)
+  const resolved = resolveRepoRoot(root)
+  const layout = statusLayout(repoPaths(resolved))
+  const holder = await inspectLease(daemonLeasePath(layout), { staleMs: options.staleMs ?? DEFAULT_STALE_MS })
+  if (!holder.orphaned && holder.holder !== null) return { started: false, pid: holder.holder.pid }
+  mkdirSync(layout.status, { recursive: true, mode: STATE_FOLDER_MODE })
+  const args = [daemonBinPath(), '--repo', resolved, 'start']
+  if (options.staleMs !== undefined) args.push('--stale-ms', String(options.staleMs))
+  if (options.pollMs !== undefined) args.push('--poll-ms', String(options.pollMs))
+  if (options.jsonLogs === true) args.push('--json-logs')
+  const log = openSync(join(layout.status, 'daemon.log'), 'a', STATE_FILE_MODE)
+  try {
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], cwd: resolved })
+    // A failure to start (no such file, no permission) rejects instead of crashing the caller.
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve)
+      child.once('error', reject)
+    })
+    child.unref()
+    return { started: true, pid: child.pid as number }
+  } finally {
+    closeSync(log)
+  }
+}

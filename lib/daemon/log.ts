@@ -1,0 +1,69 @@
+/**
+ * The daemon's log: one line per transition, per delivery outcome and per takeover step, on a
+ * stream (stdout by default). Human-readable by default; JSON lines with `--json-logs`
+ * (`{"time","level","event","repo","hash","reason",...}`), for log shippers.
+ *
+ * Values come from files other processes wrote (reasons, names, errors): control characters are
+ * escaped so one record is always one line, and long values are cut.
+ * @module
+ */
+
+/** How bad a record is. */
+export type LogLevel = 'info' | 'warn' | 'error'
+
+/** The fields of one record, besides time, level and event. */
+export type LogFields = Record<string, string | number | boolean | null | undefined>
+
+/** Where the daemon's records go. */
+export interface DaemonLog {
+  info(event: string, fields?: LogFields): void
+  warn(event: string, fields?: LogFields): void
+  error(event: string, fields?: LogFields): void
+}
+
+/** Options of {@link createLog}. */
+export interface LogOptions {
+  /** JSON lines instead of human-readable lines. Default false. */
+  json?: boolean
+  /** Receives each line, without its newline. Default: written to stdout. */
+  write?: (line: string) => void
+  /** The time stamp. Default: the wall clock (logs are read by people, next to other logs). */
+  now?: () => number
+}
+
+const MAX_VALUE = 1000
+
+function clean(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  const escaped = value.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`))
+  return escaped.length > MAX_VALUE ? `${escaped.slice(0, MAX_VALUE - 3)}...` : escaped
+}
+
+function human(value: string | number | boolean | null): string {
+  const text = clean(String(value))
+  return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text)
+}
+
+/** Creates a log writing one line per record. */
+export function createLog(options: LogOptions = {}): DaemonLog {
+  const write = options.write ?? ((line: string) => void process.stdout.write(`${line}\n`))
+  const now = options.now ?? Date.now
+  const record = (level: LogLevel, event: string, fields: LogFields = {}): void => {
+    const time = new Date(now()).toISOString()
+    const present = Object.entries(fields).filter((entry): entry is [string, string | number | boolean | null] => entry[1] !== undefined)
+    if (options.json === true) {
+      const out: Record<string, unknown> = { time, level, event }
+      for (const [key, value] of present) out[key] = typeof value === 'string' ? clean(value) : value
+      write(JSON.stringify(out))
+      return
+    }
+    const parts = [time, level.toUpperCase().padEnd(5), event]
+    for (const [key, value] of present) parts.push(`${key}=${human(value)}`)
+    write(parts.join(' '))
+  }
+  return {
+    info: (event, fields) => record('info', event, fields),
+    warn: (event, fields) => record('warn', event, fields),
+    error: (event, fields) => record('error', event, fields),
+  }
+}
