@@ -82,10 +82,10 @@ async function naiveScan(folder: string): Promise<number> {
  * One scan a second for `seconds`, with `renewPerSecond` runs renewed by a writer half-way
  * between scans. Returns the scanner's CPU as a share of one core (the writer's CPU excluded).
  */
-async function oneScanPerSecond(folder: string, idx: number[], seconds: number, renewPerSecond: number, scan: () => Promise<unknown>): Promise<{ coreShare: number; cpuMsPerScan: number; scans: number }> {
+async function oneScanPerSecond(folder: string, idx: number[], firstRun: number, seconds: number, renewPerSecond: number, scan: () => Promise<unknown>): Promise<{ coreShare: number; cpuMsPerScan: number; scans: number }> {
   let cpuMicros = 0
   let scans = 0
-  let from = 0
+  let from = firstRun
   const t0 = performance.now()
   for (let s = 0; s < seconds; s++) {
     const cpu = process.cpuUsage()
@@ -108,7 +108,7 @@ export const daemonScan: Scenario = {
   description: 'CPU per scan of a 10k-file check_ins/ folder and share of a core at 1 scan/s, vs a naive re-list + parse',
   async run({ quick }: BenchContext) {
     const files = quick ? 300 : 10_000
-    const seconds = quick ? 1 : 10
+    const seconds = quick ? 1 : 8
     const renewPerSecond = quick ? 10 : 100
 
     // That bench renews 100 runs per round over files / 2 runs: it needs files ≥ 200 × rounds.
@@ -122,24 +122,26 @@ export const daemonScan: Scenario = {
     }
 
     await withTempDir('daemon-scan', async (dir) => {
+      // One folder for every measurement: the renewals carry on from one to the next.
+      const folder = join(dir, 'check_ins')
+      const idx = await makeFolder(folder, files)
       const rows: Cell[][] = []
       const results: Record<string, number> = {}
+      let from = 0
       for (const [label, make] of [
-        ['CheckinReader (incremental), 1 scan/s', (folder: string) => {
+        ['CheckinReader (incremental), 1 scan/s', () => {
           const reader = new CheckinReader({ folder, onWarning: () => {} })
           return () => reader.scan()
         }],
-        ['baseline: re-list + parse all names, 1 scan/s', (folder: string) => () => naiveScan(folder)],
+        ['baseline: re-list + parse all names, 1 scan/s', () => () => naiveScan(folder)],
       ] as const) {
         for (const renewing of [0, renewPerSecond]) {
-          const folder = join(dir, `checkins-${rows.length}`)
-          const idx = await makeFolder(folder, files)
-          const scan = make(folder)
+          const scan = make()
           await scan()
-          const result = await oneScanPerSecond(folder, idx, seconds, renewing, scan)
+          const result = await oneScanPerSecond(folder, idx, from, seconds, renewing, scan)
+          from += seconds * renewing
           rows.push([label, renewing === 0 ? 'none' : `${renewing} runs/s`, result.scans, result.cpuMsPerScan, `${(result.coreShare * 100).toFixed(2)} %`])
           results[`${label}/${renewing}`] = result.coreShare
-          await rm(folder, { recursive: true, force: true })
         }
       }
       printTable(`daemon-scan: ${files} check-in files, scans at 1/s for ${seconds} s (scanner CPU only)`, ['scanner', 'check-ins renewed', 'scans', 'CPU ms/scan', 'share of one core'], rows)
