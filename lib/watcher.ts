@@ -8,7 +8,9 @@ import { EventEmitter } from 'eventemitter3'
 import { AimStatusError, ErrorCodes, fromPlainError } from './errors.js'
 import type { NotifierEntry, RunEvent, RunInfo } from './notify/contract.js'
 import type { DeliveryReport } from './notify/delivery-report.js'
-import { resolveRepoRoot } from './repo.js'
+import { repoPaths, resolveRepoRoot } from './repo.js'
+import { installExitMarker } from './state/exit-marker.js'
+import type { OwnerInfo } from './state/owner.js'
 import { resolveWatchOptions, resolveWatcherOptions, type WatchOptions, type WatcherOptions } from './options.js'
 import { ActorHost } from './actor/host.js'
 import {
@@ -56,6 +58,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   #host: ActorHost | undefined
   #runs = new Map<string, Run>()
   #notifiers: NotifierEntry[] = []
+  /** Runs opened here that have neither finished nor failed (a closed handle's run included). */
+  #unfinished = new Set<string>()
+  #uninstallExitMarker: (() => void) | undefined
   #closed = false
 
   private constructor(root: string) {
@@ -89,6 +94,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       notifiers: [],
       onMessage: (message) => watcher.#onActorMessage(message),
       onRestart: (error) => watcher.#onActorRestart(error),
+      onOwner: (owner) => watcher.#onOwner(owner),
     })
     return watcher
   }
@@ -114,6 +120,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     }
     const run = new Run({ hash: resolved.hash, name: resolved.name, experiment: resolved.experiment, grace: resolved.grace, channel })
     this.#runs.set(run.hash, run)
+    this.#unfinished.add(run.hash)
     await host.call((control) => control.ping())
     return run
   }
@@ -180,6 +187,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#closed = true
     watchers.delete(this.root)
     await this.#host?.close()
+    this.#uninstallExitMarker?.()
     this.#host = undefined
     for (const run of this.#runs.values()) void run.close()
     this.#runs.clear()
@@ -203,6 +211,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     switch (message.kind) {
       case 'event': {
         const event = message.event
+        if (event.kind === 'finished' || event.kind === 'failed') this.#unfinished.delete(event.run.hash)
         this.#runs.get(event.run.hash)?.deliver(event)
         this.emit(event.kind, event)
         break
@@ -216,6 +225,16 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       default:
         throw new Error(`unknown actor message ${JSON.stringify(message)}`)
     }
+  }
+
+  /**
+   * Each owner (one per actor thread) gets an exit marker: if this process exits with runs
+   * unfinished, the marker says so synchronously, with the exit code or signal, and a daemon
+   * reports those runs failed at once instead of waiting for their deadlines.
+   */
+  #onOwner(owner: OwnerInfo): void {
+    this.#uninstallExitMarker?.()
+    this.#uninstallExitMarker = installExitMarker(repoPaths(this.root), owner, () => [...this.#unfinished])
   }
 
   /** The thread died and came back empty: open our runs again so they stay watched. */

@@ -2,6 +2,8 @@
 // events and lines rather than on clocks.
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
+import { readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { startChild } from './support/child.js'
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/watch/${name}`, import.meta.url))
@@ -30,9 +32,16 @@ t.test('a blocked main thread does not prevent detection', async (t) => {
   t.ok(child.lines.indexOf('BLOCK END true') > child.lines.indexOf(line))
 })
 
-t.test('a script that ends exits, although its watcher thread is alive', async (t) => {
-  const child = startChild(fixture('exits-with-active-run.mjs'), [t.testdir()])
+t.test('a script that ends exits, although its watcher thread is alive; it leaves a snapshot and an exit marker', async (t) => {
+  const repo = t.testdir()
+  const child = startChild(fixture('exits-with-active-run.mjs'), [repo])
   const { code, signal } = await child.exited
   t.same({ code, signal }, { code: 0, signal: null })
   t.ok(child.lines.includes('END OF SCRIPT'))
+  const owners = readdirSync(join(repo, '.aim', 'status', 'owners')).filter((f) => f.endsWith('.json'))
+  t.equal(owners.length, 1, 'one owner snapshot')
+  const snapshot = JSON.parse(readFileSync(join(repo, '.aim', 'status', 'owners', owners[0] as string), 'utf8'))
+  t.match(snapshot, { format: 'aim-status/snapshot', owner: { kind: 'process', pid: child.process.pid }, runs: [{ hash: 'leaves_early', status: 'running', expectNextIn: 3600 }] })
+  const marker = JSON.parse(readFileSync(join(repo, '.aim', 'status', 'exits', owners[0] as string), 'utf8'))
+  t.match(marker, { exitCode: 0, unfinishedRuns: ['leaves_early'] }, 'the exit marker names the unfinished run and the exit code')
 })

@@ -3,14 +3,16 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { Watcher } from '../lib/watcher.js'
+import { tempRepo } from './support/temp-repo.js'
 import type { DeliveryReport } from '../lib/notify/delivery-report.js'
 import { startEndpoint, slackReply } from './support/fake-endpoints.js'
 
 t.test('a Slack notifier added while the watcher runs receives the next stall, once', async (t) => {
   const slack = await startEndpoint(() => slackReply())
   t.teardown(() => slack.close())
-  const watcher = await Watcher.open({ repo: t.testdir(), keepAlive: true })
-  t.teardown(() => watcher.close())
+  const { repo, closeFirst } = tempRepo(t)
+  const watcher = await Watcher.open({ repo, keepAlive: true })
+  closeFirst(() => watcher.close())
   const run = await watcher.watch({ hash: 'hot_reload', grace: 0.05 })
 
   const entry = await watcher.addNotifier({ type: 'slack', arguments: { url: `${slack.base}/services/T0/B0/secret-token-123`, message: 'stuck: {run.hash} ({run.overdue}s late)' } })
@@ -56,8 +58,9 @@ t.test('testNotifiers sends through each enabled notifier and reports each outco
     await good.close()
     await gone.close()
   })
-  const watcher = await Watcher.open({ repo: t.testdir(), keepAlive: true })
-  t.teardown(() => watcher.close())
+  const { repo, closeFirst } = tempRepo(t)
+  const watcher = await Watcher.open({ repo, keepAlive: true })
+  closeFirst(() => watcher.close())
   const a = await watcher.addNotifier({ type: 'slack', arguments: { url: `${good.base}/a` } })
   const b = await watcher.addNotifier({ type: 'slack', arguments: { url: `${gone.base}/b` } })
   const results = await watcher.testNotifiers()

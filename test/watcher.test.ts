@@ -2,11 +2,13 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { Watcher } from '../lib/watcher.js'
+import { tempRepo } from './support/temp-repo.js'
 import { watch } from '../lib/watch.js'
 import type { RunEvent } from '../lib/notify/contract.js'
 
 t.test('validation at the edge: each mistake is a coded error naming the option', async (t) => {
-  const repo = t.testdir()
+  const { repo, closeFirst } = tempRepo(t)
+  closeFirst(async () => (await Watcher.open({ repo })).close())
   await t.rejects(watch({ repo, hash: '../etc' }), { code: 'AIM_STATUS_INVALID_ID', name: 'InvalidIdError', message: /`hash`.*"\.\.\/etc"/ })
   await t.rejects(watch({ repo, hash: 'a'.repeat(65) }), { code: 'AIM_STATUS_INVALID_ID' })
   await t.rejects(watch({ repo, hash: '' }), { code: 'AIM_STATUS_INVALID_ID' })
@@ -41,10 +43,10 @@ t.test('validation at the edge: each mistake is a coded error naming the option'
 })
 
 t.test('one watcher per repo; events and run states; finish and failure', async (t) => {
-  const repo = t.testdir()
+  const { repo, closeFirst } = tempRepo(t)
   const watcher = await Watcher.open({ repo, keepAlive: true })
+  closeFirst(() => watcher.close())
   t.equal(await Watcher.open({ repo }), watcher, 'shared per repo in a process')
-  t.teardown(() => watcher.close())
   const seen: string[] = []
   for (const kind of ['started', 'stalled', 'recovered', 'finished', 'failed'] as const) watcher.on(kind, (e: RunEvent) => seen.push(`${e.run.hash}:${kind}`))
   const started = once(watcher as never, 'started')
@@ -76,9 +78,9 @@ t.test('one watcher per repo; events and run states; finish and failure', async 
 })
 
 t.test('notifiers given in code replace the default logger and receive their events', async (t) => {
-  const repo = t.testdir()
+  const { repo, closeFirst } = tempRepo(t)
   const watcher = await Watcher.open({ repo, keepAlive: true, notifiers: [{ type: 'logger', events: ['failed'], messages: { failed: 'FAILED {run.hash}: {run.reason}' } }] })
-  t.teardown(() => watcher.close())
+  closeFirst(() => watcher.close())
   const notified = once(watcher as never, 'notified')
   const run = await watcher.watch({ hash: 'with_logger' })
   await run.reportFailure('boom')

@@ -20,6 +20,7 @@ import type { NotifierEntry } from '../notify/contract.js'
 import { portEndpoint } from './port-endpoint.js'
 import type { ActorControl, ActorMessage, ActorStartup, HostMessage } from './protocol.js'
 import { isActorMessage } from './protocol.js'
+import { currentOwner, type OwnerInfo } from '../state/owner.js'
 
 /**
  * The compiled worker entry. Workers always run compiled JavaScript: a TypeScript worker would
@@ -37,6 +38,10 @@ export interface HostOptions {
   onMessage(message: ActorMessage): void
   /** Called when the actor thread died and was restarted; the host's owner re-opens its runs. */
   onRestart(error: AimStatusError): void
+  /** Called with each new owner identity (at start, and after a restart). */
+  onOwner?(owner: OwnerInfo): void
+  /** Lease staleness for the snapshot, ms. Default: the state layer's. */
+  leaseStaleMs?: number
 }
 
 /** The main-thread side of one repo's actor. */
@@ -118,9 +123,22 @@ export class ActorHost {
     // With no listener, piscina's 'error' event would throw in the main thread.
     pool.on('error', () => this.#onThreadExit(generation))
     const { port1, port2 } = new MessageChannel()
-    const startup: ActorStartup = { port: port2, root: this.#options.root, host: hostname(), pid: process.pid, notifiers: this.#options.notifiers }
+    // A new owner for every thread: a restarted or fenced-off actor never reuses a lease.
+    const owner = currentOwner('process')
+    this.#options.onOwner?.(owner)
+    const startup: ActorStartup = {
+      port: port2,
+      root: this.#options.root,
+      host: hostname(),
+      pid: process.pid,
+      notifiers: this.#options.notifiers,
+      owner,
+      ...(this.#options.leaseStaleMs !== undefined ? { leaseStaleMs: this.#options.leaseStaleMs } : {}),
+    }
     port1.on('message', (data: unknown) => {
-      if (isActorMessage(data)) this.#options.onMessage(data)
+      if (!isActorMessage(data)) return
+      if (data.kind === 'lease-lost') this.#onThreadExit(generation, new AimStatusError(ErrorCodes.LEASE_LOST, `${data.error.message}; starting a new owner`))
+      else this.#options.onMessage(data)
     })
     port1.on('close', () => this.#onThreadExit(generation))
     this.#pool = pool
@@ -131,9 +149,9 @@ export class ActorHost {
     await this.call((control) => control.ping())
   }
 
-  #onThreadExit(generation: number): void {
+  #onThreadExit(generation: number, reason?: AimStatusError): void {
     if (this.#closing || generation !== this.#generation) return
-    const error = new AimStatusError(ErrorCodes.WORKER_EXITED, `The watcher thread of ${this.#options.root} exited unexpectedly; restarting it`)
+    const error = reason ?? new AimStatusError(ErrorCodes.WORKER_EXITED, `The watcher thread of ${this.#options.root} exited unexpectedly; restarting it`)
     const old = this.#pool
     this.#control = undefined
     void old?.destroy().catch(() => undefined)

@@ -8,6 +8,7 @@
 import type { DeliveryReport } from '../notify/delivery-report.js'
 import type { NotifierEntry, RunEvent, RunInfo } from '../notify/contract.js'
 import type { PlainError } from '../errors.js'
+import type { OwnerInfo } from '../state/owner.js'
 
 /** What the host passes to a new actor thread. */
 export interface ActorStartup {
@@ -19,6 +20,10 @@ export interface ActorStartup {
   pid: number
   /** Notifiers given in code to this process (not stored in the repo's config). */
   notifiers: NotifierEntry[]
+  /** Who this actor is: it names the snapshot, its lease and the exit marker. */
+  owner: OwnerInfo
+  /** Lease staleness for the snapshot, ms. Default: the state layer's. */
+  leaseStaleMs?: number
 }
 
 /** Host -> actor, fire-and-forget. */
@@ -42,6 +47,8 @@ export type ActorMessage =
   | { kind: 'event'; event: RunEvent }
   | { kind: 'delivery'; report: DeliveryReport }
   | { kind: 'error'; error: PlainError }
+  /** A newer generation adopted this actor's runs (it was frozen); it has stopped acting. */
+  | { kind: 'lease-lost'; error: PlainError }
 
 /** The actor's control plane (comlink). Every method is async on the host side. */
 export interface ActorControl {

@@ -35,6 +35,8 @@ export interface RuntimeOptions {
   restoredOutbox?: OutboxState
   /** Makes the outbox durable (the snapshot writer). Default: kept in memory only. */
   persist?(state: OutboxState): Promise<void>
+  /** Called after any change to the runs (heartbeats included), for coalesced snapshots. */
+  onRunsChanged?(): void
   /** Overrides for delivery (timeouts, backoff, budget). */
   delivery?: Pick<DeliveryOptions, 'timeoutMs' | 'backoff' | 'budgetMs' | 'random'>
   /** How often to re-check `config.json` where file events are not available (NFS). Default 1000 ms. */
@@ -92,6 +94,7 @@ export class RepoRuntime {
       host: options.host,
       pid: options.pid,
       onEvent: (event) => this.#onEvent(event),
+      ...(options.onRunsChanged !== undefined ? { onChange: options.onRunsChanged } : {}),
     })
   }
 

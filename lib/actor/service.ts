@@ -12,6 +12,9 @@ import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
 import { toPlainError } from '../errors.js'
 import type { NotifierEntry } from '../notify/contract.js'
+import { AimStatusError } from '../errors.js'
+import { repoPaths } from '../repo.js'
+import { Durability } from './durability.js'
 import { RepoRuntime } from './runtime.js'
 import { portEndpoint } from './port-endpoint.js'
 import type { ActorControl, ActorMessage, ActorStartup, HostMessage } from './protocol.js'
@@ -26,6 +29,8 @@ export interface ServiceDependencies {
    * `process.stdout` is relayed through the main thread and would wait for it).
    */
   writeLine?: (line: string) => void
+  /** Keep a leased snapshot (the daemon's way to take over). Default: true. */
+  durable?: boolean
 }
 
 /** A running actor service. */
@@ -36,19 +41,44 @@ export interface ActorService {
   close(): Promise<void>
 }
 
-export function startActorService(startup: ActorStartup, dependencies: ServiceDependencies = {}): ActorService {
+/**
+ * Starts the service: takes the lease on the owner's snapshot first (so that nothing is
+ * accepted before it can be made durable), then listens on the port.
+ */
+export async function startActorService(startup: ActorStartup, dependencies: ServiceDependencies = {}): Promise<ActorService> {
   const port = startup.port as MessagePort
   const post = (message: ActorMessage) => port.postMessage(message)
-  const runtime = new RepoRuntime({
+  const clock = dependencies.clock ?? systemClock
+  let runtime: RepoRuntime | undefined
+  const durability =
+    dependencies.durable === false
+      ? undefined
+      : await Durability.acquire({
+          paths: repoPaths(startup.root),
+          owner: startup.owner,
+          clock,
+          ...(startup.leaseStaleMs !== undefined ? { leaseStaleMs: startup.leaseStaleMs } : {}),
+          // Fenced off: a daemon adopted our runs while we were frozen. Stop at once, say so;
+          // the host starts a new owner and re-establishes the runs that still report.
+          onLeaseLost: (error: AimStatusError) => {
+            void runtime?.close()
+            post({ kind: 'lease-lost', error: toPlainError(error) })
+          },
+          onError: (error) => post({ kind: 'error', error: toPlainError(error) }),
+        })
+  runtime = new RepoRuntime({
     root: startup.root,
     host: startup.host,
     pid: startup.pid,
-    clock: dependencies.clock ?? systemClock,
+    clock,
     writeLine: dependencies.writeLine ?? ((line: string) => writeSync(1, `${line}\n`)),
     onEvent: (event) => post({ kind: 'event', event }),
     onReport: (report) => post({ kind: 'delivery', report }),
     onError: (error) => post({ kind: 'error', error: toPlainError(error) }),
+    ...(durability !== undefined ? { persist: durability.persist, onRunsChanged: durability.changed } : {}),
   })
+  durability?.attach(runtime)
+  const live = runtime
   runtime.notifiers.setProgrammatic(startup.notifiers)
   const ready = runtime.start()
   const actor = runtime.actor
@@ -89,12 +119,12 @@ export function startActorService(startup: ActorStartup, dependencies: ServiceDe
   const control: ActorControl = {
     ping: async () => {
       await ready
-      return runtime.actor.size
+      return live.actor.size
     },
     runs: () => actor.runs(),
     activeNotifiers: () => runtime.notifiers.current().map(({ entry }) => ({ id: entry.id, type: entry.type, status: entry.status })),
     setNotifiers(entries: NotifierEntry[]) {
-      runtime.setProgrammaticNotifiers(entries)
+      live.setProgrammaticNotifiers(entries)
     },
     close: () => close(),
   }
@@ -104,8 +134,9 @@ export function startActorService(startup: ActorStartup, dependencies: ServiceDe
     if (closed) return
     closed = true
     port.off('message', onMessage)
-    await runtime.close()
+    await live.close()
+    await durability?.close()
   }
 
-  return { runtime, ready, close }
+  return { runtime: live, ready, close }
 }

@@ -8,6 +8,6 @@
 import { startActorService } from './service.js'
 import type { ActorStartup } from './protocol.js'
 
-export default function startActor(startup: ActorStartup): void {
-  startActorService(startup)
+export default async function startActor(startup: ActorStartup): Promise<void> {
+  await startActorService(startup)
 }
