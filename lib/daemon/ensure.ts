@@ -10,10 +10,10 @@
  * @module
  */
 import { spawn } from 'node:child_process'
-import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { InvalidOptionError, describeValue } from '../errors.js'
+import { AimStatusError, ErrorCodes, InvalidOptionError, describeValue } from '../errors.js'
 import { repoPaths, resolveRepoRoot } from '../repo.js'
 import { STATE_FILE_MODE, STATE_FOLDER_MODE } from '../state/files.js'
 import { inspectLease, DEFAULT_STALE_MS } from '../state/lease.js'
@@ -56,8 +56,11 @@ export async function ensureDaemon(root: string, options: EnsureDaemonOptions = 
   const layout = statusLayout(repoPaths(resolved))
   const holder = await inspectLease(daemonLeasePath(layout), { staleMs: options.staleMs ?? DEFAULT_STALE_MS })
   if (!holder.orphaned && holder.holder !== null) return { started: false, pid: holder.holder.pid }
+  const bin = daemonBinPath()
+  // Run from sources (tests, tsx), this module has no compiled entry beside it.
+  if (!existsSync(bin)) throw new AimStatusError(ErrorCodes.INVALID_PATH, `The aim-watcher entry ${bin} does not exist: build the package (npm run build)`)
   mkdirSync(layout.status, { recursive: true, mode: STATE_FOLDER_MODE })
-  const args = [daemonBinPath(), '--repo', resolved, 'start']
+  const args = [bin, '--repo', resolved, 'start']
   if (options.staleMs !== undefined) args.push('--stale-ms', String(options.staleMs))
   if (options.pollMs !== undefined) args.push('--poll-ms', String(options.pollMs))
   if (options.jsonLogs === true) args.push('--json-logs')

@@ -32,6 +32,7 @@ export interface LogOptions {
 }
 
 const MAX_VALUE = 1000
+const RESERVED = new Set(['time', 'level', 'event'])
 
 function clean(value: string): string {
   // eslint-disable-next-line no-control-regex
@@ -50,7 +51,8 @@ export function createLog(options: LogOptions = {}): DaemonLog {
   const now = options.now ?? Date.now
   const record = (level: LogLevel, event: string, fields: LogFields = {}): void => {
     const time = new Date(now()).toISOString()
-    const present = Object.entries(fields).filter((entry): entry is [string, string | number | boolean | null] => entry[1] !== undefined)
+    // time, level and event are the record's own: a field of the same name cannot replace them.
+    const present = Object.entries(fields).filter((entry): entry is [string, string | number | boolean | null] => entry[1] !== undefined && !RESERVED.has(entry[0]))
     if (options.json === true) {
       const out: Record<string, unknown> = { time, level, event }
       for (const [key, value] of present) out[key] = typeof value === 'string' ? clean(value) : value

@@ -219,7 +219,7 @@ export class RepoWatch {
           log.info(event.kind, { repo: this.root, hash: event.run.hash, reason: event.run.reason, episode: event.run.episode, overdue: event.overdueSeconds, key: event.key }),
         onReport: (report) => {
           const level = report.kind === 'notified' ? 'info' : report.kind === 'retrying' ? 'warn' : 'error'
-          log[level](report.kind, { repo: this.root, hash: report.hash, event: report.eventKind, notifier: report.notifierId, type: report.notifierType, attempts: report.attempts, error: report.error, key: report.eventKey })
+          log[level](report.kind, { repo: this.root, hash: report.hash, eventKind: report.eventKind, notifier: report.notifierId, type: report.notifierType, attempts: report.attempts, error: report.error, key: report.eventKey })
         },
         onError: (error) => this.#logError('runtime-error', error),
         // The outbox is durable (with the runs) before anything is sent.
