@@ -13,6 +13,7 @@ import { installExitMarker } from './state/exit-marker.js'
 import type { OwnerInfo } from './state/owner.js'
 import { resolveWatchOptions, resolveWatcherOptions, type WatchOptions, type WatcherOptions } from './options.js'
 import { ActorHost } from './actor/host.js'
+import { customTypeNames } from './actor/custom-types.js'
 import {
   addNotifier,
   disableNotifier,
@@ -149,7 +150,11 @@ export class Watcher extends EventEmitter<WatcherEvents> {
    * returns its entry. Running watchers, this one included, use it from the next event on.
    */
   async addNotifier(spec: NotifierSpec): Promise<NotifierEntry> {
-    return addNotifier(this.root, spec)
+    const entry = await addNotifier(this.root, spec)
+    // A type registered from code since the thread started must be made known to it.
+    const all = this.#notifiers
+    await this.#liveHost().call((control) => control.setNotifiers(all, customTypeNames()))
+    return entry
   }
 
   /** The repo's configured notifiers, secrets redacted, with their last delivery or error. */
@@ -204,7 +209,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     if (fresh.length === 0) return
     this.#notifiers = [...this.#notifiers, ...fresh]
     const all = this.#notifiers
-    await this.#liveHost().call((control) => control.setNotifiers(all))
+    await this.#liveHost().call((control) => control.setNotifiers(all, customTypeNames()))
   }
 
   #onActorMessage(message: ActorMessage): void {
@@ -242,7 +247,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.emit('error', error)
     const host = this.#host
     if (host === undefined) return
-    if (this.#notifiers.length > 0) void host.call((control) => control.setNotifiers(this.#notifiers)).catch(() => undefined)
+    if (this.#notifiers.length > 0) void host.call((control) => control.setNotifiers(this.#notifiers, customTypeNames())).catch(() => undefined)
     for (const run of this.#runs.values()) run.reopenAfterRestart()
   }
 }

@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { Watcher } from '../lib/watcher.js'
 import { tempRepo } from './support/temp-repo.js'
 import { watch } from '../lib/watch.js'
+import { registerNotifierType } from '../lib/notify/registry.js'
 import type { RunEvent } from '../lib/notify/contract.js'
 
 t.test('validation at the edge: each mistake is a coded error naming the option', async (t) => {
@@ -86,4 +87,34 @@ t.test('notifiers given in code replace the default logger and receive their eve
   await run.reportFailure('boom')
   const [report] = (await notified) as [{ notifierType: string; eventKind: string; hash: string }]
   t.same({ type: report.notifierType, kind: report.eventKind, hash: report.hash }, { type: 'logger', kind: 'failed', hash: 'with_logger' })
+})
+
+t.test('a notifier type registered from code is sent by the registering thread', async (t) => {
+  const { repo, closeFirst } = tempRepo(t)
+  const sent: Array<{ kind: string; hash: string; text: string; args: unknown }> = []
+  registerNotifierType({
+    type: 'test-pager',
+    secretArguments: ['key'],
+    validate(args) {
+      if (typeof args['key'] !== 'string') throw new Error('key is required')
+      return args
+    },
+    create: (entry) => ({
+      entry,
+      render: (event) => `page: ${event.run.hash} ${event.kind}`,
+      async send(event, text) {
+        sent.push({ kind: event.kind, hash: event.run.hash, text, args: entry.arguments })
+        return { kind: 'delivered' }
+      },
+    }),
+  })
+  await t.rejects(Watcher.open({ repo, notifiers: [{ type: 'test-pager' }] }), { code: 'AIM_STATUS_INVALID_NOTIFIER' }, 'its own validation applies')
+  const watcher = await Watcher.open({ repo, keepAlive: true, notifiers: [{ type: 'test-pager', arguments: { key: 'k-123' } }] })
+  closeFirst(() => watcher.close())
+  const notified = once(watcher as never, 'notified')
+  const run = await watcher.watch({ hash: 'custom_type' })
+  await run.reportFailure('disk full')
+  const [report] = (await notified) as [{ notifierType: string }]
+  t.equal(report.notifierType, 'test-pager')
+  t.same(sent, [{ kind: 'failed', hash: 'custom_type', text: 'page: custom_type failed', args: { key: 'k-123' } }])
 })

@@ -21,6 +21,8 @@ import { portEndpoint } from './port-endpoint.js'
 import type { ActorControl, ActorMessage, ActorStartup, HostMessage } from './protocol.js'
 import { isActorMessage } from './protocol.js'
 import { currentOwner, type OwnerInfo } from '../state/owner.js'
+import { customTypeNames, serveCustomTypes } from './custom-types.js'
+import { writeSync } from 'node:fs'
 
 /**
  * The compiled worker entry. Workers always run compiled JavaScript: a TypeScript worker would
@@ -125,6 +127,8 @@ export class ActorHost {
     const { port1, port2 } = new MessageChannel()
     // A new owner for every thread: a restarted or fenced-off actor never reuses a lease.
     const owner = currentOwner('process')
+    const types = new MessageChannel()
+    serveCustomTypes(types.port1, (line) => writeSync(1, `${line}\n`))
     this.#options.onOwner?.(owner)
     const startup: ActorStartup = {
       port: port2,
@@ -133,6 +137,7 @@ export class ActorHost {
       pid: process.pid,
       notifiers: this.#options.notifiers,
       owner,
+      customTypes: { port: types.port2, names: customTypeNames() },
       ...(this.#options.leaseStaleMs !== undefined ? { leaseStaleMs: this.#options.leaseStaleMs } : {}),
     }
     port1.on('message', (data: unknown) => {
@@ -145,7 +150,7 @@ export class ActorHost {
     this.#port = port1
     this.#control = wrap<ActorControl>(portEndpoint(port1))
     if (!this.#keepAlive) port1.unref()
-    await pool.run(startup, { transferList: [port2] as never })
+    await pool.run(startup, { transferList: [port2, types.port2] as never })
     await this.call((control) => control.ping())
   }
 

@@ -24,6 +24,8 @@ export interface ActorStartup {
   owner: OwnerInfo
   /** Lease staleness for the snapshot, ms. Default: the state layer's. */
   leaseStaleMs?: number
+  /** The port to the main thread's notifier types registered from code, and their names. */
+  customTypes: { port: import('node:worker_threads').MessagePort; names: string[] }
 }
 
 /** Host -> actor, fire-and-forget. */
@@ -58,8 +60,8 @@ export interface ActorControl {
   runs(): RunInfo[]
   /** The notifiers in use now (configured and given in code, or the default logger). */
   activeNotifiers(): Array<{ id: string; type: string; status: 'enabled' | 'disabled' }>
-  /** Replaces the notifiers given in code. */
-  setNotifiers(entries: NotifierEntry[]): void
+  /** Replaces the notifiers given in code; `customTypes` names the types registered from code. */
+  setNotifiers(entries: NotifierEntry[], customTypes: string[]): void
   /** Stops timers and sending, and lets go of the actor's resources. */
   close(): Promise<void>
 }

@@ -16,6 +16,7 @@ import { AimStatusError } from '../errors.js'
 import { repoPaths } from '../repo.js'
 import { Durability } from './durability.js'
 import { RepoRuntime } from './runtime.js'
+import { registerRemoteTypes } from './custom-types.js'
 import { portEndpoint } from './port-endpoint.js'
 import type { ActorControl, ActorMessage, ActorStartup, HostMessage } from './protocol.js'
 
@@ -66,6 +67,7 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
           },
           onError: (error) => post({ kind: 'error', error: toPlainError(error) }),
         })
+  registerRemoteTypes(startup.customTypes.port, startup.customTypes.names)
   runtime = new RepoRuntime({
     root: startup.root,
     host: startup.host,
@@ -123,7 +125,8 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     },
     runs: () => actor.runs(),
     activeNotifiers: () => runtime.notifiers.current().map(({ entry }) => ({ id: entry.id, type: entry.type, status: entry.status })),
-    setNotifiers(entries: NotifierEntry[]) {
+    setNotifiers(entries: NotifierEntry[], customTypes: string[]) {
+      registerRemoteTypes(startup.customTypes.port, customTypes)
       live.setProgrammaticNotifiers(entries)
     },
     close: () => close(),

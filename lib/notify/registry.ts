@@ -62,7 +62,15 @@ export function validateEntry(entry: NotifierEntry): NotifierEntry {
   if (entry.arguments === null || typeof entry.arguments !== 'object' || Array.isArray(entry.arguments)) {
     throw invalid(`Expected arguments to be an object, got ${describeValue(entry.arguments)}`)
   }
-  const normalised: NotifierEntry = { ...entry, arguments: type.validate({ ...entry.arguments }) }
+  let args: Record<string, unknown>
+  try {
+    args = type.validate({ ...entry.arguments })
+  } catch (error) {
+    // A custom type may throw anything; the caller always gets a coded error naming the type.
+    if (error instanceof Error && typeof (error as { code?: unknown }).code === 'string' && (error as unknown as { code: string }).code.startsWith('AIM_STATUS_')) throw error
+    throw invalid(`${entry.type} notifier: ${error instanceof Error ? error.message : String(error)}`)
+  }
+  const normalised: NotifierEntry = { ...entry, arguments: args }
   if (entry.events !== undefined) {
     if (!Array.isArray(entry.events) || entry.events.some((e) => !RUN_EVENT_KINDS.includes(e as RunEventKind))) {
       throw invalid(`Expected events to be a list of ${RUN_EVENT_KINDS.join(', ')}, got ${JSON.stringify(entry.events)}`)

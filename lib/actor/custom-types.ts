@@ -1,0 +1,67 @@
+/**
+ * Notifier types registered from code live in the thread that registered them (functions do
+ * not cross threads). The repo's actor thread knows them by name only: for each, it registers
+ * a stand-in whose `send` asks the registering thread, over a comlink port, to render and send
+ * with the real type. Such a notifier is therefore sent from the main thread: it waits while
+ * the main thread is blocked, unlike the built-in types, which the actor thread sends itself.
+ * @module
+ */
+import type { MessagePort } from 'node:worker_threads'
+import { expose, wrap, type Remote } from 'comlink'
+import { toPlainError } from '../errors.js'
+import type { DeliveryOutcome, NotifierEntry, RunEvent } from '../notify/contract.js'
+import { createNotifier, findNotifierType, notifierTypeNames, registerNotifierType } from '../notify/registry.js'
+import { portEndpoint } from './port-endpoint.js'
+
+/** The types every thread has by itself. */
+const BUILT_IN_TYPES = new Set(['logger', 'slack', 'workplace', 'webhook'])
+
+/** Names of the types registered from code in this thread. */
+export function customTypeNames(): string[] {
+  return notifierTypeNames().filter((name) => !BUILT_IN_TYPES.has(name))
+}
+
+/** What the registering thread offers to actor threads. */
+export interface CustomTypeHost {
+  send(entry: NotifierEntry, event: RunEvent, timeoutMs: number): Promise<DeliveryOutcome>
+}
+
+/** Main thread: answers the actor thread's sends for custom types on `port`. */
+export function serveCustomTypes(port: MessagePort, writeLine: (line: string) => void): void {
+  const host: CustomTypeHost = {
+    async send(entry, event, timeoutMs) {
+      try {
+        const notifier = createNotifier(entry, { writeLine })
+        return await notifier.send(event, notifier.render(event), AbortSignal.timeout(timeoutMs))
+      } catch (error) {
+        return { kind: 'permanent', error: toPlainError(error).message }
+      }
+    },
+  }
+  expose(host, portEndpoint(port))
+  // Answering must never keep the process alive by itself.
+  port.unref()
+}
+
+/** Actor thread: registers a stand-in for each custom type name not known here yet. */
+export function registerRemoteTypes(port: MessagePort, names: readonly string[], timeoutMs = 10_000): void {
+  const remote: Remote<CustomTypeHost> = (remoteByPort.get(port) as Remote<CustomTypeHost> | undefined) ?? wrap<CustomTypeHost>(portEndpoint(port))
+  remoteByPort.set(port, remote)
+  port.unref()
+  for (const type of names) {
+    if (findNotifierType(type) !== undefined) continue
+    registerNotifierType({
+      type,
+      secretArguments: [],
+      // Checked by the registering thread when the notifier was configured.
+      validate: (args) => args,
+      create: (entry) => ({
+        entry,
+        render: () => '',
+        send: (event) => remote.send(entry, event, timeoutMs),
+      }),
+    })
+  }
+}
+
+const remoteByPort = new WeakMap<MessagePort, unknown>()
