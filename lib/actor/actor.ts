@@ -59,6 +59,9 @@ interface RunState {
   slot: ProgressSlot | undefined
 }
 
+/** When a running run with a deadline counts as stalled (Infinity without a deadline). */
+const stallTimeOf = (info: RunInfo): number => (info.deadlineAt === null ? Number.POSITIVE_INFINITY : info.deadlineAt + info.grace * 1000)
+
 const isActive = (info: RunInfo) => info.status === 'running' || info.status === 'stalled'
 
 /** The runs of one repo and their transitions. */
@@ -161,7 +164,10 @@ export class RepoActor {
     return this.#runs.size
   }
 
-  /** When the next stall would be declared (epoch ms), or Infinity. */
+  /**
+   * When the deadline timer fires next (epoch ms), or Infinity: the earliest stall time in the
+   * heap, which may be earlier than any run's real one (the timer then re-checks and re-arms).
+   */
   get nextStallAt(): number {
     return this.#stallHeap.peekPriority() ?? Infinity
   }
@@ -183,7 +189,13 @@ export class RepoActor {
       const stallAt = this.#stallHeap.peekPriority()
       if (hash === undefined || stallAt === undefined || stallAt > now) break
       const state = this.#runs.get(hash) as RunState
-      if (this.#catchUpFromSlot(state)) continue
+      this.#catchUpFromSlot(state)
+      // The heap may hold an earlier stall time than the run's (see #schedule): move it on.
+      const due = stallTimeOf(state.info)
+      if (due > now) {
+        this.#stallHeap.set(hash, due)
+        continue
+      }
       this.#stallHeap.delete(hash)
       const info = state.info
       info.status = 'stalled'
@@ -240,9 +252,20 @@ export class RepoActor {
     return true
   }
 
+  /**
+   * Keeps the heap's stall time of a run at or before its real one. A report nearly always
+   * moves the deadline later; that is left for {@link checkDeadlines} to find when the old time
+   * falls due (one heap operation per promise period instead of one per report). An earlier
+   * time, a new run or a removal is applied at once.
+   */
   #schedule(info: RunInfo): void {
-    if (info.status === 'running' && info.deadlineAt !== null) this.#stallHeap.set(info.hash, info.deadlineAt + info.grace * 1000)
-    else this.#stallHeap.delete(info.hash)
+    if (info.status !== 'running' || info.deadlineAt === null) {
+      this.#stallHeap.delete(info.hash)
+      return
+    }
+    const stallAt = stallTimeOf(info)
+    const queued = this.#stallHeap.priorityOf(info.hash)
+    if (queued === undefined || stallAt < queued) this.#stallHeap.set(info.hash, stallAt)
   }
 
   #emit(kind: RunEventKind, info: RunInfo, at: number, overdueSeconds?: number): void {
