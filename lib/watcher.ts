@@ -114,8 +114,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     if (resolved.notifiers.length > 0) await this.#addNotifiers(resolved.notifiers)
     const channel: RunChannel = {
       post: (message) => this.#host?.post(message),
+      // A finish or failure is on disk before the caller goes on (and may exit): a daemon
+      // that later finds the process gone must see the run ended, not unfinished.
       settle: async () => {
-        await this.#liveHost().call((control) => control.ping())
+        await this.#liveHost().call((control) => control.flush())
       },
       release: (hash) => this.#runs.delete(hash),
     }

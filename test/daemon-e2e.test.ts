@@ -59,13 +59,9 @@ t.test('exit code 3, an uncaught throw, a clean finish before exit', async (t) =
   await finisher.waitForLine('FINISHED')
   t.equal((await finisher.exited).code, 0)
   await slack.waitForRequests(2)
-  await sleep(2500) // several scans after the clean exit
-  // The training side resolves reportSuccessfulFinish() before the finish is in its snapshot
-  // when no notifier listens for `finished`, and writes no exit marker when nothing is
-  // unfinished: the daemon then sees a dead pid with a running run.
-  t.same(textsFor(slack.requests, 'finishes'), [], 'a run that finished cleanly is never reported', {
-    todo: 'training side: flush the finish before reportSuccessfulFinish() resolves, or always leave an exit marker on exit',
-  })
+  // The daemon takes over the finished process's snapshot (its pid is gone) and finds nothing unfinished.
+  t.match(await daemon.waitEvent((l) => l.event === 'adopted' && l['pid'] === finisher.process.pid), { failed: 0 })
+  t.same(textsFor(slack.requests, 'finishes'), [], 'a run that finished cleanly is never reported')
   t.equal(textsFor(slack.requests, 'exits_three').length, 1)
   t.equal(textsFor(slack.requests, 'throws').length, 1)
   daemon.process.kill('SIGTERM')
@@ -92,8 +88,10 @@ t.test('SIGSTOP: adopted once the lease is stale, stall reported at the deadline
   await daemon.waitEvent((l) => l.event === 'notified' && l['hash'] === 'frozen')
   t.comment(`SIGSTOP -> adoption ${adoptionMs} ms (stale-ms ${STALE})`)
   child.process.kill('SIGCONT')
-  // The child's own stall timer fires at once on waking: fenced off, it must not notify.
-  await sleep(4000)
+  // The child's own stall timer fires at once on waking: fenced off, it must not notify. It
+  // finds out it lost its lease, starts a new owner and re-establishes the run (handed back).
+  await child.waitForLine('WATCHER ERROR AIM_STATUS_LEASE_LOST')
+  await daemon.waitEvent((l) => l.event === 'handed-back')
   const texts = textsFor(slack.requests, 'frozen')
   t.same(texts.filter((x) => x.startsWith('stalled')), ['stalled frozen '], 'one stall notification, from the daemon')
   t.equal(texts.length, 1, 'nothing from the woken child')

@@ -75,6 +75,17 @@ export class Durability {
     await this.writer.flush()
   }
 
+  /** For the runtime's `mayAct`: the lease is still ours (one `stat` of the next fence). */
+  mayAct = (): boolean => {
+    if (this.lease.lost) return false
+    try {
+      this.lease.assertGeneration()
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /** For the runtime's `onRunsChanged`. */
   changed = (): void => {
     this.writer.markDirty()

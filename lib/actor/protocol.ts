@@ -56,6 +56,8 @@ export type ActorMessage =
 export interface ActorControl {
   /** Resolves when every message sent before it has been handled. */
   ping(): Promise<number>
+  /** Resolves when every message sent before it has been handled and the state is durable. */
+  flush(): Promise<void>
   /** Every run the actor knows. */
   runs(): RunInfo[]
   /** The notifiers in use now (configured and given in code, or the default logger). */

@@ -37,6 +37,12 @@ export interface RuntimeOptions {
   persist?(state: OutboxState): Promise<void>
   /** Called after any change to the runs (heartbeats included), for coalesced snapshots. */
   onRunsChanged?(): void
+  /**
+   * Whether this owner may still act (its lease is current). Checked before an event is
+   * accepted and before every delivery attempt: a process that was frozen, and whose runs a
+   * daemon adopted meanwhile, must not notify when it wakes up. Default: always.
+   */
+  mayAct?(): boolean
   /** Overrides for delivery (timeouts, backoff, budget). */
   delivery?: Pick<DeliveryOptions, 'timeoutMs' | 'backoff' | 'budgetMs' | 'random'>
   /** How often to re-check `config.json` where file events are not available (NFS). Default 1000 ms. */
@@ -80,7 +86,8 @@ export class RepoRuntime {
     this.delivery = new DeliveryEngine(
       {
         clock: options.clock,
-        notifiers: () => this.notifiers.current(),
+        // A fenced-off owner has no notifiers: nothing of its outbox is sent any more.
+        notifiers: () => (this.#mayAct() ? this.notifiers.current() : []),
         persist: options.persist ?? (async () => undefined),
         ...options.delivery,
         onOutcome: (report) => this.#onOutcome(report),
@@ -138,8 +145,12 @@ export class RepoRuntime {
     void this.delivery.notifiersChanged().catch((error: unknown) => this.#error(error))
   }
 
+  #mayAct(): boolean {
+    return this.#options.mayAct?.() ?? true
+  }
+
   #onEvent(event: RunEvent): void {
-    if (this.#closed) return
+    if (this.#closed || !this.#mayAct()) return
     this.delivery.accept(event).catch((error: unknown) => this.#error(error))
     this.#options.onEvent?.(event)
   }

@@ -1,2 +1,0 @@
-// Each test file counts coverage for the library sources it exercises.
-export default () => ['lib/**/*.ts']
