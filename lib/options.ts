@@ -46,6 +46,12 @@ export interface WatchOptions extends WatcherOptions {
    * Default: 100, as Aim's watcher.
    */
   grace?: number
+  /**
+   * Write Aim check-in files (`<repo>/.aim/check_ins/`) for the run, so that Python Aim's
+   * `aim-watcher` watches it too. Written lazily by the watcher thread, never on the hot path.
+   * Default: true.
+   */
+  checkins?: boolean
 }
 
 /** Aim's watcher's grace, in seconds. */
@@ -58,7 +64,7 @@ export const DEFAULT_GRACE_SECONDS = 100
 export const MAX_SECONDS = 30 * 24 * 3600
 
 const WATCHER_KEYS = ['repo', 'notifiers', 'keepAlive'] as const
-const WATCH_KEYS = [...WATCHER_KEYS, 'hash', 'name', 'experiment', 'grace'] as const
+const WATCH_KEYS = [...WATCHER_KEYS, 'hash', 'name', 'experiment', 'grace', 'checkins'] as const
 
 /** A new run hash as Aim makes one: the first 24 hex digits of a uuid4's randomness. */
 export function newRunHash(): string {
@@ -75,6 +81,11 @@ function checkKnownKeys(options: Record<string, unknown>, known: readonly string
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) throw new InvalidOptionError(`Unknown option \`${key}\` of ${label}; known: ${known.join(', ')}`)
   }
+}
+
+function checkBoolean(value: unknown, label: string): boolean | undefined {
+  if (value !== undefined && typeof value !== 'boolean') throw new InvalidOptionError(`Expected \`${label}\` to be a boolean, got ${describeValue(value)}`)
+  return value
 }
 
 /** Checks a number of seconds: finite, 0 or more, at most {@link MAX_SECONDS}. */
@@ -124,9 +135,7 @@ function resolveCommon(o: Record<string, unknown>): ResolvedWatcherOptions {
   if (repo !== undefined && (typeof repo !== 'string' || repo === '' || repo.includes('\0'))) {
     throw new InvalidOptionError(`Expected \`repo\` to be a folder path, got ${describeValue(repo)}`)
   }
-  const keepAlive = o['keepAlive']
-  if (keepAlive !== undefined && typeof keepAlive !== 'boolean') throw new InvalidOptionError(`Expected \`keepAlive\` to be a boolean, got ${describeValue(keepAlive)}`)
-  return { repo: repo as string | undefined, notifiers: checkNotifierSpecs(o['notifiers']), keepAlive }
+  return { repo: repo as string | undefined, notifiers: checkNotifierSpecs(o['notifiers']), keepAlive: checkBoolean(o['keepAlive'], 'keepAlive') }
 }
 
 /** The checked options of a run. */
@@ -135,6 +144,7 @@ export interface ResolvedRunOptions extends ResolvedWatcherOptions {
   name: string | undefined
   experiment: string | undefined
   grace: number
+  checkins: boolean
 }
 
 /** Checks the options of `watch()`. */
@@ -147,5 +157,6 @@ export function resolveWatchOptions(options: unknown): ResolvedRunOptions {
     name: checkText(o['name'], 'name'),
     experiment: checkText(o['experiment'], 'experiment'),
     grace: o['grace'] === undefined ? DEFAULT_GRACE_SECONDS : checkSeconds(o['grace'], 'grace'),
+    checkins: checkBoolean(o['checkins'], 'checkins') ?? true,
   }
 }

@@ -57,6 +57,7 @@ export class Run extends EventEmitter<RunEvents> {
   readonly experiment: string | undefined
   /** Seconds allowed past a deadline. */
   readonly grace: number
+  readonly #checkins: boolean
   readonly #channel: RunChannel
   readonly #slot: Float64Array
   readonly #slackMs: number
@@ -66,12 +67,13 @@ export class Run extends EventEmitter<RunEvents> {
   readonly #openedAt: number
 
   /** @internal Created by the Watcher. */
-  constructor(init: { hash: string; name: string | undefined; experiment: string | undefined; grace: number; channel: RunChannel }) {
+  constructor(init: { hash: string; name: string | undefined; experiment: string | undefined; grace: number; checkins: boolean; channel: RunChannel }) {
     super()
     this.hash = init.hash
     this.name = init.name
     this.experiment = init.experiment
     this.grace = init.grace
+    this.#checkins = init.checkins
     this.#channel = init.channel
     this.#slot = new Float64Array(new SharedArrayBuffer(16))
     this.#slackMs = Math.min(MAX_SLACK_MS, init.grace * 500)
@@ -88,6 +90,7 @@ export class Run extends EventEmitter<RunEvents> {
       grace: this.grace,
       at: this.#openedAt,
       slot: this.#slot,
+      checkins: this.#checkins,
       ...(this.name !== undefined ? { name: this.name } : {}),
       ...(this.experiment !== undefined ? { experiment: this.experiment } : {}),
     })

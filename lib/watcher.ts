@@ -121,7 +121,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       },
       release: (hash) => this.#runs.delete(hash),
     }
-    const run = new Run({ hash: resolved.hash, name: resolved.name, experiment: resolved.experiment, grace: resolved.grace, channel })
+    const run = new Run({ hash: resolved.hash, name: resolved.name, experiment: resolved.experiment, grace: resolved.grace, checkins: resolved.checkins, channel })
     this.#runs.set(run.hash, run)
     this.#unfinished.add(run.hash)
     await host.call((control) => control.ping())

@@ -52,6 +52,8 @@ export interface ActorOptions {
   onEvent(event: RunEvent): void
   /** Called after any change to the runs (progress included), for snapshots. Default: nothing. */
   onChange?(): void
+  /** Called when a report was applied to a run (its deadline may have moved). Default: nothing. */
+  onProgress?(info: RunInfo): void
 }
 
 interface RunState {
@@ -216,6 +218,7 @@ export class RepoActor {
     }
     this.#schedule(info)
     this.#changed()
+    this.#options.onProgress?.(info)
   }
 
   /**

@@ -39,6 +39,8 @@ export type HostMessage =
       at: number
       /** SharedArrayBuffer-backed `[lastProgressAt, deadlineAt]` written by the run handle. */
       slot: Float64Array
+      /** Write Aim check-ins for the run, so Python's `aim-watcher` sees it. */
+      checkins: boolean
     }
   | { kind: 'progress'; hash: string; at: number; expectNextIn: number }
   | { kind: 'finish'; hash: string; at: number }

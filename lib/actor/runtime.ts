@@ -16,6 +16,7 @@ import { recordDeliveryOutcome } from '../notify/status-file.js'
 import { repoPaths, type RepoPaths } from '../repo.js'
 import { RepoActor } from './actor.js'
 import { NotifierSet } from './notifications.js'
+import { CheckinPublisher } from './checkin-publisher.js'
 
 export interface RuntimeOptions {
   /** Absolute repo root. */
@@ -74,6 +75,8 @@ export class RepoRuntime {
   readonly notifiers: NotifierSet
   readonly delivery: DeliveryEngine
   readonly paths: RepoPaths
+  /** Aim check-ins of the runs opened with them (see {@link openCheckins}). */
+  readonly checkins: CheckinPublisher
   readonly #options: RuntimeOptions
   #configWatch: ConfigWatch | undefined
   #closed = false
@@ -95,12 +98,19 @@ export class RepoRuntime {
       },
       options.restoredOutbox,
     )
+    this.checkins = new CheckinPublisher({
+      folder: this.paths.checkins,
+      clock: options.clock,
+      runOf: (hash) => this.actor.run(hash),
+      onError: (error) => this.#error(error),
+    })
     this.actor = new RepoActor({
       clock: options.clock,
       repo: options.root,
       host: options.host,
       pid: options.pid,
       onEvent: (event) => this.#onEvent(event),
+      onProgress: (info) => this.checkins.sync(info.hash, info.deadlineAt),
       ...(options.onRunsChanged !== undefined ? { onChange: options.onRunsChanged } : {}),
     })
   }
@@ -134,6 +144,7 @@ export class RepoRuntime {
     if (this.#closed) return
     this.#closed = true
     this.actor.close()
+    this.checkins.close()
     this.#configWatch?.close()
     await this.delivery.close()
   }
@@ -151,6 +162,8 @@ export class RepoRuntime {
 
   #onEvent(event: RunEvent): void {
     if (this.#closed || !this.#mayAct()) return
+    if (event.kind === 'finished') this.checkins.finish(event.run.hash)
+    else if (event.kind === 'failed') this.checkins.stop(event.run.hash)
     this.delivery.accept(event).catch((error: unknown) => this.#error(error))
     this.#options.onEvent?.(event)
   }

@@ -90,8 +90,8 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     if (closed || typeof message !== 'object' || message === null || !('kind' in message)) return
     try {
       switch (message.kind) {
-        case 'open':
-          actor.open({
+        case 'open': {
+          const opened = actor.open({
             hash: message.hash,
             grace: message.grace,
             at: message.at,
@@ -99,7 +99,9 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
             ...(message.name !== undefined ? { name: message.name } : {}),
             ...(message.experiment !== undefined ? { experiment: message.experiment } : {}),
           })
+          if (opened && message.checkins) live.checkins.open(message.hash)
           break
+        }
         case 'progress':
           actor.progress(message.hash, message.at, message.expectNextIn)
           break
