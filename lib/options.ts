@@ -31,6 +31,13 @@ export interface WatcherOptions {
    * exits; runs it left unfinished are then reported by the daemon, or stall. Default: false.
    */
   keepAlive?: boolean
+  /**
+   * Make sure an `aim-watcher` daemon watches the repo: if none holds it, start one, detached,
+   * logging to `<repo>/.aim/status/daemon.log`. Then a run whose process is SIGKILLed, runs
+   * out of memory or freezes is still reported. Use it where no service manager runs the daemon
+   * (a laptop, a one-off cloud box); where systemd runs it, leave it off. Default: false.
+   */
+  daemon?: boolean
 }
 
 /** Options of `watch()`. */
@@ -63,7 +70,7 @@ export const DEFAULT_GRACE_SECONDS = 100
  */
 export const MAX_SECONDS = 30 * 24 * 3600
 
-const WATCHER_KEYS = ['repo', 'notifiers', 'keepAlive'] as const
+const WATCHER_KEYS = ['repo', 'notifiers', 'keepAlive', 'daemon'] as const
 const WATCH_KEYS = [...WATCHER_KEYS, 'hash', 'name', 'experiment', 'grace', 'checkins'] as const
 
 /** A new run hash as Aim makes one: the first 24 hex digits of a uuid4's randomness. */
@@ -121,6 +128,7 @@ export interface ResolvedWatcherOptions {
   repo: string | undefined
   notifiers: NotifierEntry[]
   keepAlive: boolean | undefined
+  daemon: boolean
 }
 
 /** Checks the options of `Watcher.open()`. */
@@ -135,7 +143,7 @@ function resolveCommon(o: Record<string, unknown>): ResolvedWatcherOptions {
   if (repo !== undefined && (typeof repo !== 'string' || repo === '' || repo.includes('\0'))) {
     throw new InvalidOptionError(`Expected \`repo\` to be a folder path, got ${describeValue(repo)}`)
   }
-  return { repo: repo as string | undefined, notifiers: checkNotifierSpecs(o['notifiers']), keepAlive: checkBoolean(o['keepAlive'], 'keepAlive') }
+  return { repo: repo as string | undefined, notifiers: checkNotifierSpecs(o['notifiers']), keepAlive: checkBoolean(o['keepAlive'], 'keepAlive'), daemon: checkBoolean(o['daemon'], 'daemon') ?? false }
 }
 
 /** The checked options of a run. */

@@ -197,5 +197,6 @@ function badExpect(value: unknown): Error {
  */
 export async function watch(options: WatchOptions = {}): Promise<Run> {
   const watcher = await Watcher.open({ ...(options?.repo !== undefined ? { repo: options.repo } : {}) })
+  // The remaining options, `daemon` included, are checked and applied by the watcher.
   return watcher.watch(options)
 }

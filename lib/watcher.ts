@@ -13,6 +13,7 @@ import { installExitMarker } from './state/exit-marker.js'
 import type { OwnerInfo } from './state/owner.js'
 import { resolveWatchOptions, resolveWatcherOptions, type WatchOptions, type WatcherOptions } from './options.js'
 import { ActorHost } from './actor/host.js'
+import { ensureDaemon } from './daemon/ensure.js'
 import { customTypeNames } from './actor/custom-types.js'
 import {
   addNotifier,
@@ -63,6 +64,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   #unfinished = new Set<string>()
   #uninstallExitMarker: (() => void) | undefined
   #closed = false
+  #daemonEnsured: Promise<void> | undefined
 
   private constructor(root: string) {
     super()
@@ -83,6 +85,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       pending.catch(() => watchers.delete(root))
     }
     const watcher = await pending
+    if (resolved.daemon) await watcher.#ensureDaemon()
     if (resolved.keepAlive !== undefined) watcher.#liveHost().setKeepAlive(resolved.keepAlive)
     if (resolved.notifiers.length > 0) await watcher.#addNotifiers(resolved.notifiers)
     return watcher
@@ -104,6 +107,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   async watch(options: WatchOptions = {}): Promise<Run> {
     const resolved = resolveWatchOptions(options)
     if (resolved.keepAlive !== undefined) this.#liveHost().setKeepAlive(resolved.keepAlive)
+    if (resolved.daemon) await this.#ensureDaemon()
     if (resolved.repo !== undefined && resolveRepoRoot(resolved.repo) !== this.root) {
       throw new AimStatusError(ErrorCodes.INVALID_PATH, `This watcher watches ${this.root}, not ${resolveRepoRoot(resolved.repo)}`)
     }
@@ -198,6 +202,12 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#host = undefined
     for (const run of this.#runs.values()) void run.close()
     this.#runs.clear()
+  }
+
+  /** Starts a daemon for this repo unless one holds it (once per watcher). */
+  async #ensureDaemon(): Promise<void> {
+    this.#daemonEnsured ??= ensureDaemon(this.root).then(() => undefined)
+    await this.#daemonEnsured
   }
 
   #liveHost(): ActorHost {

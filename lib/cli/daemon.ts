@@ -35,8 +35,8 @@ function stopSignal(): Promise<NodeJS.Signals> {
 export function registerDaemonCommands(program: Command): void {
   program
     .command('start')
-    .description('watch the repo(s) and take over the runs of processes that died, exited or froze')
-    .option('--grace <S>', 'seconds of grace for runs that carry none (Python-Aim check-ins)', number('--grace', false))
+    .description('watch the repo(s): take over the runs of processes that died, exited or froze, and watch Python-Aim runs\' check-ins')
+    .option('--grace <S>', 'seconds of grace for runs that carry none: Python-Aim check-ins (default 100, as Aim; at least 30)', number('--grace', false))
     .option('--stale-ms <MS>', 'a lease untouched this long counts as orphaned (at least 2000)', number('--stale-ms', true))
     .option('--poll-ms <MS>', 'scan interval where file events are not available, and standby retry interval', number('--poll-ms', true))
     .option('--json-logs', 'log JSON lines instead of human-readable lines')

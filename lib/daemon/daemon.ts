@@ -14,6 +14,7 @@ import { InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js
 import type { RuntimeOptions } from '../actor/runtime.js'
 import { resolveRepoRoot } from '../repo.js'
 import { DEFAULT_STALE_MS, MIN_STALE_MS } from '../state/lease.js'
+import { MIN_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { currentOwner, type OwnerInfo } from '../state/owner.js'
 import { createLog, type DaemonLog } from './log.js'
 import { RepoWatch } from './repo-watch.js'
@@ -33,7 +34,10 @@ export interface DaemonOptions {
   repos?: string[]
   /**
    * Seconds of grace for runs that carry none of their own: Python-Aim check-ins, read with
-   * Aim's rules. Runs adopted from a snapshot keep the grace they were opened with. Default 100.
+   * Aim's rules (a run has stalled `expect_next_in + grace` seconds after its newest check-in
+   * was first seen). Runs adopted from a snapshot keep the grace they were opened with.
+   * Default 100 (Aim's); at least 30, because Aim's writer renews a 12–30 s promise up to
+   * ~20 s late and a shorter grace would report live Python runs as stalled.
    */
   grace?: number
   /**
@@ -85,7 +89,7 @@ export class Daemon {
     const repos = options.repos ?? []
     if (!Array.isArray(repos) || repos.some((r) => typeof r !== 'string' || r === '')) throw new InvalidOptionError(`Expected \`repos\` to be a list of folder paths, got ${describeValue(repos)}`)
     this.grace = options.grace ?? DEFAULT_DAEMON_GRACE
-    if (typeof this.grace !== 'number' || !Number.isFinite(this.grace) || this.grace < 0) throw new OutOfRangeError(`Expected \`grace\` to be a number of seconds of at least 0, got ${describeValue(this.grace)}`)
+    if (typeof this.grace !== 'number' || !Number.isFinite(this.grace) || this.grace < MIN_CHECKIN_GRACE) throw new OutOfRangeError(`Expected \`grace\` to be a number of seconds of at least ${MIN_CHECKIN_GRACE}, got ${describeValue(this.grace)}`)
     this.staleMs = integer('staleMs', options.staleMs ?? DEFAULT_STALE_MS, MIN_STALE_MS)
     this.pollMs = integer('pollMs', options.pollMs ?? DEFAULT_POLL_MS, 50)
     const tombstoneMs = integer('tombstoneMs', options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS, 0)
@@ -107,6 +111,7 @@ export class Daemon {
           tombstoneMs,
           keepEndedMs,
           clock,
+          checkinGrace: this.grace,
           log: this.log,
           writeLine,
           ...(options.delivery !== undefined ? { delivery: options.delivery } : {}),
@@ -117,7 +122,7 @@ export class Daemon {
   /** Starts every repo; resolves when each has made its first attempt. */
   start(): Promise<void> {
     this.#started ??= (async () => {
-      this.log.info('daemon-started', { pid: this.owner.pid, host: this.owner.host, owner: this.owner.id, repos: this.repos.map((r) => r.root).join(','), staleMs: this.staleMs, pollMs: this.pollMs })
+      this.log.info('daemon-started', { pid: this.owner.pid, host: this.owner.host, owner: this.owner.id, repos: this.repos.map((r) => r.root).join(','), staleMs: this.staleMs, pollMs: this.pollMs, grace: this.grace })
       await Promise.all(this.repos.map((repo) => repo.start()))
     })()
     return this.#started

@@ -40,7 +40,9 @@ export interface EnsureDaemonResult {
 
 /** The compiled `aim-watcher` entry beside this module (`dist/cli/bin.js`). */
 export function daemonBinPath(): string {
-  return fileURLToPath(new URL('../cli/bin.js', import.meta.url))
+  const here = fileURLToPath(import.meta.url)
+  // Run from source (tests), the daemon is still the compiled one, as the actor's worker is.
+  return here.endsWith('.ts') ? fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url)) : fileURLToPath(new URL('../cli/bin.js', import.meta.url))
 }
 
 /**

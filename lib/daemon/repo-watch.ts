@@ -16,12 +16,18 @@
  * (`adoptOrphan`), so two daemons never both adopt it and a frozen owner that wakes up finds
  * it has lost its lease. What was adopted is made durable in the daemon's snapshot before the
  * orphan's snapshot is retired.
+ *
+ * Python-Aim runs (`.aim/check_ins/`) are read by an {@link AimRuns} at the end of each scan,
+ * after the Node owners have been looked at, so that a hash a Node owner holds is known before
+ * its check-ins could announce it a second time. The reader's state travels in the daemon's
+ * snapshot (`extra.checkins`) to the next daemon.
  * @module
  */
 import { watch as fsWatch, type FSWatcher } from 'node:fs'
 import { mkdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Clock } from '../clock.js'
+import { DEFAULT_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { ErrorCodes, toPlainError } from '../errors.js'
 import type { RunInfo } from '../notify/contract.js'
 import { RepoRuntime, type RuntimeOptions } from '../actor/runtime.js'
@@ -33,6 +39,7 @@ import { acquireLease, adoptOrphan, inspectLease, retireSnapshot, type Adoption,
 import { ownerLiveness, type OwnerInfo } from '../state/owner.js'
 import { readSnapshot, writeSnapshotAtomic, type Snapshot } from '../state/snapshot.js'
 import { SnapshotWriter } from '../state/snapshot-writer.js'
+import { AimRuns } from './aim-runs.js'
 import type { DaemonLog } from './log.js'
 
 /** Where the daemon lease lives: proper-lockfile locks `<status>/daemon` as `<status>/daemon.lock/`. */
@@ -57,6 +64,10 @@ export interface RepoWatchOptions {
   /** Writes a notifier's own output line (the logger notifier). */
   writeLine(line: string): void
   delivery?: RuntimeOptions['delivery']
+  /**
+   * Seconds of grace for Python-Aim runs (check-ins), at least 30. Default 100 (Aim's).
+   */
+  checkinGrace?: number
 }
 
 /** Where a repo watch is in its life. */
@@ -79,6 +90,10 @@ interface Session {
   tombstones: Map<string, Tombstone>
   /** When each ended run was first seen ended (for pruning). */
   endedAt: Map<string, number>
+  /** The repo's Python-Aim runs. */
+  aim: AimRuns
+  /** Hashes held by live Node owners' snapshots, as of the last scan: their check-ins are not announced. */
+  nodeHashes: Set<string>
   closed: boolean
 }
 
@@ -121,6 +136,16 @@ export class RepoWatch {
   /** The runtime while active (for tests and `status`). */
   get runtime(): RepoRuntime | null {
     return this.#session?.runtime ?? null
+  }
+
+  /** The Python-Aim runs while active (for tests and `status`). */
+  get aimRuns(): AimRuns | null {
+    return this.#session?.aim ?? null
+  }
+
+  /** Scans now (after the scan in progress, if any); resolves when done. For tests and tools. */
+  scanNow(): Promise<void> {
+    return this.#step()
   }
 
   /** Makes the first attempt to become the repo's sender; then keeps trying or scanning every `pollMs`. */
@@ -229,20 +254,36 @@ export class RepoWatch {
         ...(this.#options.delivery !== undefined ? { delivery: this.#options.delivery } : {}),
       })
       const rt = runtime
+      const nodeHashes = new Set<string>()
+      const aim = new AimRuns({
+        paths: this.paths,
+        clock: this.#options.clock,
+        graceSeconds: this.#options.checkinGrace ?? DEFAULT_CHECKIN_GRACE,
+        host: owner.host,
+        pid: owner.pid,
+        log,
+        accept: (event) => rt.delivery.accept(event),
+        // Adopted runs stay in the actor (ended ones for keepEndedMs): still the Node owner's.
+        isNodeRun: (hash) => nodeHashes.has(hash) || rt.actor.run(hash) !== undefined,
+        onStateChanged: () => writer?.markDirty(),
+      })
       writer = new SnapshotWriter({
         path,
         lease,
         clock: this.#options.clock,
-        produce: () => ({ owner, runs: rt.actor.runs(), outbox: rt.delivery.state(), extra: {} }),
+        produce: () => {
+          const checkins = aim.state()
+          return { owner, runs: rt.actor.runs(), outbox: rt.delivery.state(), extra: checkins !== null ? { checkins } : {} }
+        },
         onError: (error) => this.#logError('snapshot-error', error),
       })
       await runtime.start()
       await writer.flush()
-      const session: Session = { daemonLease, ownLease, writer, runtime, watchers: [], tombstones: new Map(), endedAt: new Map(), closed: false }
+      const session: Session = { daemonLease, ownLease, writer, runtime, watchers: [], tombstones: new Map(), endedAt: new Map(), aim, nodeHashes, closed: false }
       this.#session = session
       this.#state = 'active'
       session.watchers = this.#watchFolders()
-      log.info('active', { repo: this.root, pid: owner.pid, generation: daemonLease.generation })
+      log.info('active', { repo: this.root, pid: owner.pid, generation: daemonLease.generation, checkinGrace: aim.graceSeconds })
       this.#again = true
     } catch (error) {
       await runtime?.close().catch(() => undefined)
@@ -281,11 +322,15 @@ export class RepoWatch {
     if (session.closed) return
     session.closed = true
     for (const watcher of session.watchers) watcher.close()
-    const { runtime, writer, ownLease, daemonLease } = session
+    const { runtime, writer, ownLease, daemonLease, aim } = session
+    // Before the runtime: what is being accepted reaches the outbox, and is recorded.
+    await aim.close().catch((error: unknown) => this.#logError('runtime-error', error))
     await runtime.close().catch((error: unknown) => this.#logError('runtime-error', error))
     if (!ownLease.lost) {
+      if (aim.hasRuns) writer.markDirty()
       await writer.close().catch((error: unknown) => this.#logError('snapshot-error', error))
-      const outstanding = runtime.actor.runs().some(isActive) || runtime.delivery.state().pending.length > 0
+      // Known Python runs count: their first sights and notified idx are for the next daemon.
+      const outstanding = runtime.actor.runs().some(isActive) || runtime.delivery.state().pending.length > 0 || aim.hasRuns
       // Anything still to watch or send: leave the snapshot, released, for the next daemon to
       // adopt at once. Nothing: remove it.
       if (outstanding) await ownLease.release().catch(() => undefined)
@@ -297,7 +342,7 @@ export class RepoWatch {
       if (graceful) await retireSnapshot(daemonLease).catch(() => daemonLease.release())
       else await daemonLease.release().catch(() => undefined)
     }
-    if (graceful) this.#options.log.info('stopped', { repo: this.root, runs: runtime.actor.runs().filter(isActive).length })
+    if (graceful) this.#options.log.info('stopped', { repo: this.root, runs: runtime.actor.runs().filter(isActive).length, aimRuns: aim.runs.size })
   }
 
   async #scan(session: Session): Promise<void> {
@@ -316,6 +361,8 @@ export class RepoWatch {
     const orphans: Array<{ id: string; holder: HolderState }> = []
     const live: Snapshot[] = []
     const haveActive = session.runtime.actor.runs().some(isActive)
+    // Live Node owners' runs are read also when Python runs may share their hashes.
+    const readLive = haveActive || !session.aim.opened || session.aim.hasRuns
     for (const id of new Set([...ids, ...exitIds])) {
       if (session.closed) return
       if (id === owner.id || session.tombstones.has(id)) continue
@@ -327,7 +374,7 @@ export class RepoWatch {
         const path = snapshotPath(this.layout, id)
         const holder = await inspectLease(path, { staleMs })
         if (holder.orphaned) orphans.push({ id, holder })
-        else if (haveActive && holder.holder?.kind === 'process') {
+        else if (readLive && holder.holder?.kind === 'process') {
           const snapshot = await readSnapshot(path)
           if (snapshot !== null && snapshot.adoptedBy === undefined) live.push(snapshot)
         }
@@ -349,6 +396,14 @@ export class RepoWatch {
     }
     if (live.length > 0) await this.#handBack(session, live)
     this.#prune(session)
+    session.nodeHashes.clear()
+    for (const snapshot of live) for (const run of snapshot.runs) session.nodeHashes.add(run.hash)
+    if (session.closed) return
+    try {
+      await session.aim.scan()
+    } catch (error) {
+      this.#logError('checkins-error', error)
+    }
   }
 
   #ownerError(id: string, error: unknown): void {
@@ -372,6 +427,15 @@ export class RepoWatch {
     const liveness = ownerLiveness(original)
     const cause: Cause = marker !== null ? 'exited' : original.kind === 'daemon' ? 'daemon' : liveness === 'dead' ? 'gone' : 'stale'
     const reason = marker !== null ? exitReason(marker) : `process gone: pid ${original.pid}`
+    // A daemon's Python-Aim runs: their first sights and notified idx carry on here, and are
+    // made durable by the flush below, before its snapshot is retired.
+    if (original.kind === 'daemon' && snapshot.extra['checkins'] !== undefined) {
+      try {
+        session.aim.absorb(snapshot.extra['checkins'])
+      } catch (error) {
+        this.#ownerError(id, error)
+      }
+    }
     // Its outbox first, so that keys it already delivered are known before any event is made.
     if (snapshot.outbox !== null && snapshot.outbox !== undefined) {
       try {

@@ -1,0 +1,318 @@
+/**
+ * Python-Aim runs under the daemon: a repo's `.aim/check_ins/` read with Aim's watcher rules
+ * (see `aim/checkin-reader.ts`), each transition handed to the same outbox as the Node runs'.
+ *
+ * - Time: the folder is scanned at the daemon's poll, and a timer at the reader's next deadline
+ *   calls `evaluate()`, so a stall is announced when it falls due, not up to a poll late.
+ * - Once per (run, idx): an event's key is `<hash>@aim/<kind>/<idx>`, the outbox refuses a key
+ *   it has settled, and the reader marks what it has notified (kept in the daemon's snapshot
+ *   and in Aim's `last_run_notifications`), so neither a restart nor a switch between Python's
+ *   `aim-watcher` and this daemon sends one twice.
+ * - Node runs first: a hash that a live Node owner or the daemon's actor holds is announced by
+ *   that owner (Node runs write check-ins too); its check-in transitions are skipped here.
+ * @module
+ */
+import type { Clock, TimerHandle } from '../clock.js'
+import { OutOfRangeError, describeValue, toPlainError } from '../errors.js'
+import {
+  CheckinReader,
+  MIN_CHECKIN_GRACE,
+  checkReaderState,
+  type CheckinReaderState,
+  type CheckinRunState,
+  type CheckinTransition,
+} from '../aim/checkin-reader.js'
+import { readLastRunNotifications, recordLastRunNotifications, type LastRunNotifications } from '../aim/last-run-notifications.js'
+import type { RunEvent, RunInfo } from '../notify/contract.js'
+import type { RepoPaths } from '../repo.js'
+import type { DaemonLog } from './log.js'
+
+/** Options of {@link AimRuns}. */
+export interface AimRunsOptions {
+  /** The repo's paths: `checkins` is read, `lastRunNotifications` read and updated. */
+  paths: RepoPaths
+  /** The clock first sights and deadlines are measured on (the daemon's). */
+  clock: Clock
+  /** Seconds past a promise before a run counts as stalled. At least 30 (the reader refuses less). */
+  graceSeconds: number
+  /** Host and pid stamped on the events (the daemon's). */
+  host: string
+  pid: number
+  log: DaemonLog
+  /** Hands an event to the repo's outbox; resolves once it is durable there. */
+  accept(event: RunEvent): Promise<unknown>
+  /** Whether a Node owner (live, or adopted by the daemon) holds this hash: it announces the run, not us. */
+  isNodeRun(hash: string): boolean
+  /** The reader's state changed: the snapshot should be written (coalesced). */
+  onStateChanged(): void
+}
+
+/** The stable key of a check-in transition's event: one per (run, kind, idx). */
+export function aimEventKey(hash: string, kind: CheckinTransition['kind'], idx: number): string {
+  return `${hash}@aim/${kind}/${idx}`
+}
+
+/** Whether Aim would record this transition in `last_run_notifications` (the reader's `notifiedIdx` rule). */
+export function isAimNotification(transition: Pick<CheckinTransition, 'kind' | 'flag'>): boolean {
+  return transition.kind === 'stalled' || transition.kind === 'finished' || (transition.kind === 'started' && transition.flag === 'starting')
+}
+
+const STATUS_OF: Readonly<Record<CheckinTransition['kind'], RunInfo['status']>> = {
+  started: 'running',
+  recovered: 'running',
+  stalled: 'stalled',
+  finished: 'finished',
+}
+
+/** The event for a check-in transition, in the shape of a Node run's. */
+export function checkinEvent(transition: CheckinTransition, context: { repo: string; host: string; pid: number; graceSeconds: number }): RunEvent {
+  const { hash, idx, kind, expectNextIn, firstSeenAt } = transition
+  // Aim trusts neither the client's clock nor the file's mtime: the only times known are when
+  // this watcher first saw the idx, so they stand for both the start and the last progress.
+  const live = kind !== 'finished' && transition.flag !== 'finished' && expectNextIn > 0
+  const event: RunEvent = {
+    kind,
+    key: aimEventKey(hash, kind, idx),
+    at: transition.at,
+    run: {
+      hash,
+      status: STATUS_OF[kind],
+      startedAt: firstSeenAt,
+      lastProgressAt: firstSeenAt,
+      expectNextIn,
+      deadlineAt: live ? firstSeenAt + expectNextIn * 1000 : null,
+      grace: context.graceSeconds,
+      // The idx numbers a Python run's stall episodes: one notification per idx, as in Aim.
+      episode: idx,
+    },
+    repo: context.repo,
+    host: context.host,
+    pid: context.pid,
+  }
+  if (transition.overdueSeconds !== undefined) event.overdueSeconds = transition.overdueSeconds
+  return event
+}
+
+function newerOf(a: CheckinRunState, b: CheckinRunState): CheckinRunState {
+  const notifiedIdx = Math.max(a.notifiedIdx, b.notifiedIdx)
+  if (a.idx !== b.idx) return { ...(a.idx > b.idx ? a : b), notifiedIdx }
+  // The same idx seen by two lives: the earlier sight keeps the promise counting, and a stall
+  // either of them declared stays declared.
+  const status = a.status === 'stalled' || b.status === 'stalled' ? 'stalled' : a.status
+  return { ...a, firstSeenAt: Math.min(a.firstSeenAt, b.firstSeenAt), status, notifiedIdx }
+}
+
+/**
+ * Merges two reader states (this daemon's and an adopted predecessor's): per run the newer idx,
+ * the highest idx notified by either.
+ */
+export function mergeReaderStates(a: CheckinReaderState | null, b: CheckinReaderState): CheckinReaderState {
+  const runs: Record<string, CheckinRunState> = { ...(a?.runs ?? {}) }
+  for (const [hash, theirs] of Object.entries(b.runs)) {
+    const mine = runs[hash]
+    runs[hash] = mine === undefined ? { ...theirs } : newerOf(mine, theirs)
+  }
+  return { version: 1, savedAt: Math.max(a?.savedAt ?? -Infinity, b.savedAt), runs }
+}
+
+/** One repo's Python-Aim runs, while the daemon is the repo's sender. */
+export class AimRuns {
+  readonly graceSeconds: number
+  readonly #options: AimRunsOptions
+  #reader: CheckinReader | null = null
+  /** State to start the reader from (adopted from a predecessor before the first scan). */
+  #pending: CheckinReaderState | null = null
+  /** Aim's `last_run_notifications` as read when the reader was opened. */
+  #seed: LastRunNotifications = new Map()
+  #timer: TimerHandle | null = null
+  #timerAt: number | null = null
+  readonly #inflight = new Set<Promise<void>>()
+  readonly #toRecord = new Map<string, number>()
+  #recording: Promise<void> | null = null
+  #closed = false
+
+  constructor(options: AimRunsOptions) {
+    this.#options = options
+    // Checked here as well as by the reader, so a bad grace fails at activation, not at the first scan.
+    if (typeof options.graceSeconds !== 'number' || !(options.graceSeconds >= MIN_CHECKIN_GRACE) || !Number.isFinite(options.graceSeconds)) {
+      throw new OutOfRangeError(`Expected \`grace\` to be a number of seconds, ${MIN_CHECKIN_GRACE} or more, got ${describeValue(options.graceSeconds)}`)
+    }
+    this.graceSeconds = options.graceSeconds
+  }
+
+  /** Whether any run is known (or may be, before the first scan): the daemon's snapshot must then be kept. */
+  get hasRuns(): boolean {
+    return this.#reader === null ? this.#pending !== null && Object.keys(this.#pending.runs).length > 0 : this.#reader.runs.size > 0
+  }
+
+  /** Whether the folder has been read yet. */
+  get opened(): boolean {
+    return this.#reader !== null
+  }
+
+  /** The runs as the reader knows them. */
+  get runs(): ReadonlyMap<string, Readonly<CheckinRunState>> {
+    return this.#reader?.runs ?? new Map()
+  }
+
+  /** The reader's state, for the daemon's snapshot (`extra.checkins`); null when there is none. */
+  state(): CheckinReaderState | null {
+    return this.#reader?.toJSON() ?? this.#pending
+  }
+
+  /**
+   * Takes in a predecessor's state (an adopted daemon snapshot's `extra.checkins`): its first
+   * sights and its notified idx carry on here. Throws `AIM_STATUS_CORRUPT_FILE` for a bad state
+   * (nothing taken in).
+   */
+  absorb(state: unknown): void {
+    const merged = mergeReaderStates(this.state(), checkReaderState(state))
+    if (this.#reader === null) {
+      this.#pending = merged
+      return
+    }
+    // The reader takes a state only when made: a new one, whose first listing re-reads the
+    // folder and keeps the saved first sights of every idx still there.
+    this.#reader = this.#newReader(merged)
+    this.#options.onStateChanged()
+    this.#arm()
+  }
+
+  /** Reads the folder and announces what changed. The first call opens the reader. */
+  async scan(): Promise<void> {
+    if (this.#closed) return
+    if (this.#reader === null) await this.#open()
+    const reader = this.#reader as CheckinReader
+    const listings = reader.listings
+    const transitions = await reader.scan()
+    if (this.#closed) return
+    // A listing may have moved first sights (a newer idx without a transition): worth keeping.
+    if (reader.listings !== listings || transitions.length > 0) this.#options.onStateChanged()
+    this.#handle(transitions)
+    this.#arm()
+  }
+
+  /** Resolves when every accepted event has been recorded in `last_run_notifications`. */
+  async idle(): Promise<void> {
+    while (this.#inflight.size > 0 || this.#recording !== null) {
+      await Promise.all([...this.#inflight])
+      await this.#recording
+    }
+  }
+
+  /** Stops the timer and waits for what is being accepted and recorded. Safe to call twice. */
+  async close(): Promise<void> {
+    this.#closed = true
+    if (this.#timer !== null) this.#options.clock.clearTimer(this.#timer)
+    this.#timer = this.#timerAt = null
+    await this.idle()
+  }
+
+  async #open(): Promise<void> {
+    const { paths, log } = this.#options
+    try {
+      this.#seed = await readLastRunNotifications(paths.lastRunNotifications)
+    } catch (error) {
+      // Carry on with what the snapshot knows; the next record sets the bad file aside.
+      log.error('last-run-notifications-unreadable', { repo: paths.root, code: toPlainError(error).code, error: toPlainError(error).message })
+    }
+    if (this.#closed) return
+    this.#reader = this.#newReader(this.#pending)
+    this.#pending = null
+    // A predecessor that died between accepting a notification and recording it: record it now,
+    // or Python's watcher, run next, would send it again.
+    for (const [hash, run] of this.#reader.runs) {
+      if (run.notifiedIdx > (this.#seed.get(hash) ?? -1)) this.#record(hash, run.notifiedIdx)
+    }
+  }
+
+  #newReader(state: CheckinReaderState | null): CheckinReader {
+    const { paths, clock, log } = this.#options
+    return new CheckinReader({
+      folder: paths.checkins,
+      clock,
+      graceSeconds: this.graceSeconds,
+      alreadyNotified: this.#seed,
+      ...(state !== null ? { state } : {}),
+      onWarning: (message) => log.warn('checkin-ignored', { repo: paths.root, message }),
+    })
+  }
+
+  /** Arms one timer at the reader's next deadline (re-armed only when that changes). */
+  #arm(): void {
+    const reader = this.#reader
+    if (this.#closed || reader === null) return
+    const at = reader.nextDeadlineAt()
+    if (at === this.#timerAt) return
+    const { clock } = this.#options
+    if (this.#timer !== null) clock.clearTimer(this.#timer)
+    this.#timer = this.#timerAt = null
+    if (at === null) return
+    this.#timerAt = at
+    this.#timer = clock.setTimer(() => {
+      this.#timer = this.#timerAt = null
+      if (this.#closed || this.#reader !== reader) return
+      const transitions = reader.evaluate()
+      if (transitions.length > 0) this.#options.onStateChanged()
+      this.#handle(transitions)
+      // A timer that fired a little early finds nothing and is armed again for the rest.
+      this.#arm()
+    }, at - clock.now())
+  }
+
+  #handle(transitions: CheckinTransition[]): void {
+    const { paths, log, host, pid } = this.#options
+    for (const transition of transitions) {
+      const { hash, idx, kind } = transition
+      if (this.#options.isNodeRun(hash)) {
+        log.info('checkin-skipped', { repo: paths.root, hash, idx, eventKind: kind, why: 'a Node owner watches this run' })
+        continue
+      }
+      const event = checkinEvent(transition, { repo: paths.root, host, pid, graceSeconds: this.graceSeconds })
+      log.info(kind, {
+        repo: paths.root, hash, episode: event.run.episode, overdue: event.overdueSeconds, key: event.key,
+        source: 'aim-checkin', idx, alreadyNotified: transition.alreadyNotified || undefined,
+      })
+      if (transition.alreadyNotified) continue
+      const task = this.#options
+        .accept(event)
+        .then(
+          () => {
+            if (isAimNotification(transition)) this.#record(hash, idx)
+          },
+          (error: unknown) => {
+            const plain = toPlainError(error)
+            log.error('runtime-error', { repo: paths.root, hash, key: event.key, code: plain.code, error: plain.message })
+          },
+        )
+        .finally(() => this.#inflight.delete(task))
+      this.#inflight.add(task)
+    }
+  }
+
+  /** Records `hash -> idx` in Aim's file; records asked for while one is written go in the next write. */
+  #record(hash: string, idx: number): void {
+    this.#toRecord.set(hash, Math.max(this.#toRecord.get(hash) ?? -1, idx))
+    this.#recording ??= this.#writeRecords().finally(() => {
+      this.#recording = null
+    })
+  }
+
+  async #writeRecords(): Promise<void> {
+    const { paths, log } = this.#options
+    // Let the accepts of one scan gather into one write.
+    await Promise.resolve()
+    while (this.#toRecord.size > 0) {
+      const batch = new Map(this.#toRecord)
+      this.#toRecord.clear()
+      try {
+        const result = await recordLastRunNotifications(paths.lastRunNotifications, batch)
+        if (result.corruptMovedTo !== undefined) log.warn('corrupt-state-file', { repo: paths.root, file: paths.lastRunNotifications, movedTo: result.corruptMovedTo })
+        for (const [hash, idx] of batch) this.#seed.set(hash, Math.max(this.#seed.get(hash) ?? -1, idx))
+      } catch (error) {
+        const plain = toPlainError(error)
+        log.error('last-run-notifications-error', { repo: paths.root, code: plain.code, error: plain.message })
+      }
+    }
+  }
+}
