@@ -6,7 +6,7 @@ import { ManualClock } from '../lib/clock.js'
 import type { RunInfo } from '../lib/notify/contract.js'
 import { currentOwner } from '../lib/state/owner.js'
 import type { OwnerInfo } from '../lib/state/owner.js'
-import { readSnapshot, writeSnapshotAtomic, parseSnapshot, SNAPSHOT_FORMAT } from '../lib/state/snapshot.js'
+import { readSnapshot, writeSnapshotAtomic, parseSnapshot, serializeSnapshot, SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from '../lib/state/snapshot.js'
 import type { Snapshot } from '../lib/state/snapshot.js'
 import { SnapshotWriter } from '../lib/state/snapshot-writer.js'
 import { acquireLease } from '../lib/state/lease.js'
@@ -19,7 +19,19 @@ const run = (hash: string, extra: Partial<RunInfo> = {}): RunInfo => ({
 })
 
 function snapshotOf(owner: OwnerInfo, runs: RunInfo[]): Snapshot {
-  return { format: SNAPSHOT_FORMAT, version: 1, owner, generation: 1, writtenAt: 5, runs, outbox: { queued: [{ key: 'a/stalled/1' }] }, extra: { note: 'x' } }
+  return { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, owner, generation: 1, writtenAt: 5, runs, outbox: { queued: [{ key: 'a/stalled/1' }] }, extra: { note: 'x' } }
+}
+
+/** The text an older program wrote: format version 1, runs as objects. */
+const v1Text = (snapshot: Snapshot): string => JSON.stringify({ ...snapshot, version: 1 })
+
+/** Reads a bad file: rejected with CORRUPT_FILE, renamed aside unchanged, then no longer found. */
+async function expectSetAside(t: Test, path: string, name: string): Promise<void> {
+  const body = readFileSync(path, 'utf8')
+  const error = await readSnapshot(path).then(() => null, (e: unknown) => e)
+  t.match(error, { code: 'AIM_STATUS_CORRUPT_FILE', name: 'CorruptFileError', setAsidePath: new RegExp(`${name}\\.json\\.corrupt-\\d+$`) }, name)
+  t.equal(readFileSync((error as { setAsidePath: string }).setAsidePath, 'utf8'), body, `${name}: kept for inspection`)
+  t.equal(await readSnapshot(path), null, `${name}: not read again`)
 }
 
 t.test('write then read: every field kept, owner-only file, no temp left', async (t) => {
@@ -38,12 +50,12 @@ t.test('write then read: every field kept, owner-only file, no temp left', async
   t.throws(() => snapshotPath(layout, '../escape'), { code: 'AIM_STATUS_INVALID_ID' })
 })
 
-t.test('corrupt, truncated and invalid snapshots are set aside; a good one beside them still reads', async (t) => {
+t.test('corrupt, truncated and invalid version 1 snapshots are set aside; a good one beside them still reads', async (t) => {
   const layout = statusLayout({ status: join(t.testdir(), 'status') })
   const owner = currentOwner('process')
   const good = snapshotOf(owner, [run('abc')])
   await writeSnapshotAtomic(snapshotPath(layout, owner.id), good)
-  const text = JSON.stringify(good)
+  const text = v1Text(good)
   const files: Record<string, string> = {
     garbage: '\u0000\u0001not json at all',
     truncated: text.slice(0, Math.floor(text.length / 2)),
@@ -84,10 +96,7 @@ t.test('corrupt, truncated and invalid snapshots are set aside; a good one besid
   for (const [name, body] of Object.entries(files)) {
     const path = join(layout.owners, `${name}.json`)
     writeFileSync(path, body)
-    const error = await readSnapshot(path).then(() => null, (e: unknown) => e)
-    t.match(error, { code: 'AIM_STATUS_CORRUPT_FILE', name: 'CorruptFileError', setAsidePath: new RegExp(`${name}\\.json\\.corrupt-\\d+$`) }, name)
-    t.equal(readFileSync((error as { setAsidePath: string }).setAsidePath, 'utf8'), body, `${name}: kept for inspection`)
-    t.equal(await readSnapshot(path), null, `${name}: not read again`)
+    await expectSetAside(t, path, name)
   }
   t.same(await readSnapshot(snapshotPath(layout, owner.id)), good, 'the good snapshot still reads')
   t.same(await listOwnerIds(layout.owners), [owner.id], 'set-aside files are not listed as snapshots')
@@ -95,10 +104,110 @@ t.test('corrupt, truncated and invalid snapshots are set aside; a good one besid
 
 t.test('a snapshot from a newer version is reported but left in place', async (t) => {
   const path = join(t.testdir(), 'newer.json')
-  writeFileSync(path, JSON.stringify({ ...snapshotOf(currentOwner('process'), []), version: 2 }))
-  await t.rejects(readSnapshot(path), { code: 'AIM_STATUS_CORRUPT_FILE', message: /version 2 is newer.*left in place/ })
+  writeFileSync(path, JSON.stringify({ ...snapshotOf(currentOwner('process'), []), version: SNAPSHOT_VERSION + 1 }))
+  await t.rejects(readSnapshot(path), { code: 'AIM_STATUS_CORRUPT_FILE', message: new RegExp(`version ${SNAPSHOT_VERSION + 1} is newer.*left in place`) })
   t.ok(statSync(path).isFile())
   t.throws(() => parseSnapshot(null), /top level/)
+})
+
+t.test('version 2: every field of every run survives a round trip, in columns', async (t) => {
+  const path = join(t.testdir(), 'v2.json')
+  const owner = currentOwner('process')
+  const writtenAt = 1_795_000_000_000.4
+  const runs: RunInfo[] = [
+    run('all_fields', { name: 'n', experiment: 'e', status: 'failed', reason: 'died', startedAt: 1_794_990_000_000, lastProgressAt: 1_795_000_000_000, expectNextIn: 59.5, deadlineAt: 1_795_000_059_500, grace: 0.25, episode: 3 }),
+    run('no_deadline', { status: 'finished', deadlineAt: null, expectNextIn: 0, grace: 0 }),
+    run('only_experiment', { status: 'stalled', experiment: 'sweep "7" \\ back', episode: 1 }),
+    run('unicode', { name: 'résumé ✓ 🚀 "quoted" \u2028 line\nbreak \u0000 nul \ud800 lone', reason: '</script>' }),
+    // Far from writtenAt: offsets beyond the small-integer range are still exact.
+    run('ancient', { startedAt: 0, lastProgressAt: 1, deadlineAt: 4_102_444_800_000, expectNextIn: 1e6, grace: 1e6 }),
+  ]
+  const snapshot: Snapshot = { ...snapshotOf(owner, runs), writtenAt, adoptedBy: { ...owner, id: 'daemon1', kind: 'daemon' }, generation: 4 }
+  await writeSnapshotAtomic(path, snapshot)
+  t.same(await readSnapshot(path), snapshot, 'read back equal, field for field')
+  const file = JSON.parse(readFileSync(path, 'utf8')) as { version: number; runs: Record<string, unknown> }
+  t.equal(file.version, 2)
+  t.match(file.runs, { count: 5, timeBase: 1_795_000_000_000, status: [3, 2, 1, 0, 0], grace: [250, 0, 10_000, 10_000, 1e9], name: ['n', null, null, runs[3]!.name, null] })
+  t.ok('reason' in file.runs && 'experiment' in file.runs, 'a column some run has is written')
+  const bare = snapshotOf(owner, [run('plain')])
+  await writeSnapshotAtomic(path, bare)
+  const plain = JSON.parse(readFileSync(path, 'utf8')) as { runs: Record<string, unknown> }
+  t.same(Object.keys(plain.runs).filter((k) => ['name', 'experiment', 'reason'].includes(k)), [], 'columns no run has are left out')
+  t.same(await readSnapshot(path), bare)
+  const empty = snapshotOf(owner, [])
+  await writeSnapshotAtomic(path, empty)
+  t.same(await readSnapshot(path), empty, 'no runs')
+})
+
+t.test('version 2: times are kept to the millisecond, durations to the millisecond', async (t) => {
+  const owner = currentOwner('process')
+  const text = serializeSnapshot({ ...snapshotOf(owner, [run('frac', { startedAt: 10.4, lastProgressAt: 20.5, deadlineAt: 30.6, expectNextIn: 1.23456, grace: 0.0004 })]), writtenAt: 1234.5 })
+  const back = parseSnapshot(JSON.parse(text))
+  t.match(back.runs[0], { startedAt: 10, lastProgressAt: 21, deadlineAt: 31, expectNextIn: 1.235, grace: 0 })
+  t.equal(back.writtenAt, 1234.5, 'writtenAt is kept as it is')
+  t.throws(() => serializeSnapshot(snapshotOf(owner, [run('nan', { lastProgressAt: Number.NaN })])), /run nan has a field that is not a finite number/, 'refused rather than written as null')
+  t.throws(() => serializeSnapshot(snapshotOf(owner, [run('zombie', { status: 'zombie' as RunInfo['status'] })])), /run zombie/)
+})
+
+t.test('a version 1 file written by an older program still reads, and is rewritten as version 2', async (t) => {
+  const path = join(t.testdir(), 'v1.json')
+  const owner = currentOwner('process')
+  const runs = [run('abc', { name: 'ü "q"', experiment: 'e', startedAt: 1.5 }), run('def', { status: 'failed', reason: 'died', deadlineAt: null })]
+  const old = snapshotOf(owner, runs)
+  writeFileSync(path, v1Text(old))
+  const read = await readSnapshot(path)
+  t.same(read, { ...old, version: 1 }, 'every field, sub-millisecond times included')
+  await writeSnapshotAtomic(path, read as Snapshot)
+  t.match(JSON.parse(readFileSync(path, 'utf8')), { version: 2, runs: { count: 2 } })
+  t.same((await readSnapshot(path))?.runs.map((r) => r.hash), ['abc', 'def'])
+})
+
+t.test('truncated, corrupt and invalid version 2 snapshots are set aside', async (t) => {
+  const folder = t.testdir()
+  const good = snapshotOf(currentOwner('process'), [run('abc', { name: 'n' }), run('def', { deadlineAt: null })])
+  const text = serializeSnapshot(good)
+  const files: Record<string, string> = { truncated: text.slice(0, text.length - 40), cut: text.slice(0, text.indexOf('"runs"') + 20) }
+  type Columns = Record<string, unknown[] | unknown>
+  const set = (key: string, i: number, value: unknown) => (c: Columns) => ((c[key] as unknown[])[i] = value)
+  const mutations: Record<string, (c: Columns, s: Record<string, unknown>) => void> = {
+    runsArray: (_c, s) => (s['runs'] = good.runs),
+    runsMissing: (_c, s) => delete s['runs'],
+    countMismatch: (c) => (c['count'] = 3),
+    countNegative: (c) => (c['count'] = -1),
+    timeBaseFraction: (c) => (c['timeBase'] = 1.5),
+    columnMissing: (c) => delete c['episode'],
+    columnShort: (c) => (c['grace'] = [1]),
+    optionalShort: (c) => (c['name'] = ['n']),
+    optionalNotArray: (c) => (c['reason'] = 'died'),
+    hostileHash: set('hash', 1, '../../etc'),
+    duplicateHash: set('hash', 1, 'abc'),
+    statusOutOfRange: set('status', 0, 4),
+    statusFraction: set('status', 0, 0.5),
+    statusName: set('status', 0, 'running'),
+    statusLength: set('status', 0, 'length'),
+    startedNull: set('startedAt', 0, null),
+    progressText: set('lastProgressAt', 1, '7'),
+    negativeExpect: set('expectNextIn', 0, -1),
+    badDeadline: set('deadlineAt', 1, 'soon'),
+    negativeGrace: set('grace', 1, -5),
+    badEpisode: set('episode', 0, 1.5),
+    nameNumber: set('name', 0, 5),
+    longName: set('name', 1, 'x'.repeat(5000)),
+    v1RunsInV2: (_c, s) => (s['runs'] = JSON.parse(JSON.stringify(good.runs))),
+  }
+  for (const [name, mutate] of Object.entries(mutations)) {
+    const copy = JSON.parse(text) as Record<string, unknown>
+    mutate(copy['runs'] as Columns, copy)
+    files[name] = JSON.stringify(copy)
+  }
+  for (const [name, body] of Object.entries(files)) {
+    const path = join(folder, `${name}.json`)
+    writeFileSync(path, body)
+    await expectSetAside(t, path, name)
+  }
+  const error = await readSnapshot(join(folder, 'x.json')).then(() => null, (e: unknown) => e)
+  t.equal(error, null)
+  t.throws(() => parseSnapshot({ ...JSON.parse(text), runs: { ...JSON.parse(text).runs, hash: ['abc', 'a b'] } }), /runs\.hash\[1\] is "a b"/, 'the message names the run and the field')
 })
 
 t.test('an unreadable folder gives a clear coded error', async (t) => {
