@@ -17,13 +17,18 @@ import { type BenchContext, type Cell, type Scenario, formatBytes, goal, goalNot
 
 const msSince = (t0: number) => (nowNs() - t0) / 1e6
 
-/** One size: median over `rounds` of runs() copy, serialisation alone, and the full durable write. */
+/**
+ * One size: median over `rounds` of runs() copy, `JSON.stringify` of the snapshot as held in
+ * memory (what format version 1 wrote: the baseline), serialisation alone, and the full
+ * durable write.
+ */
 async function measureSize(dir: string, n: number, rounds: number): Promise<{ row: Cell[]; totalMs: number }> {
   const actor = benchActor()
   openRuns(actor, n, { named: true })
   const owner = currentOwner('process')
   const path = join(dir, `${owner.id}.json`)
   const copy: number[] = []
+  const json: number[] = []
   const serialise: number[] = []
   const write: number[] = []
   for (let r = 0; r < rounds; r++) {
@@ -31,6 +36,9 @@ async function measureSize(dir: string, n: number, rounds: number): Promise<{ ro
     const runs = actor.runs()
     copy.push(msSince(t0))
     const snapshot: Snapshot = { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, owner, generation: 1, writtenAt: Date.now(), runs, outbox: { queues: {} }, extra: {} }
+    t0 = nowNs()
+    JSON.stringify(snapshot)
+    json.push(msSince(t0))
     t0 = nowNs()
     serializeSnapshot(snapshot)
     serialise.push(msSince(t0))
@@ -41,9 +49,10 @@ async function measureSize(dir: string, n: number, rounds: number): Promise<{ ro
   actor.close()
   const bytes = (await stat(path)).size
   const c = summarize(copy).p50
+  const j = summarize(json).p50
   const s = summarize(serialise).p50
   const w = summarize(write).p50
-  return { row: [n, formatBytes(bytes), bytes / n, c, s, w, c + w], totalMs: c + w }
+  return { row: [n, formatBytes(bytes), bytes / n, c, j, s, w, c + w], totalMs: c + w }
 }
 
 /** Heartbeats as fast as the loop allows for `seconds`, each marking the snapshot dirty. */
@@ -100,7 +109,7 @@ export const snapshot: Scenario = {
         rows.push(row)
         if (n === 100_000) at100k = totalMs
       }
-      printTable(`snapshot: lib/state/snapshot.ts writeSnapshotAtomic (median of ${rounds})`, ['runs', 'file', 'bytes/run', 'actor.runs() ms', 'baseline: JSON only ms', 'durable write ms', 'total ms'], rows)
+      printTable(`snapshot: lib/state/snapshot.ts writeSnapshotAtomic (median of ${rounds})`, ['runs', 'file', 'bytes/run', 'actor.runs() ms', 'baseline: v1 JSON.stringify ms', 'serialise ms', 'durable write ms', 'total ms'], rows)
 
       const load = await coalescing(dir, quick ? 1_000 : 10_000, quick ? 1.5 : 6)
       printTable('snapshot: SnapshotWriter under heartbeat load (interval 1000 ms)', ['runs', 'heartbeats/s', 'changes/s (uncoalesced writes/s)', 'writes', 'seconds', 'writes/s'], [load])
