@@ -24,7 +24,7 @@
  * @module
  */
 import { watch as fsWatch, type FSWatcher } from 'node:fs'
-import { mkdir, rename, rm } from 'node:fs/promises'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Clock } from '../clock.js'
 import { DEFAULT_CHECKIN_GRACE } from '../aim/checkin-reader.js'
@@ -94,6 +94,8 @@ interface Session {
   aim: AimRuns
   /** Hashes held by live Node owners' snapshots, as of the last scan: their check-ins are not announced. */
   nodeHashes: Set<string>
+  /** Live owners' snapshots as last parsed, by owner id, with the file's stamp: re-read only when it changes. */
+  liveCache: Map<string, { stamp: string; snapshot: Snapshot | null }>
   closed: boolean
 }
 
@@ -279,7 +281,7 @@ export class RepoWatch {
       })
       await runtime.start()
       await writer.flush()
-      const session: Session = { daemonLease, ownLease, writer, runtime, watchers: [], tombstones: new Map(), endedAt: new Map(), aim, nodeHashes, closed: false }
+      const session: Session = { daemonLease, ownLease, writer, runtime, watchers: [], tombstones: new Map(), endedAt: new Map(), aim, nodeHashes, liveCache: new Map(), closed: false }
       this.#session = session
       this.#state = 'active'
       session.watchers = this.#watchFolders()
@@ -360,9 +362,6 @@ export class RepoWatch {
     const snapshots = new Set(ids)
     const orphans: Array<{ id: string; holder: HolderState }> = []
     const live: Snapshot[] = []
-    const haveActive = session.runtime.actor.runs().some(isActive)
-    // Live Node owners' runs are read also when Python runs may share their hashes.
-    const readLive = haveActive || !session.aim.opened || session.aim.hasRuns
     for (const id of new Set([...ids, ...exitIds])) {
       if (session.closed) return
       if (id === owner.id || session.tombstones.has(id)) continue
@@ -374,8 +373,10 @@ export class RepoWatch {
         const path = snapshotPath(this.layout, id)
         const holder = await inspectLease(path, { staleMs })
         if (holder.orphaned) orphans.push({ id, holder })
-        else if (readLive && holder.holder?.kind === 'process') {
-          const snapshot = await readSnapshot(path)
+        else if (holder.holder?.kind === 'process') {
+          // Read whether or not we carry runs: a live Node run's hash must be known before its
+          // check-ins (the same hash) could be announced as a Python run's.
+          const snapshot = await this.#liveSnapshot(session, id, path)
           if (snapshot !== null && snapshot.adoptedBy === undefined) live.push(snapshot)
         }
       } catch (error) {
@@ -398,12 +399,32 @@ export class RepoWatch {
     this.#prune(session)
     session.nodeHashes.clear()
     for (const snapshot of live) for (const run of snapshot.runs) session.nodeHashes.add(run.hash)
+    for (const id of session.liveCache.keys()) if (!snapshots.has(id)) session.liveCache.delete(id)
     if (session.closed) return
     try {
       await session.aim.scan()
     } catch (error) {
       this.#logError('checkins-error', error)
     }
+  }
+
+  /**
+   * A live owner's snapshot, parsed again only when its file changed (size, mtime, inode): every
+   * live owner is looked at every poll, and most polls find nothing new.
+   */
+  async #liveSnapshot(session: Session, id: string, path: string): Promise<Snapshot | null> {
+    let stamp: string
+    try {
+      const info = await stat(path)
+      stamp = `${info.ino}:${info.size}:${info.mtimeMs}`
+    } catch {
+      return null // retired meanwhile
+    }
+    const cached = session.liveCache.get(id)
+    if (cached !== undefined && cached.stamp === stamp) return cached.snapshot
+    const snapshot = await readSnapshot(path)
+    session.liveCache.set(id, { stamp, snapshot })
+    return snapshot
   }
 
   #ownerError(id: string, error: unknown): void {
