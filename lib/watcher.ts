@@ -121,14 +121,16 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       // A finish or failure is on disk before the caller goes on (and may exit): a daemon
       // that later finds the process gone must see the run ended, not unfinished.
       settle: async () => {
-        await this.#liveHost().call((control) => control.flush())
+        await this.#liveHost().call((control) => control.settle())
       },
       release: (hash) => this.#runs.delete(hash),
     }
     const run = new Run({ hash: resolved.hash, name: resolved.name, experiment: resolved.experiment, grace: resolved.grace, checkins: resolved.checkins, channel })
     this.#runs.set(run.hash, run)
     this.#unfinished.add(run.hash)
-    await host.call((control) => control.ping())
+    // The run is in the snapshot before the caller starts training: a process killed a moment
+    // later is still known to a daemon.
+    await host.call((control) => control.flush())
     return run
   }
 

@@ -52,8 +52,8 @@ export interface ActorOptions {
   onEvent(event: RunEvent): void
   /** Called after any change to the runs (progress included), for snapshots. Default: nothing. */
   onChange?(): void
-  /** Called when a report was applied to a run (its deadline may have moved). Default: nothing. */
-  onProgress?(info: RunInfo): void
+  /** Called when a report was applied to a run, with its deadline before. Default: nothing. */
+  onProgress?(info: RunInfo, previousDeadlineAt: number | null): void
 }
 
 interface RunState {
@@ -209,6 +209,7 @@ export class RepoActor {
   }
 
   #applyProgress(info: RunInfo, at: number, deadlineAt: number | null): void {
+    const previousDeadlineAt = info.deadlineAt
     info.lastProgressAt = at
     info.deadlineAt = deadlineAt
     info.expectNextIn = deadlineAt === null ? 0 : (deadlineAt - at) / 1000
@@ -218,7 +219,7 @@ export class RepoActor {
     }
     this.#schedule(info)
     this.#changed()
-    this.#options.onProgress?.(info)
+    this.#options.onProgress?.(info, previousDeadlineAt)
   }
 
   /**

@@ -86,6 +86,11 @@ export class Durability {
     }
   }
 
+  /** For the runtime's `onDeadlineTightened`: written now, not within the coalescing interval. */
+  tightened = (): void => {
+    this.writer.flush().catch(() => undefined)
+  }
+
   /** For the runtime's `onRunsChanged`. */
   changed = (): void => {
     this.writer.markDirty()

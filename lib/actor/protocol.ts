@@ -60,6 +60,12 @@ export interface ActorControl {
   ping(): Promise<number>
   /** Resolves when every message sent before it has been handled and the state is durable. */
   flush(): Promise<void>
+  /**
+   * Like {@link flush}, then waits for the notifications being sent to get their answer: a
+   * run's last words (its finish, its failure, a recovery) reach the notifiers before a
+   * script that ends goes away.
+   */
+  settle(): Promise<void>
   /** Every run the actor knows. */
   runs(): RunInfo[]
   /** The notifiers in use now (configured and given in code, or the default logger). */

@@ -39,6 +39,11 @@ export interface RuntimeOptions {
   /** Called after any change to the runs (heartbeats included), for coalesced snapshots. */
   onRunsChanged?(): void
   /**
+   * Called when a run's deadline appears or moves earlier: what a daemon taking over must not
+   * miss, so it is written at once rather than with the next coalesced write.
+   */
+  onDeadlineTightened?(): void
+  /**
    * Whether this owner may still act (its lease is current). Checked before an event is
    * accepted and before every delivery attempt: a process that was frozen, and whose runs a
    * daemon adopted meanwhile, must not notify when it wakes up. Default: always.
@@ -110,7 +115,10 @@ export class RepoRuntime {
       host: options.host,
       pid: options.pid,
       onEvent: (event) => this.#onEvent(event),
-      onProgress: (info) => this.checkins.sync(info.hash, info.deadlineAt),
+      onProgress: (info, previous) => {
+        this.checkins.sync(info.hash, info.deadlineAt)
+        if (info.deadlineAt !== null && (previous === null || info.deadlineAt < previous)) options.onDeadlineTightened?.()
+      },
       ...(options.onRunsChanged !== undefined ? { onChange: options.onRunsChanged } : {}),
     })
   }

@@ -77,7 +77,7 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     onEvent: (event) => post({ kind: 'event', event }),
     onReport: (report) => post({ kind: 'delivery', report }),
     onError: (error) => post({ kind: 'error', error: toPlainError(error) }),
-    ...(durability !== undefined ? { persist: durability.persist, onRunsChanged: durability.changed, mayAct: durability.mayAct } : {}),
+    ...(durability !== undefined ? { persist: durability.persist, onRunsChanged: durability.changed, onDeadlineTightened: durability.tightened, mayAct: durability.mayAct } : {}),
   })
   durability?.attach(runtime)
   const live = runtime
@@ -128,6 +128,10 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     flush: async () => {
       await ready
       await durability?.writer.flush()
+    },
+    settle: async () => {
+      await control.flush()
+      await live.delivery.drain()
     },
     runs: () => actor.runs(),
     activeNotifiers: () => runtime.notifiers.current().map(({ entry }) => ({ id: entry.id, type: entry.type, status: entry.status })),

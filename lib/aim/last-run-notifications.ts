@@ -9,11 +9,10 @@
  * larger of the stored and the new idx.
  * @module
  */
-import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
 import { AimStatusError, ErrorCodes, InvalidIdError, OutOfRangeError, describeValue } from '../errors.js'
 import { RUN_HASH_PATTERN } from '../repo.js'
+import { writeFileAtomic } from '../state/files.js'
 
 /** Run hash -> the last idx a notification was sent for. */
 export type LastRunNotifications = Map<string, number>
@@ -62,15 +61,7 @@ export async function writeLastRunNotifications(path: string, record: ReadonlyMa
     if (!RUN_HASH_PATTERN.test(hash)) throw new InvalidIdError(`Refusing run hash ${describeValue(hash)}`)
     data[hash] = record.get(hash) as number
   }
-  await fs.mkdir(dirname(path), { recursive: true })
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
-  try {
-    await fs.writeFile(temp, JSON.stringify(data), { flag: 'wx' })
-    await fs.rename(temp, path)
-  } catch (error) {
-    await fs.rm(temp, { force: true })
-    throw error
-  }
+  await writeFileAtomic(path, JSON.stringify(data))
 }
 
 /** What {@link recordLastRunNotifications} found and did. */

@@ -59,7 +59,7 @@ export async function ensureDaemon(root: string, options: EnsureDaemonOptions = 
   const holder = await inspectLease(daemonLeasePath(layout), { staleMs: options.staleMs ?? DEFAULT_STALE_MS })
   if (!holder.orphaned && holder.holder !== null) return { started: false, pid: holder.holder.pid }
   const bin = daemonBinPath()
-  // Run from sources (tests, tsx), this module has no compiled entry beside it.
+  // The package was not built (`npm run build` compiles the entry).
   if (!existsSync(bin)) throw new AimStatusError(ErrorCodes.INVALID_PATH, `The aim-watcher entry ${bin} does not exist: build the package (npm run build)`)
   mkdirSync(layout.status, { recursive: true, mode: STATE_FOLDER_MODE })
   const args = [bin, '--repo', resolved, 'start']

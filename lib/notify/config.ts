@@ -15,10 +15,10 @@
  * holds webhook URLs and tokens.
  * @module
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { mkdir, readFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import lockfile from 'proper-lockfile'
+import { writeFileAtomic } from '../state/files.js'
 import { AimStatusError, ErrorCodes, describeValue } from '../errors.js'
 import type { RepoPaths } from '../repo.js'
 import type { NotifierEntry } from './contract.js'
@@ -90,36 +90,8 @@ function parseJsonText(file: string, text: string): unknown {
   }
 }
 
-/**
- * Replaces a file atomically: the text goes to a temp file in the same folder (so the rename
- * never crosses a file system), is fsynced, then renamed over the target. Readers see the old
- * file or the new one, never a half-written one. Parent folders are created.
- */
-export async function writeFileAtomic(file: string, text: string, mode = 0o600): Promise<void> {
-  const folder = dirname(file)
-  await mkdir(folder, { recursive: true })
-  const temp = join(folder, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
-  try {
-    const handle = await open(temp, 'wx', mode)
-    try {
-      await handle.writeFile(text, 'utf8')
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    await rename(temp, file)
-  } catch (error) {
-    await unlink(temp).catch(() => undefined)
-    throw error
-  }
-  // Make the rename itself durable. Best effort: some file systems refuse to fsync a folder.
-  try {
-    const dir = await open(folder, 'r')
-    await dir.sync().finally(() => dir.close())
-  } catch {
-    /* the data is written; only its durability across a power cut is weaker */
-  }
-}
+/** Atomic, durable replacement of a file (mode 0600): one implementation for every file we write. */
+export { writeFileAtomic }
 
 /**
  * Runs `fn` while holding the proper-lockfile lock of `file` (a `<file>.lock` folder). Waits

@@ -286,6 +286,21 @@ export class DeliveryEngine {
     }
   }
 
+  /**
+   * Resolves when no attempt is in flight (each is bounded by the attempt timeout). For a
+   * process about to end: what is being sent gets its answer; what waits for a retry stays in
+   * the outbox (and in the snapshot, for a daemon to deliver).
+   */
+  async drain(): Promise<void> {
+    // A few rounds: an item accepted just before may only start its first attempt after a turn.
+    for (let round = 0; round < 5; round++) {
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      const sends = [...this.#lanes.values()].flatMap((lane) => (lane.sending === null ? [] : [lane.sending]))
+      if (sends.length === 0) return
+      await Promise.allSettled(sends)
+    }
+  }
+
   /** Counters per notifier id (notifiers that ever had an item). */
   stats(): Record<string, NotifierStats> {
     const out: Record<string, NotifierStats> = {}
