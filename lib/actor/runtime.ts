@@ -85,6 +85,8 @@ export class RepoRuntime {
   readonly #options: RuntimeOptions
   #configWatch: ConfigWatch | undefined
   #closed = false
+  /** Delivery-status writes under way: close() waits for them, so nothing lands after it. */
+  readonly #statusWrites = new Set<Promise<unknown>>()
 
   constructor(options: RuntimeOptions) {
     this.#options = options
@@ -155,6 +157,7 @@ export class RepoRuntime {
     this.checkins.close()
     this.#configWatch?.close()
     await this.delivery.close()
+    await Promise.allSettled([...this.#statusWrites])
   }
 
   #applyConfig(config: NotificationsConfig): void {
@@ -181,7 +184,9 @@ export class RepoRuntime {
     this.#options.onReport?.(wire)
     // The default logger is not in config.json: it has no status to keep.
     if (this.notifiers.isConfigured(report.notifierId)) {
-      recordDeliveryOutcome(this.paths, report.notifierId, outcomeOf(wire), report.at).catch((error: unknown) => this.#error(error))
+      const write = recordDeliveryOutcome(this.paths, report.notifierId, outcomeOf(wire), report.at).catch((error: unknown) => this.#error(error))
+      this.#statusWrites.add(write)
+      void write.finally(() => this.#statusWrites.delete(write))
     }
   }
 
