@@ -1,7 +1,9 @@
 // watch({ daemon: true }) starts a detached aim-watcher for the repo, which reports the run when
 // its training process is SIGKILLed.
 import t from 'tap'
-import { readFileSync, existsSync } from 'node:fs'
+import { readFileSync, existsSync, mkdtempSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startChild } from './support/child.js'
@@ -9,6 +11,8 @@ import { inspectLease } from '../lib/state/lease.js'
 import { statusLayout } from '../lib/state/layout.js'
 import { daemonLeasePath } from '../lib/daemon/repo-watch.js'
 import { repoPaths } from '../lib/repo.js'
+import { startEndpoint, slackReply } from './support/fake-endpoints.js'
+import { makeRepo, startDaemon, useSlack } from './fixtures/daemon/helpers.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/watch/with-daemon.mjs', import.meta.url))
 
@@ -38,4 +42,28 @@ t.test('a SIGKILLed training process that asked for a daemon is reported failed 
   for (let i = 0; i < 600 && !reported(); i++) await new Promise((resolve) => setTimeout(resolve, 100))
   t.ok(reported(), 'the daemon log says the run failed: process gone')
   t.match(readFileSync(log, 'utf8'), /❗️ Something wrong with Run 'asked_for_daemon'\. Please check\. ❗️/, 'and its default logger printed Aim\'s message')
+})
+
+t.test("start --announce sends Aim's start message through the notifiers; without it nothing is sent", async (t) => {
+  const slack = await startEndpoint(() => slackReply())
+  t.teardown(() => slack.close())
+  const quietRoot = makeRepo(mkdtempSync(join(tmpdir(), 'aim-status-quiet-')))
+  t.teardown(() => rm(quietRoot, { recursive: true, force: true }))
+  const loudRoot = makeRepo(t.testdir())
+  await useSlack(quietRoot, slack.base)
+  await useSlack(loudRoot, slack.base)
+  const quiet = startDaemon([quietRoot])
+  t.teardown(() => void quiet.process.kill('SIGKILL'))
+  await quiet.waitEvent((l) => l.event === 'active')
+  const loud = startDaemon([loudRoot], ['--announce'])
+  t.teardown(() => void loud.process.kill('SIGKILL'))
+  await loud.waitEvent((l) => l.event === 'announced')
+  t.same(
+    slack.requests.map((r) => JSON.parse(r.body).text),
+    [`Watcher is running for repo '${loudRoot}'`],
+    'one message, from the daemon that was asked, naming its repo',
+  )
+  quiet.process.kill('SIGTERM')
+  loud.process.kill('SIGTERM')
+  await Promise.all([quiet.exited, loud.exited])
 })

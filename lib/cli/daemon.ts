@@ -40,7 +40,8 @@ export function registerDaemonCommands(program: Command): void {
     .option('--stale-ms <MS>', 'a lease untouched this long counts as orphaned (at least 2000)', number('--stale-ms', true))
     .option('--poll-ms <MS>', 'scan interval where file events are not available, and standby retry interval', number('--poll-ms', true))
     .option('--json-logs', 'log JSON lines instead of human-readable lines')
-    .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean }, command: Command) => {
+    .option('--announce', "send Aim's \"Watcher is running for repo …\" through the notifiers on becoming a repo's sender")
+    .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean; announce?: boolean }, command: Command) => {
       let daemon: Daemon
       try {
         daemon = new Daemon({
@@ -49,6 +50,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(options.staleMs !== undefined ? { staleMs: options.staleMs } : {}),
           ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
           jsonLogs: options.jsonLogs === true,
+          announce: options.announce === true,
         })
       } catch (error) {
         const plain = toPlainError(error)

@@ -51,6 +51,12 @@ export interface DaemonOptions {
   /** JSON lines on the log instead of human-readable lines. Default false. */
   jsonLogs?: boolean
   /**
+   * Send Aim's "Watcher is running for repo '<path>'" through the repo's enabled notifiers each
+   * time this daemon becomes the repo's sender, as Python's watcher does on every start.
+   * Default false (a chat message on every restart or takeover is noise).
+   */
+  announce?: boolean
+  /**
    * How long a frozen owner's emptied snapshot is held (so that it finds its lease lost on
    * waking) before it is removed even if the owner never comes back, ms. Default one hour.
    */
@@ -70,7 +76,7 @@ function integer(name: string, value: unknown, min: number): number {
   return value
 }
 
-const KNOWN = new Set(['repos', 'grace', 'staleMs', 'pollMs', 'jsonLogs', 'tombstoneMs', 'keepEndedMs', 'writeLine', 'clock', 'delivery'])
+const KNOWN = new Set(['repos', 'grace', 'staleMs', 'pollMs', 'jsonLogs', 'announce', 'tombstoneMs', 'keepEndedMs', 'writeLine', 'clock', 'delivery'])
 
 /** The daemon. */
 export class Daemon {
@@ -112,6 +118,7 @@ export class Daemon {
           keepEndedMs,
           clock,
           checkinGrace: this.grace,
+          announce: options.announce === true,
           log: this.log,
           writeLine,
           ...(options.delivery !== undefined ? { delivery: options.delivery } : {}),

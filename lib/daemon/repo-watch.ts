@@ -23,6 +23,7 @@
  * snapshot (`extra.checkins`) to the next daemon.
  * @module
  */
+import { announceWatcher } from '../notify/manage.js'
 import { watch as fsWatch, type FSWatcher } from 'node:fs'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -60,6 +61,8 @@ export interface RepoWatchOptions {
   /** How long ended runs stay in the daemon's snapshot (for `status`). */
   keepEndedMs: number
   clock: Clock
+  /** Send Aim's start message through the notifiers on becoming active. Default false. */
+  announce?: boolean
   log: DaemonLog
   /** Writes a notifier's own output line (the logger notifier). */
   writeLine(line: string): void
@@ -286,6 +289,14 @@ export class RepoWatch {
       this.#state = 'active'
       session.watchers = this.#watchFolders()
       log.info('active', { repo: this.root, pid: owner.pid, generation: daemonLease.generation, checkinGrace: aim.graceSeconds })
+      if (this.#options.announce === true) {
+        void announceWatcher(this.root, { writeLine: (line) => log.info('message', { text: line }) }).then(
+          (results) => {
+            for (const r of results) log.info(r.outcome.kind === 'delivered' ? 'announced' : 'announce-failed', { repo: this.root, notifier: r.id, type: r.type, ...('error' in r.outcome ? { error: r.outcome.error } : {}) })
+          },
+          (error: unknown) => this.#logError('announce-failed', error),
+        )
+      }
       this.#again = true
     } catch (error) {
       await runtime?.close().catch(() => undefined)

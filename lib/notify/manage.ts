@@ -257,6 +257,32 @@ export async function testNotifiers(root: string, id?: string, options: TestNoti
   )
 }
 
+/** Aim's watcher's start message. */
+export const WATCHER_RUNNING_MESSAGE = "Watcher is running for repo '{repo}'"
+
+/**
+ * Sends Aim's "Watcher is running for repo '<path>'" through every enabled notifier, as Python's
+ * watcher does on every start (our daemon only when asked: `start --announce`). Not recorded in
+ * the delivery status; each outcome is returned.
+ */
+export async function announceWatcher(root: string, options: TestNotifiersOptions = {}): Promise<NotifierTestResult[]> {
+  const timeoutMs = options.timeoutMs ?? 10_000
+  const writeLine = options.writeLine ?? ((line: string) => void process.stdout.write(`${line}\n`))
+  const paths = pathsOf(root)
+  const config = await readNotificationsConfig(paths)
+  const text = WATCHER_RUNNING_MESSAGE.replace('{repo}', paths.root)
+  const event: RunEvent = { ...testEvent(paths.root), kind: 'started', key: `aim-watcher/started/${Date.now()}` }
+  event.run = { ...event.run, hash: 'aim_watcher', name: 'aim-watcher', status: 'running' }
+  return Promise.all(
+    config.notifiers
+      .filter((entry) => entry.status === 'enabled')
+      .map(async (entry) => {
+        const outcome = await sendWithTimeout((signal) => createNotifier(entry, { writeLine }).send(event, text, signal), timeoutMs)
+        return { id: entry.id, type: entry.type, outcome }
+      }),
+  )
+}
+
 /** Reads a log level given as a Python level name (any case) or an integer 0–50. */
 export function parseLogLevel(level: string | number): number {
   if (typeof level === 'number' || (typeof level === 'string' && /^\d+$/.test(level.trim()))) {
