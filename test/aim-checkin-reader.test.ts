@@ -1,4 +1,5 @@
 import t from 'tap'
+import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { promises as fsp } from 'node:fs'
@@ -8,7 +9,8 @@ import { CheckinReader, type CheckinTransition } from '../lib/aim/checkin-reader
 import { CheckinWriter } from '../lib/aim/checkin-writer.js'
 import { readLastRunNotifications, recordLastRunNotifications, writeLastRunNotifications } from '../lib/aim/last-run-notifications.js'
 
-const FIXTURES = '/work/shared/fixtures/aim/checkins'
+// Copied from the files Python Aim's own code wrote (see fixtures/aim-python/README.md).
+const FIXTURES = fileURLToPath(new URL('./fixtures/aim-python/checkins', import.meta.url))
 const GRACE = 30
 
 // Each copy in its own temp folder (t.testdir() would give one folder per test, emptied on each call).

@@ -1,11 +1,13 @@
 import t from 'tap'
+import { fileURLToPath } from 'node:url'
 import { cpSync, readdirSync, writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
 import { formatCheckinName, parseCheckinName } from '../lib/aim/checkins.js'
 import { CheckinWriter, expectNextInFor, planCheckinWrite } from '../lib/aim/checkin-writer.js'
 
-const FIXTURES = '/work/shared/fixtures/aim/checkins'
+// Copied from the files Python Aim's own code wrote (see fixtures/aim-python/README.md).
+const FIXTURES = fileURLToPath(new URL('./fixtures/aim-python/checkins', import.meta.url))
 
 // Written from AIM-FORMAT.md alone, so the writer is not checked against its own parser.
 const AIM_NAME = /^([0-9a-f]{24}|[A-Za-z0-9_]+)-(\d{16})-(starting|check_in|finished|progress|new_logs)-(\d{8,}\.\d{2})-(\d{5,})$/

@@ -2,6 +2,7 @@
 // runs through stall, recovery, finish and resume, restarts, Aim's last_run_notifications, and
 // Node runs taking precedence. In-process daemons on a ManualClock move time instead of
 // waiting 30 s and more; one real `aim-watcher start` process checks the real clock's path.
+import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -18,7 +19,8 @@ import { SNAPSHOT_FORMAT, readSnapshot, writeSnapshotAtomic } from '../lib/state
 import { startEndpoint, slackReply, type FakeEndpoint } from './support/fake-endpoints.js'
 import { BIN, deadOwner, makeRepo, runningRun, startDaemon, useSlack, writeOwnerSnapshot, type LogLine } from './fixtures/daemon/helpers.js'
 
-const FIXTURES = '/work/shared/fixtures/aim/checkins'
+// Copied from the files Python Aim's own code wrote (see fixtures/aim-python/README.md).
+const FIXTURES = fileURLToPath(new URL('./fixtures/aim-python/checkins', import.meta.url))
 // useSlack's template replaces Aim's single message (stalled, failed); the other kinds keep
 // Aim's fixed texts.
 const started = (hash: string) => `Run '${hash}' started.`

@@ -12,7 +12,8 @@ import { addNotifier, disableNotifier, enableNotifier, getLogLevel, listNotifier
 import { registerNotifierType } from '../lib/notify/registry.js'
 import { readNotifierStatus, recordDeliveryOutcome, writeNotifierStatus } from '../lib/notify/status-file.js'
 
-const FIXTURES = '/work/shared/fixtures/aim/config'
+// Copied from the files Python Aim's own code wrote (see fixtures/aim-python/README.md).
+const FIXTURES = fileURLToPath(new URL('./fixtures/aim-python/config', import.meta.url))
 const SLACK_URL = 'https://hooks.slack.com/services/T000/B000/SECRETSECRETSECRET'
 
 // A custom type whose outcome the test decides, as a program would register its own.
