@@ -143,3 +143,22 @@ t.test('reopen, adopt, forget, close', async (t) => {
   t.same(kinds().at(-1), 'z:stalled', 'a closed actor declares nothing')
   t.equal(actor.runs().length, 1)
 })
+
+t.test('queries fold in the slot without changing state or calling hooks', async (t) => {
+  const clock = new ManualClock()
+  const calls: string[] = []
+  const actor = new RepoActor({ clock, repo: '/r', host: 'h', pid: 1, onEvent: (e) => calls.push(e.kind), onChange: () => calls.push('change'), onProgress: () => calls.push('progress') })
+  const slot = new Float64Array(2)
+  actor.open({ hash: 'q', grace: 1, at: clock.now(), slot })
+  actor.progress('q', clock.now(), 2)
+  calls.length = 0
+  slot[SLOT_LAST_PROGRESS] = clock.now() + 500
+  slot[SLOT_DEADLINE] = clock.now() + 10_500
+  const seen = actor.run('q')
+  t.equal(seen?.deadlineAt, clock.now() + 10_500, 'the query sees the newer report')
+  t.equal(seen?.expectNextIn, 10)
+  t.same(actor.runs().map((r) => r.deadlineAt), [clock.now() + 10_500])
+  t.same(calls, [], 'no hook was called by a query')
+  clock.advance(3000)
+  t.same(calls.filter((c) => c !== 'change'), ['progress'], 'the timer folds the report in, without a stall')
+})

@@ -64,7 +64,8 @@ t.test('renewals keep the promise visible to a once-a-second watcher, without a 
   let publisher!: CheckinPublisher
   const actor = new RepoActor({ clock, repo: '/r', host: 'h', pid: 1, onEvent: () => undefined, onProgress: (info) => publisher.sync(info.hash, info.deadlineAt) })
   const errors: unknown[] = []
-  publisher = new CheckinPublisher({ folder, clock, runOf: (h) => actor.run(h), onError: (e) => errors.push(e) })
+  // Writes are made at once here (no deferral), so the simulated watcher sees them in step.
+  publisher = new CheckinPublisher({ folder, clock, runOf: (h) => actor.run(h), onError: (e) => errors.push(e), defer: (fn) => fn() })
   actor.open({ hash: 'steady', grace: 100, at: clock.now() })
   publisher.open('steady')
   // A simulated Aim watcher: polls each second, starts a check-in's clock when it first sees it.

@@ -342,3 +342,27 @@ t.test('writer: close writes what is dirty, then refuses; twice is fine', async 
   t.notOk(writer.dirty, 'changes after close are ignored')
   t.throws(() => new SnapshotWriter({ path, lease: { generation: 1, assertGeneration() {} }, produce: () => { throw new Error('x') }, intervalMs: -1 }), { code: 'AIM_STATUS_OUT_OF_RANGE' })
 })
+
+t.test('a write asked for from inside produce queues behind the one in progress', async (t) => {
+  const dir = t.testdir()
+  const path = join(dir, 'owners', 'reentrant.json')
+  const owner = currentOwner('process')
+  let produced = 0
+  let writer!: SnapshotWriter
+  const nested: Array<Promise<void>> = []
+  writer = new SnapshotWriter({
+    path,
+    lease: { generation: 1, assertGeneration() {} },
+    produce: () => {
+      produced++
+      // A hook set off by reading the state asks for a write, many times.
+      if (produced === 1) for (let i = 0; i < 50; i++) nested.push(writer.flush())
+      return { owner, runs: [], outbox: null, extra: { produced } }
+    },
+  })
+  await writer.flush()
+  await Promise.all(nested)
+  t.equal(produced, 2, 'one write in progress, then one more for all the nested requests')
+  t.equal(writer.writes, 2)
+  await writer.close()
+})

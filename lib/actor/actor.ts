@@ -151,13 +151,13 @@ export class RepoActor {
   /** A copy of one run's state, or undefined. */
   run(hash: string): RunInfo | undefined {
     const state = this.#runs.get(hash)
-    return state === undefined ? undefined : { ...this.#fresh(state) }
+    return state === undefined ? undefined : this.#fresh(state)
   }
 
   /** Copies of every run's state. */
   runs(): RunInfo[] {
     const out: RunInfo[] = []
-    for (const state of this.#runs.values()) out.push({ ...this.#fresh(state) })
+    for (const state of this.#runs.values()) out.push(this.#fresh(state))
     return out
   }
 
@@ -236,10 +236,20 @@ export class RepoActor {
     return true
   }
 
-  /** The state with any newer report from the slot folded in (for queries and snapshots). */
+  /**
+   * A copy of the state with any newer report from the slot folded in, for queries and
+   * snapshots. It changes nothing and calls no hook: a query (a snapshot being written, say)
+   * must never set off transitions or writes of its own.
+   */
   #fresh(state: RunState): RunInfo {
-    if (isActive(state.info) && state.info.status === 'running') this.#catchUpFromSlot(state)
-    return state.info
+    const info = state.info
+    const slot = state.slot
+    if (slot === undefined || info.status !== 'running') return { ...info }
+    const at = slot[SLOT_LAST_PROGRESS] as number
+    if (!(at > info.lastProgressAt)) return { ...info }
+    const deadline = slot[SLOT_DEADLINE] as number
+    const deadlineAt = deadline === Infinity ? null : deadline
+    return { ...info, lastProgressAt: at, deadlineAt, expectNextIn: deadlineAt === null ? 0 : (deadlineAt - at) / 1000 }
   }
 
   #end(hash: string, at: number, status: 'finished' | 'failed', reason?: string): boolean {

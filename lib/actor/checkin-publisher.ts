@@ -2,6 +2,11 @@
  * Makes a repo's Node runs visible to Python Aim's `aim-watcher`: each run writes Aim check-in
  * files (lib/aim/checkin-writer.ts decides when; this module drives it). Driven by the actor's
  * transitions and by one timer for the earliest renewal, never by the training loop.
+ *
+ * The writes are file-system calls on the actor's thread, so they are never made inline: each
+ * request is queued (a run's later syncs replace its earlier one) and a pump works through the
+ * queue in slices of about {@link SLICE_MS}, yielding between slices. A burst of reports (a
+ * thousand runs opening at once) then never holds up a stall timer by more than a slice.
  * @module
  */
 import type { Clock, TimerHandle } from '../clock.js'
@@ -17,7 +22,14 @@ export interface CheckinPublisherOptions {
   runOf(hash: string): RunInfo | undefined
   /** A check-in that could not be written (the run stays watched; the next renewal retries). */
   onError(error: unknown): void
+  /** Runs the pump later. Default: `setImmediate` (after pending timers and I/O). Tests pass `(fn) => fn()`. */
+  defer?: (fn: () => void) => void
 }
+
+/** How long one slice of queued check-in writes may run before the pump yields, ms. */
+export const SLICE_MS = 2
+
+type Operation = { kind: 'open' | 'finish'; hash: string }
 
 /** The check-in writers of a repo's runs and their renewal timer. */
 export class CheckinPublisher {
@@ -28,14 +40,80 @@ export class CheckinPublisher {
   #timer: TimerHandle | undefined
   #timerAt = Number.POSITIVE_INFINITY
   #closed = false
+  /** Opens and finishes, in order. */
+  readonly #operations: Operation[] = []
+  /** The latest deadline asked for per run, not yet synced. */
+  readonly #dirty = new Map<string, number | null>()
+  #pumpScheduled = false
+  #idleWaiters: Array<() => void> = []
+  readonly #defer: (fn: () => void) => void
 
   constructor(options: CheckinPublisherOptions) {
     this.#options = options
+    this.#defer = options.defer ?? ((fn) => void setImmediate(fn))
   }
 
-  /** A run opened (or resumed): writes its `starting` check-in, continuing its idx. */
+  /** A run opened (or resumed): its `starting` check-in is written, continuing its idx. */
   open(hash: string): void {
+    this.#enqueue({ kind: 'open', hash })
+  }
+
+  /** The run's deadline may have changed: a check-in is written if the rule says so. */
+  sync(hash: string, deadlineAt: number | null): void {
     if (this.#closed) return
+    this.#dirty.set(hash, deadlineAt)
+    this.#schedulePump()
+  }
+
+  /** The run finished: `finished` is written and renewals stop. */
+  finish(hash: string): void {
+    this.#enqueue({ kind: 'finish', hash })
+  }
+
+  /** Resolves when every queued write has been made. */
+  idle(): Promise<void> {
+    if (!this.#pumpScheduled) return Promise.resolve()
+    return new Promise((resolve) => this.#idleWaiters.push(resolve))
+  }
+
+  #enqueue(operation: Operation): void {
+    if (this.#closed) return
+    this.#operations.push(operation)
+    this.#schedulePump()
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return
+    this.#pumpScheduled = true
+    this.#defer(() => this.#pump())
+  }
+
+  #pump(): void {
+    const until = performance.now() + SLICE_MS
+    while (!this.#closed && performance.now() < until) {
+      const operation = this.#operations.shift()
+      if (operation !== undefined) {
+        if (operation.kind === 'open') this.#openNow(operation.hash)
+        else this.#finishNow(operation.hash)
+        continue
+      }
+      const next = this.#dirty.entries().next()
+      if (next.done === true) break
+      const [hash, deadlineAt] = next.value
+      this.#dirty.delete(hash)
+      this.#syncNow(hash, deadlineAt)
+    }
+    this.#pumpScheduled = false
+    if (!this.#closed && (this.#operations.length > 0 || this.#dirty.size > 0)) {
+      this.#schedulePump()
+      return
+    }
+    const waiters = this.#idleWaiters
+    this.#idleWaiters = []
+    for (const resolve of waiters) resolve()
+  }
+
+  #openNow(hash: string): void {
     try {
       this.#writers.set(hash, CheckinWriter.open({ folder: this.#options.folder, hash, clock: this.#options.clock }))
     } catch (error) {
@@ -43,10 +121,9 @@ export class CheckinPublisher {
     }
   }
 
-  /** The run's deadline may have changed: write now if the rule says so, and plan the next renewal. */
-  sync(hash: string, deadlineAt: number | null): void {
+  #syncNow(hash: string, deadlineAt: number | null): void {
     const writer = this.#writers.get(hash)
-    if (writer === undefined || this.#closed) return
+    if (writer === undefined) return
     try {
       const { nextWriteAt } = writer.sync(deadlineAt)
       if (nextWriteAt === null) this.#due.delete(hash)
@@ -59,11 +136,11 @@ export class CheckinPublisher {
     this.#rearm()
   }
 
-  /** The run finished: writes `finished` and stops renewing. */
-  finish(hash: string): void {
+  #finishNow(hash: string): void {
     const writer = this.#writers.get(hash)
+    this.#dirty.delete(hash)
     this.#stop(hash)
-    if (writer === undefined || this.#closed) return
+    if (writer === undefined) return
     try {
       writer.finish()
     } catch (error) {
@@ -77,6 +154,7 @@ export class CheckinPublisher {
    * Python run that dies.
    */
   stop(hash: string): void {
+    this.#dirty.delete(hash)
     this.#stop(hash)
   }
 
@@ -87,6 +165,10 @@ export class CheckinPublisher {
     this.#timer = undefined
     this.#writers.clear()
     this.#due.clear()
+    this.#operations.length = 0
+    this.#dirty.clear()
+    for (const resolve of this.#idleWaiters) resolve()
+    this.#idleWaiters = []
   }
 
   #stop(hash: string): void {

@@ -127,6 +127,7 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     },
     flush: async () => {
       await ready
+      await live.checkins.idle()
       await durability?.writer.flush()
     },
     settle: async () => {

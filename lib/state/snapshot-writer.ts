@@ -150,6 +150,9 @@ export class SnapshotWriter {
   #startWrite(): Promise<void> {
     this.#dirty = false
     this.#lastWriteAt = this.#clock.now()
+    // `produce` runs inside #write; a write asked for from within it (a hook set off by reading
+    // the state) must queue behind this one, not start another inside it.
+    this.#writing = new Promise<void>(() => undefined)
     const write = this.#write()
     this.#writing = write.then(
       () => this.#afterWrite(null),
