@@ -59,6 +59,8 @@ export interface ActorOptions {
 interface RunState {
   info: RunInfo
   slot: ProgressSlot | undefined
+  /** The run's stall time in the heap (Infinity: not in it); saves a heap look-up per report. */
+  queued: number
 }
 
 /** When a running run with a deadline counts as stalled (Infinity without a deadline). */
@@ -96,7 +98,7 @@ export class RepoActor {
       ...(run.name !== undefined ? { name: run.name } : {}),
       ...(run.experiment !== undefined ? { experiment: run.experiment } : {}),
     }
-    this.#runs.set(run.hash, { info, slot: run.slot })
+    this.#runs.set(run.hash, { info, slot: run.slot, queued: Number.POSITIVE_INFINITY })
     this.#emit('started', info, run.at)
     this.#changed()
     return true
@@ -107,9 +109,9 @@ export class RepoActor {
    * deadline and episode carry on; no `started` event.
    */
   adopt(info: RunInfo, slot?: ProgressSlot): void {
-    const copy: RunInfo = { ...info }
-    this.#runs.set(info.hash, { info: copy, slot })
-    this.#schedule(copy)
+    const state: RunState = { info: { ...info }, slot, queued: Number.POSITIVE_INFINITY }
+    this.#runs.set(info.hash, state)
+    this.#schedule(state)
     this.#changed()
     this.#rearm()
   }
@@ -123,7 +125,7 @@ export class RepoActor {
     if (state === undefined || !isActive(state.info)) return
     // A report older than what the slot already told us changes nothing.
     if (at < state.info.lastProgressAt) return
-    this.#applyProgress(state.info, at, expectNextIn === 0 ? null : at + expectNextIn * 1000)
+    this.#applyProgress(state, at, expectNextIn === 0 ? null : at + expectNextIn * 1000)
     this.#rearm()
   }
 
@@ -139,7 +141,8 @@ export class RepoActor {
 
   /** Stops tracking a run without any event (it was handed over, or it is being forgotten). */
   forget(hash: string): boolean {
-    this.#stallHeap.delete(hash)
+    const state = this.#runs.get(hash)
+    if (state !== undefined) this.#dequeue(state)
     const had = this.#runs.delete(hash)
     if (had) {
       this.#changed()
@@ -195,10 +198,10 @@ export class RepoActor {
       // The heap may hold an earlier stall time than the run's (see #schedule): move it on.
       const due = stallTimeOf(state.info)
       if (due > now) {
-        this.#stallHeap.set(hash, due)
+        this.#enqueue(state, due)
         continue
       }
-      this.#stallHeap.delete(hash)
+      this.#dequeue(state)
       const info = state.info
       info.status = 'stalled'
       info.episode += 1
@@ -208,7 +211,8 @@ export class RepoActor {
     this.#rearm()
   }
 
-  #applyProgress(info: RunInfo, at: number, deadlineAt: number | null): void {
+  #applyProgress(state: RunState, at: number, deadlineAt: number | null): void {
+    const info = state.info
     const previousDeadlineAt = info.deadlineAt
     info.lastProgressAt = at
     info.deadlineAt = deadlineAt
@@ -217,7 +221,7 @@ export class RepoActor {
       info.status = 'running'
       this.#emit('recovered', info, at)
     }
-    this.#schedule(info)
+    this.#schedule(state)
     this.#changed()
     this.#options.onProgress?.(info, previousDeadlineAt)
   }
@@ -232,7 +236,7 @@ export class RepoActor {
     const at = slot[SLOT_LAST_PROGRESS] as number
     if (!(at > state.info.lastProgressAt)) return false
     const deadline = slot[SLOT_DEADLINE] as number
-    this.#applyProgress(state.info, at, deadline === Infinity ? null : deadline)
+    this.#applyProgress(state, at, deadline === Infinity ? null : deadline)
     return true
   }
 
@@ -255,7 +259,7 @@ export class RepoActor {
   #end(hash: string, at: number, status: 'finished' | 'failed', reason?: string): boolean {
     const state = this.#runs.get(hash)
     if (state === undefined || !isActive(state.info)) return false
-    this.#stallHeap.delete(hash)
+    this.#dequeue(state)
     const info = state.info
     info.status = status
     info.deadlineAt = null
@@ -272,14 +276,25 @@ export class RepoActor {
    * falls due (one heap operation per promise period instead of one per report). An earlier
    * time, a new run or a removal is applied at once.
    */
-  #schedule(info: RunInfo): void {
+  #schedule(state: RunState): void {
+    const info = state.info
     if (info.status !== 'running' || info.deadlineAt === null) {
-      this.#stallHeap.delete(info.hash)
+      this.#dequeue(state)
       return
     }
     const stallAt = stallTimeOf(info)
-    const queued = this.#stallHeap.priorityOf(info.hash)
-    if (queued === undefined || stallAt < queued) this.#stallHeap.set(info.hash, stallAt)
+    if (stallAt < state.queued) this.#enqueue(state, stallAt)
+  }
+
+  #enqueue(state: RunState, stallAt: number): void {
+    state.queued = stallAt
+    this.#stallHeap.set(state.info.hash, stallAt)
+  }
+
+  #dequeue(state: RunState): void {
+    if (state.queued === Number.POSITIVE_INFINITY) return
+    state.queued = Number.POSITIVE_INFINITY
+    this.#stallHeap.delete(state.info.hash)
   }
 
   #emit(kind: RunEventKind, info: RunInfo, at: number, overdueSeconds?: number): void {
