@@ -34,7 +34,7 @@ export type {
   NotifierContext,
   DeliveryOutcome,
 } from './notify/contract.js'
-export { AIM_DEFAULT_MESSAGE, DEFAULT_MESSAGES } from './notify/contract.js'
+export { AIM_DEFAULT_MESSAGE, DEFAULT_MESSAGES, DEFAULT_NOTIFIER_EVENTS, RUN_EVENT_KINDS } from './notify/contract.js'
 export type { DeliveryReport } from './notify/delivery-report.js'
 export { registerNotifierType, redactSecret } from './notify/registry.js'
 export {
@@ -47,6 +47,10 @@ export {
   getLogLevel,
   setLogLevel,
 } from './notify/manage.js'
-export type { NotifierListing, NotifierTestResult } from './notify/manage.js'
+export type { NotifierListing, NotifierTestResult, TestNotifiersOptions } from './notify/manage.js'
+export { DEFAULT_LOG_LEVEL, announceWatcher } from './notify/manage.js'
+export type { NotifierDeliveryStatus } from './notify/status-file.js'
+export { ensureDaemon } from './daemon/ensure.js'
+export type { EnsureDaemonOptions, EnsureDaemonResult } from './daemon/ensure.js'
 export { webhookDocument, signBody, SIGNATURE_HEADER } from './notify/types/webhook.js'
 export type { WebhookDocument } from './notify/types/webhook.js'
