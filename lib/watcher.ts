@@ -206,6 +206,11 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#runs.clear()
   }
 
+  /** @internal Ends the watcher thread as a crash would (tests of supervision). */
+  async terminateThreadForTesting(): Promise<void> {
+    await this.#liveHost().terminateThread()
+  }
+
   /** Starts a daemon for this repo unless one holds it (once per watcher). */
   async #ensureDaemon(): Promise<void> {
     this.#daemonEnsured ??= ensureDaemon(this.root).then(() => undefined)

@@ -118,3 +118,20 @@ t.test('a notifier type registered from code is sent by the registering thread',
   t.equal(report.notifierType, 'test-pager')
   t.same(sent, [{ kind: 'failed', hash: 'custom_type', text: 'page: custom_type failed', args: { key: 'k-123' } }])
 })
+
+t.test('a watcher thread that dies is restarted, says so, and its runs are still watched', async (t) => {
+  const { repo, closeFirst } = tempRepo(t)
+  const watcher = await Watcher.open({ repo, keepAlive: true })
+  closeFirst(() => watcher.close())
+  const run = await watcher.watch({ hash: 'survives_crash', grace: 0.05 })
+  run.reportProgress(60)
+  const restarted = once(watcher as never, 'error')
+  await watcher.terminateThreadForTesting()
+  const [error] = (await restarted) as [{ code: string }]
+  t.equal(error.code, 'AIM_STATUS_WORKER_EXITED')
+  t.match(await watcher.run('survives_crash'), { status: 'running', expectNextIn: 60 }, 're-opened with its last promise')
+  const stalled = once(run as never, 'stalled')
+  run.reportProgress(0.05)
+  await stalled
+  t.equal(run.status, 'stalled', 'and its stall is still detected')
+})

@@ -105,6 +105,11 @@ export class ActorHost {
     await this.#teardown()
   }
 
+  /** @internal Ends the actor thread as a crash would (tests of supervision). */
+  async terminateThread(): Promise<void> {
+    await Promise.all((this.#pool?.threads ?? []).map((thread) => thread.terminate()))
+  }
+
   /** At once: the thread is terminated without flushing. */
   async destroy(): Promise<void> {
     this.#closing = true
