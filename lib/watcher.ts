@@ -134,6 +134,14 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     return run
   }
 
+  /**
+   * Resolves when everything reported so far is on disk: the watcher's snapshot and the runs'
+   * Aim check-ins. Useful before a planned stop, or to read the files in a test.
+   */
+  async flush(): Promise<void> {
+    await this.#liveHost().call((control) => control.flush())
+  }
+
   /** Every run this watcher knows, with its status, last progress and deadline. */
   async runs(): Promise<RunInfo[]> {
     return this.#liveHost().call((control) => control.runs())

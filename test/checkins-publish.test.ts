@@ -31,7 +31,7 @@ t.test('a run writes starting, check_in and finished in Aim format, one file per
   t.equal(names.length, 1)
   t.match(parseAimName(names[0] as string), { hash: 'aabbccddeeff001122334455', idx: 1, flag: 'starting', expect: 0 })
   run.reportProgress(2.2)
-  await watcher.runs() // the report has been handled
+  await watcher.flush() // the report has been handled and its check-in written
   names = checkinNames(repo)
   const parsed = names.map(parseAimName)
   t.ok(parsed.every((p) => p !== null), `every name parses: ${names.join(', ')}`)
