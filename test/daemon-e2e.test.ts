@@ -1,7 +1,7 @@
 // The daemon taking over real training processes (fixtures using watch() from the build):
 // killed, exited, thrown, finished cleanly, frozen and resumed. Timings are measured and
 // reported, never asserted tightly.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { fileURLToPath } from 'node:url'
 import { startChild } from './support/child.js'
 import { startEndpoint, slackReply } from './support/fake-endpoints.js'
@@ -10,6 +10,18 @@ import { makeRepo, sleep, startDaemon, textsFor, useSlack } from './fixtures/dae
 const TRAIN = fileURLToPath(new URL('./fixtures/daemon/train.mjs', import.meta.url))
 // Above the training process's lock refresh (2 s): a live owner never looks stale.
 const STALE = '5000'
+
+/** A repo with a Slack-like notifier and an active daemon on it; all ended after the test. */
+async function watchedRepo(t: Test) {
+  const slack = await startEndpoint(() => slackReply())
+  t.teardown(() => slack.close())
+  const root = makeRepo(t.testdir())
+  await useSlack(root, slack.base)
+  const daemon = startDaemon([root], ['--stale-ms', STALE])
+  t.teardown(() => void daemon.process.kill('SIGKILL'))
+  await daemon.waitEvent((l) => l.event === 'active')
+  return { slack, root, daemon }
+}
 
 t.test('SIGKILL: the daemon reports the run failed once, with the reason', async (t) => {
   const slack = await startEndpoint(() => slackReply())
@@ -42,13 +54,7 @@ t.test('SIGKILL: the daemon reports the run failed once, with the reason', async
 })
 
 t.test('exit code 3, an uncaught throw, a clean finish before exit', async (t) => {
-  const slack = await startEndpoint(() => slackReply())
-  t.teardown(() => slack.close())
-  const root = makeRepo(t.testdir())
-  await useSlack(root, slack.base)
-  const daemon = startDaemon([root], ['--stale-ms', STALE])
-  t.teardown(() => void daemon.process.kill('SIGKILL'))
-  await daemon.waitEvent((l) => l.event === 'active')
+  const { slack, root, daemon } = await watchedRepo(t)
   const exit3 = startChild(TRAIN, [root, 'exits_three', 'exit3'])
   t.equal((await exit3.exited).code, 3)
   t.equal((await daemon.waitEvent((l) => l.event === 'failed' && l['hash'] === 'exits_three'))['reason'], 'exited with code 3')
@@ -69,13 +75,7 @@ t.test('exit code 3, an uncaught throw, a clean finish before exit', async (t) =
 })
 
 t.test('SIGSTOP: adopted once the lease is stale, stall reported at the deadline; after SIGCONT the child stays silent', async (t) => {
-  const slack = await startEndpoint(() => slackReply())
-  t.teardown(() => slack.close())
-  const root = makeRepo(t.testdir())
-  await useSlack(root, slack.base)
-  const daemon = startDaemon([root], ['--stale-ms', STALE])
-  t.teardown(() => void daemon.process.kill('SIGKILL'))
-  await daemon.waitEvent((l) => l.event === 'active')
+  const { slack, root, daemon } = await watchedRepo(t)
   const child = startChild(TRAIN, [root, 'frozen', 'loop'])
   t.teardown(() => void child.process.kill('SIGKILL'))
   await child.waitForLine('READY')
