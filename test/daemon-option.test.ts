@@ -1,10 +1,11 @@
 // watch({ daemon: true }) starts a detached aim-watcher for the repo, which reports the run when
 // its training process is SIGKILLed.
 import t from 'tap'
-import { readFileSync, existsSync, mkdtempSync } from 'node:fs'
+import { readFileSync, existsSync, mkdtempSync, mkdirSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startChild } from './support/child.js'
 import { inspectLease } from '../lib/state/lease.js'
@@ -66,4 +67,23 @@ t.test("start --announce sends Aim's start message through the notifiers; withou
   quiet.process.kill('SIGTERM')
   loud.process.kill('SIGTERM')
   await Promise.all([quiet.exited, loud.exited])
+})
+
+t.test("Python's aim-watcher and ours never both send: whoever holds watcher.lock first", async (t) => {
+  const root = makeRepo(t.testdir())
+  const lockFile = join(root, '.aim', 'ext', 'notifications', 'watcher.lock')
+  mkdirSync(dirname(lockFile), { recursive: true })
+  // What Python's watcher holds: an flock on watcher.lock (ext4 here, as Aim chooses).
+  const python = spawn('flock', ['--no-fork', lockFile, 'sleep', '120'])
+  t.teardown(() => void python.kill('SIGKILL'))
+  while (spawnSync('flock', ['--nonblock', lockFile, 'true']).status === 0) await new Promise((r) => setTimeout(r, 20))
+  const daemon = startDaemon([root])
+  t.teardown(() => void daemon.process.kill('SIGKILL'))
+  t.match(await daemon.waitEvent((l) => l.event === 'standby'), { holder: 'a Python aim-watcher (watcher.lock)' })
+  python.kill('SIGKILL')
+  await daemon.waitEvent((l) => l.event === 'active')
+  t.not(spawnSync('flock', ['--nonblock', lockFile, 'true']).status, 0, 'a Python watcher starting now would be refused')
+  daemon.process.kill('SIGTERM')
+  t.equal((await daemon.exited).code, 0)
+  t.equal(spawnSync('flock', ['--nonblock', lockFile, 'true']).status, 0, 'released when the daemon stops')
 })

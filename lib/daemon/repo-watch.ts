@@ -24,6 +24,7 @@
  * @module
  */
 import { announceWatcher } from '../notify/manage.js'
+import { acquireAimWatcherLock, type AimWatcherLock } from './aim-watcher-lock.js'
 import { watch as fsWatch, type FSWatcher } from 'node:fs'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -86,6 +87,8 @@ interface Tombstone {
 /** Everything that exists while this daemon is the repo's sender. */
 interface Session {
   daemonLease: Lease
+  /** Python Aim's watcher lock: while we send for the repo, a Python aim-watcher cannot. */
+  aimLock: AimWatcherLock
   ownLease: Lease
   writer: SnapshotWriter
   runtime: RepoRuntime
@@ -231,6 +234,21 @@ export class RepoWatch {
       this.#standbyHolder = who
       return
     }
+    // Python's aim-watcher on the same repo would send too: whichever came first sends.
+    let aimLock: AimWatcherLock | null
+    try {
+      aimLock = await acquireAimWatcherLock(this.paths.notifications, (message) => log.warn('aim-lock', { repo: this.root, message }))
+    } catch (error) {
+      await daemonLease.release().catch(() => undefined)
+      throw error
+    }
+    if (aimLock === null) {
+      await daemonLease.release().catch(() => undefined)
+      const who = 'a Python aim-watcher (watcher.lock)'
+      if (who !== this.#standbyHolder) log.info('standby', { repo: this.root, holder: who })
+      this.#standbyHolder = who
+      return
+    }
     this.#standbyHolder = null
     let ownLease: Lease | null = null
     let runtime: RepoRuntime | null = null
@@ -284,7 +302,7 @@ export class RepoWatch {
       })
       await runtime.start()
       await writer.flush()
-      const session: Session = { daemonLease, ownLease, writer, runtime, watchers: [], tombstones: new Map(), endedAt: new Map(), aim, nodeHashes, liveCache: new Map(), closed: false }
+      const session: Session = { daemonLease, aimLock, ownLease, writer, runtime, watchers: [], tombstones: new Map(), endedAt: new Map(), aim, nodeHashes, liveCache: new Map(), closed: false }
       this.#session = session
       this.#state = 'active'
       session.watchers = this.#watchFolders()
@@ -302,6 +320,7 @@ export class RepoWatch {
       await runtime?.close().catch(() => undefined)
       await ownLease?.release().catch(() => undefined)
       await daemonLease.release().catch(() => undefined)
+      await aimLock.release().catch(() => undefined)
       throw error
     }
   }
@@ -355,6 +374,7 @@ export class RepoWatch {
       if (graceful) await retireSnapshot(daemonLease).catch(() => daemonLease.release())
       else await daemonLease.release().catch(() => undefined)
     }
+    await session.aimLock.release().catch((error: unknown) => this.#logError('aim-lock', error))
     if (graceful) this.#options.log.info('stopped', { repo: this.root, runs: runtime.actor.runs().filter(isActive).length, aimRuns: aim.runs.size })
   }
 
