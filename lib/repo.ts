@@ -5,7 +5,7 @@
  * {@link safeChild}, so a hostile run hash or notifier id can never point outside the repo.
  * @module
  */
-import { existsSync, statSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path'
 import { AimStatusError, ErrorCodes, InvalidIdError, describeValue } from './errors.js'
 
@@ -92,13 +92,4 @@ export function safeChild(folder: string, name: string): string {
     throw new AimStatusError(ErrorCodes.INVALID_PATH, `Refusing the file name ${describeValue(name)}: it leaves ${folder}`)
   }
   return child
-}
-
-/** Whether a path exists and is a folder. */
-export function isFolder(path: string): boolean {
-  try {
-    return statSync(path).isDirectory()
-  } catch {
-    return false
-  }
 }

@@ -9,20 +9,19 @@
  * that `await run.reportSuccessfulFinish()` is never cut short.
  * @module
  */
-import { MessageChannel, type MessagePort } from 'node:worker_threads'
-import { fileURLToPath } from 'node:url'
-import { dirname, join } from 'node:path'
+import { writeSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { Piscina } from 'piscina'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import { wrap, releaseProxy, type Remote } from 'comlink'
+import { Piscina } from 'piscina'
 import { AimStatusError, ErrorCodes } from '../errors.js'
 import type { NotifierEntry } from '../notify/contract.js'
-import { portEndpoint } from './port-endpoint.js'
-import type { ActorControl, ActorMessage, ActorStartup, HostMessage } from './protocol.js'
-import { isActorMessage } from './protocol.js'
 import { currentOwner, type OwnerInfo } from '../state/owner.js'
 import { customTypeNames, serveCustomTypes } from './custom-types.js'
-import { writeSync } from 'node:fs'
+import { portEndpoint } from './port-endpoint.js'
+import { isActorMessage, type ActorControl, type ActorMessage, type ActorStartup, type HostMessage } from './protocol.js'
 
 /**
  * The compiled worker entry. Workers always run compiled JavaScript: a TypeScript worker would

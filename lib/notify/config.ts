@@ -90,9 +90,6 @@ function parseJsonText(file: string, text: string): unknown {
   }
 }
 
-/** Atomic, durable replacement of a file (mode 0600): one implementation for every file we write. */
-export { writeFileAtomic }
-
 /**
  * Runs `fn` while holding the proper-lockfile lock of `file` (a `<file>.lock` folder). Waits
  * for another holder with backoff (up to about 20 s), and takes over a lock whose holder died

@@ -13,7 +13,8 @@ import { join } from 'node:path'
 import { AimStatusError, ErrorCodes, InvalidIdError, describeValue } from '../errors.js'
 import type { RepoPaths } from '../repo.js'
 import type { DeliveryOutcome } from './contract.js'
-import { readJsonFile, withFileLock, writeFileAtomic } from './config.js'
+import { writeFileAtomic } from '../state/files.js'
+import { readJsonFile, withFileLock } from './config.js'
 import { NOTIFIER_ID_PATTERN } from './registry.js'
 
 /** How deliveries to one notifier have gone. */
