@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { startChild } from './support/child.js'
 import { inspectLease } from '../lib/state/lease.js'
 import { statusLayout } from '../lib/state/layout.js'
-import { daemonLeasePath } from '../lib/daemon/repo-watch.js'
+import { daemonLeasePath } from '../lib/state/layout.js'
 import { repoPaths } from '../lib/repo.js'
 import { startEndpoint, slackReply } from './support/fake-endpoints.js'
 import { makeRepo, startDaemon, useSlack } from './fixtures/daemon/helpers.js'
@@ -79,7 +79,7 @@ t.test("Python's aim-watcher and ours never both send: whoever holds watcher.loc
   while (spawnSync('flock', ['--nonblock', lockFile, 'true']).status === 0) await new Promise((r) => setTimeout(r, 20))
   const daemon = startDaemon([root])
   t.teardown(() => void daemon.process.kill('SIGKILL'))
-  t.match(await daemon.waitEvent((l) => l.event === 'standby'), { holder: 'a Python aim-watcher (watcher.lock)' })
+  t.match(await daemon.waitEvent((l) => l.event === 'standby'), { lock: 'watcher.lock', holder: /^a process that is not an aim-status daemon \(a Python aim-watcher\?\) holds watcher\.lock$/ })
   python.kill('SIGKILL')
   await daemon.waitEvent((l) => l.event === 'active')
   t.not(spawnSync('flock', ['--nonblock', lockFile, 'true']).status, 0, 'a Python watcher starting now would be refused')

@@ -11,7 +11,7 @@ import { statusLayout } from '../lib/state/layout.js'
 import { ensureDaemon } from '../dist/daemon/ensure.js'
 import { ensureDaemon as ensureFromSources } from '../lib/daemon/ensure.js'
 import { Daemon } from '../lib/daemon/daemon.js'
-import { exitReason } from '../lib/daemon/repo-watch.js'
+import { exitReason } from '../lib/daemon/planner.js'
 import { BIN, deadOwner, makeRepo, runningRun, sleep, startDaemon, textsFor, useSlack, writeExitMarker, writeOwnerSnapshot } from './fixtures/daemon/helpers.js'
 
 t.test('a dead pid: unfinished runs failed at once with the reason, a finished run never; status lists them', async (t) => {

@@ -41,18 +41,23 @@ interface Harness {
   nextReport(): Promise<DeliveryReport>
 }
 
-function harness(t: Test, notifiers: Notifier[], options: Partial<DeliveryOptions> = {}, restored?: OutboxState): Harness {
+/** The engine's options, with `persist(state)`: what a commit would write (the state at that moment). */
+type HarnessOptions = Partial<DeliveryOptions> & { persist?: (state: OutboxState) => Promise<void> }
+
+function harness(t: Test, notifiers: Notifier[], { persist, ...options }: HarnessOptions = {}, restored?: OutboxState): Harness {
   const clock = options.clock instanceof ManualClock ? options.clock : new ManualClock()
   const reports: DeliveryReport[] = []
   const persisted: OutboxState[] = []
   const log: string[] = []
   let taken = 0
   let wake: (() => void) | null = null
-  const engine = new DeliveryEngine(
+  const engine: DeliveryEngine = new DeliveryEngine(
     {
       clock,
       notifiers: () => h.notifiers,
-      persist: async (state) => {
+      commit: async (): Promise<void> => {
+        const state: OutboxState = engine.state()
+        if (persist !== undefined) return persist(state)
         persisted.push(JSON.parse(JSON.stringify(state)) as OutboxState)
         log.push(`persist ${state.pending.length}`)
       },
@@ -376,11 +381,11 @@ t.test('a failing persist is reported and delivery carries on', async (t) => {
 })
 
 t.test('bad options and corrupt states are refused with codes', async (t) => {
-  const base = { clock: new ManualClock(), notifiers: () => [], persist: async () => {} }
+  const base = { clock: new ManualClock(), notifiers: () => [], commit: async () => {} }
   t.throws(() => new DeliveryEngine({ ...base, timeoutMs: 0 }), { code: 'AIM_STATUS_OUT_OF_RANGE', message: /`timeoutMs`.*got 0/ })
   t.throws(() => new DeliveryEngine({ ...base, backoff: { jitter: 2 } }), { code: 'AIM_STATUS_OUT_OF_RANGE', message: /backoff\.jitter/ })
   t.throws(() => new DeliveryEngine({ ...base, backoff: { factor: Number.NaN } }), { code: 'AIM_STATUS_OUT_OF_RANGE', message: /backoff\.factor/ })
-  t.throws(() => new DeliveryEngine({ ...base, persist: undefined as never }), { code: 'AIM_STATUS_INVALID_OPTION', message: /`persist`/ })
+  t.throws(() => new DeliveryEngine({ ...base, commit: undefined as never }), { code: 'AIM_STATUS_INVALID_OPTION', message: /`commit`/ })
   t.throws(() => new DeliveryEngine({ ...base, clock: {} as never }), { code: 'AIM_STATUS_INVALID_OPTION', message: /clock/ })
   const engine = new DeliveryEngine(base)
   await t.rejects(engine.accept({ kind: 'stalled' } as never), { code: 'AIM_STATUS_INVALID_OPTION', message: /event\.key/ })

@@ -22,6 +22,13 @@ export interface CheckinPublisherOptions {
   runOf(hash: string): RunInfo | undefined
   /** A check-in that could not be written (the run stays watched; the next renewal retries). */
   onError(error: unknown): void
+  /**
+   * May the owner act now? Asked before each slice of writes (a slice lasts about
+   * {@link SLICE_MS}): an owner whose runs were adopted while it was frozen writes no more
+   * check-ins for them, and stops (the adopter's view of the runs stands).
+   * Default: always.
+   */
+  mayAct?(): boolean
   /** Runs the pump later. Default: `setImmediate` (after pending timers and I/O). Tests pass `(fn) => fn()`. */
   defer?: (fn: () => void) => void
 }
@@ -90,6 +97,7 @@ export class CheckinPublisher {
 
   #pump(): void {
     const until = performance.now() + SLICE_MS
+    if (!this.#closed && !(this.#options.mayAct?.() ?? true)) this.close()
     while (!this.#closed && performance.now() < until) {
       const operation = this.#operations.shift()
       if (operation !== undefined) {

@@ -7,7 +7,7 @@
  */
 import type { Clock } from '../clock.js'
 import { toPlainError } from '../errors.js'
-import type { NotifierEntry, RunEvent } from '../notify/contract.js'
+import type { NotifierEntry, RunEvent, RunInfo } from '../notify/contract.js'
 import type { DeliveryReport } from '../notify/delivery-report.js'
 import { DeliveryEngine, type DeliveryOptions, type DeliveryReport as EngineReport, type OutboxState } from '../notify/delivery.js'
 import { readNotificationsConfig, type NotificationsConfig } from '../notify/config.js'
@@ -34,21 +34,12 @@ export interface RuntimeOptions {
   onError?(error: Error): void
   /** The outbox of a previous owner, to carry on. */
   restoredOutbox?: OutboxState
-  /** Makes the outbox durable (the snapshot writer). Default: kept in memory only. */
-  persist?(state: OutboxState): Promise<void>
-  /** Called after any change to the runs (heartbeats included), for coalesced snapshots. */
-  onRunsChanged?(): void
   /**
-   * Called when a run's deadline appears or moves earlier: what a daemon taking over must not
-   * miss, so it is written at once rather than with the next coalesced write.
+   * The durable owner this runtime acts for: its state is written through it, and every side
+   * effect (accepting an event, each send, each check-in write) first asks it "may I act?".
+   * Default: none (state kept in memory only, always allowed to act).
    */
-  onDeadlineTightened?(): void
-  /**
-   * Whether this owner may still act (its lease is current). Checked before an event is
-   * accepted and before every delivery attempt: a process that was frozen, and whose runs a
-   * daemon adopted meanwhile, must not notify when it wakes up. Default: always.
-   */
-  mayAct?(): boolean
+  owner?: OwnerPort
   /** Overrides for delivery (timeouts, backoff, budget). */
   delivery?: Pick<DeliveryOptions, 'timeoutMs' | 'backoff' | 'budgetMs' | 'random'>
   /** How often to re-check `config.json` where file events are not available (NFS). Default 1000 ms. */
@@ -74,6 +65,18 @@ const outcomeOf = (report: DeliveryReport) =>
       ? ({ kind: 'transient', error: report.error ?? '' } as const)
       : ({ kind: 'permanent', error: report.error ?? '' } as const)
 
+/** What a runtime needs of its durable owner (lib/owner/durable-owner.ts). */
+export interface OwnerPort {
+  /** May the owner act now? Asked at the moment of every side effect. */
+  mayAct(): boolean
+  /** Makes the state durable now (the outbox awaits it before sending). */
+  commit(): Promise<void>
+  /** An ordinary change: written within the coalescing interval. */
+  changed(): void
+  /** A new or earlier deadline: written at once, for a daemon that may take over. */
+  tightened(): void
+}
+
 /** The actor, its notifiers and its outbox for one repo. */
 export class RepoRuntime {
   readonly actor: RepoActor
@@ -96,9 +99,9 @@ export class RepoRuntime {
     this.delivery = new DeliveryEngine(
       {
         clock: options.clock,
-        // A fenced-off owner has no notifiers: nothing of its outbox is sent any more.
-        notifiers: () => (this.#mayAct() ? this.notifiers.current() : []),
-        persist: options.persist ?? (async () => undefined),
+        notifiers: () => this.notifiers.current(),
+        commit: options.owner?.commit ?? (async () => undefined),
+        mayAct: () => this.#mayAct(),
         ...options.delivery,
         onOutcome: (report) => this.#onOutcome(report),
         onPersistError: (error) => this.#error(error),
@@ -110,6 +113,7 @@ export class RepoRuntime {
       clock: options.clock,
       runOf: (hash) => this.actor.run(hash),
       onError: (error) => this.#error(error),
+      mayAct: () => this.#mayAct(),
     })
     this.actor = new RepoActor({
       clock: options.clock,
@@ -119,9 +123,9 @@ export class RepoRuntime {
       onEvent: (event) => this.#onEvent(event),
       onProgress: (info, previous) => {
         this.checkins.sync(info.hash, info.deadlineAt)
-        if (info.deadlineAt !== null && (previous === null || info.deadlineAt < previous)) options.onDeadlineTightened?.()
+        if (info.deadlineAt !== null && (previous === null || info.deadlineAt < previous)) options.owner?.tightened()
       },
-      ...(options.onRunsChanged !== undefined ? { onChange: options.onRunsChanged } : {}),
+      ...(options.owner !== undefined ? { onChange: options.owner.changed } : {}),
     })
   }
 
@@ -141,6 +145,16 @@ export class RepoRuntime {
       ...(this.#options.configPollMs !== undefined ? { pollMs: this.#options.configPollMs } : {}),
       onError: (error: unknown) => this.#error(error),
     })
+  }
+
+  /** The runs and the outbox, for the owner's snapshot. */
+  snapshotState(): { runs: RunInfo[]; outbox: OutboxState } {
+    return { runs: this.actor.runs(), outbox: this.delivery.state() }
+  }
+
+  /** Whether anything is left to watch or to send: a closing owner then leaves its snapshot for a daemon. */
+  hasOutstanding(): boolean {
+    return this.actor.runs().some((run) => run.status === 'running' || run.status === 'stalled') || this.delivery.state().pending.length > 0
   }
 
   /** Notifiers given in code to this process. */
@@ -168,7 +182,7 @@ export class RepoRuntime {
   }
 
   #mayAct(): boolean {
-    return this.#options.mayAct?.() ?? true
+    return this.#options.owner?.mayAct() ?? true
   }
 
   #onEvent(event: RunEvent): void {

@@ -14,7 +14,8 @@ import { toPlainError } from '../errors.js'
 import type { NotifierEntry } from '../notify/contract.js'
 import { AimStatusError } from '../errors.js'
 import { repoPaths } from '../repo.js'
-import { Durability } from './durability.js'
+import { DurableOwner } from '../owner/durable-owner.js'
+import { snapshotPath, statusLayout } from '../state/layout.js'
 import { RepoRuntime } from './runtime.js'
 import { registerRemoteTypes } from './custom-types.js'
 import { portEndpoint } from './port-endpoint.js'
@@ -51,17 +52,17 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
   const post = (message: ActorMessage) => port.postMessage(message)
   const clock = dependencies.clock ?? systemClock
   let runtime: RepoRuntime | undefined
-  const durability =
+  const owner =
     dependencies.durable === false
       ? undefined
-      : await Durability.acquire({
-          paths: repoPaths(startup.root),
+      : await DurableOwner.acquire({
+          path: snapshotPath(statusLayout(repoPaths(startup.root)), startup.owner.id),
           owner: startup.owner,
           clock,
-          ...(startup.leaseStaleMs !== undefined ? { leaseStaleMs: startup.leaseStaleMs } : {}),
+          ...(startup.leaseStaleMs !== undefined ? { staleMs: startup.leaseStaleMs } : {}),
           // Fenced off: a daemon adopted our runs while we were frozen. Stop at once, say so;
           // the host starts a new owner and re-establishes the runs that still report.
-          onLeaseLost: (error: AimStatusError) => {
+          onLost: (error: AimStatusError) => {
             void runtime?.close()
             post({ kind: 'lease-lost', error: toPlainError(error) })
           },
@@ -77,9 +78,10 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     onEvent: (event) => post({ kind: 'event', event }),
     onReport: (report) => post({ kind: 'delivery', report }),
     onError: (error) => post({ kind: 'error', error: toPlainError(error) }),
-    ...(durability !== undefined ? { persist: durability.persist, onRunsChanged: durability.changed, onDeadlineTightened: durability.tightened, mayAct: durability.mayAct } : {}),
+    ...(owner !== undefined ? { owner } : {}),
   })
-  durability?.attach(runtime)
+  const state = runtime
+  owner?.serve(() => ({ owner: startup.owner, ...state.snapshotState(), extra: {} }))
   const live = runtime
   runtime.notifiers.setProgrammatic(startup.notifiers)
   const ready = runtime.start()
@@ -128,7 +130,7 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     flush: async () => {
       await ready
       await live.checkins.idle()
-      await durability?.writer.flush()
+      await owner?.commit()
     },
     settle: async () => {
       await control.flush()
@@ -149,7 +151,7 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     closed = true
     port.off('message', onMessage)
     await live.close()
-    await durability?.close()
+    await owner?.end(() => ({ outstanding: live.hasOutstanding() }))
   }
 
   return { runtime: live, ready, close }

@@ -9,13 +9,21 @@
  * exclusively and deleted on release. Node has no `flock` call; the `flock` program (util-linux)
  * holds it for us in a child process whose standard input is a pipe from this process, so the
  * lock is released when we release it and also when this process dies, whatever kills it.
+ *
+ * A daemon that is frozen (SIGSTOP, a paused VM) does not die, and its helper is not frozen with
+ * it; so the lock is held *under the daemon's sender lease*: the helper lets go as soon as another
+ * owner claims a newer generation of that lease (a standby taking over a stale daemon), and a
+ * soft lock left by a replaced daemon of ours is taken over the same way. The daemon learns that
+ * its helper let go and stops sending. Who holds the lock for which daemon is recorded beside
+ * the daemon's state (`status/aim-lock.json`), so a waiting standby can say who really holds it.
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, lstatSync, statSync } from 'node:fs'
+import { mkdirSync, readFileSync, lstatSync, readdirSync, statSync } from 'node:fs'
 import { open, readFile, rm } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
+import { writeFileAtomicSync } from '../state/files.js'
 
 /** The file systems on which Aim uses `flock` (aim.storage.locking.FileSystemInspector). */
 const FLOCK_CAPABLE_FILESYSTEMS = new Set(['ext3', 'ext4', 'xfs', 'zfs', 'apfs', 'nfs4'])
@@ -28,6 +36,8 @@ export interface AimWatcherLock {
   readonly kind: AimLockKind
   /** The file that is locked (`watcher.lock`) or created (`watcher.lock.softlock`). */
   readonly path: string
+  /** The pid of the process that holds an `flock` for us. */
+  readonly helperPid?: number
   release(): Promise<void>
 }
 
@@ -61,24 +71,140 @@ export function aimLockKind(folder: string): AimLockKind {
   return type !== null && FLOCK_CAPABLE_FILESYSTEMS.has(type) ? 'flock' : 'soft'
 }
 
+/** The sender lease the lock is held under: when another owner claims a newer generation of it, the lock is let go. */
+export interface AimLockFencing {
+  /** The file the sender lease is on (its fences are `<leasePath>.fence-<n>`). */
+  leasePath: string
+  /** The generation of the lease the daemon holds; its own later claims do not count as a takeover. */
+  generation: number
+  /** The daemon's owner id, as written in its fences. */
+  ownerId: string
+  /** The daemon's pid, for the record of who holds the lock. */
+  pid: number
+  /** Where the record of who holds the lock is kept (`status/aim-lock.json`). */
+  recordPath: string
+  /** The helper let go while the lock was held (the daemon was replaced): stop sending. Called once. */
+  onLost(why: string): void
+}
+
+/**
+ * Whether a newer generation of the sender lease than `generation` was claimed by someone other
+ * than `ownerId`: the daemon holding the lock at `generation` has been replaced.
+ */
+export function senderReplaced(leasePath: string, generation: number, ownerId: string): boolean {
+  const prefix = `${basename(leasePath)}.fence-`
+  let names: string[]
+  try {
+    names = readdirSync(dirname(leasePath))
+  } catch {
+    return false
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue
+    const n = Number(name.slice(prefix.length))
+    if (!Number.isSafeInteger(n) || n <= generation) continue
+    try {
+      if (!readFileSync(join(dirname(leasePath), name), 'utf8').includes(`"id":"${ownerId}"`)) return true
+    } catch {
+      return true // claimed, not yet written: somebody else's
+    }
+  }
+  return false
+}
+
 /**
  * Takes the lock, or resolves null when another watcher (Python's, or one of ours) holds it.
  * Resolves a lock of kind `flock` that holds nothing, with a warning through `warn`, where the
  * `flock` program is missing (not Linux): our own daemon lease still keeps our daemons apart.
+ * With `fencing`, the lock is held under the daemon's sender lease (see the module comment).
  */
-export async function acquireAimWatcherLock(notificationsFolder: string, warn: (message: string) => void): Promise<AimWatcherLock | null> {
+export async function acquireAimWatcherLock(notificationsFolder: string, warn: (message: string) => void, fencing?: AimLockFencing): Promise<AimWatcherLock | null> {
   mkdirSync(notificationsFolder, { recursive: true })
   const path = join(notificationsFolder, 'watcher.lock')
-  return aimLockKind(notificationsFolder) === 'flock' ? acquireFlock(path, warn) : acquireSoft(`${path}.softlock`)
+  const lock = aimLockKind(notificationsFolder) === 'flock' ? await acquireFlock(path, warn, fencing) : await acquireSoft(`${path}.softlock`, fencing)
+  if (lock === null || fencing === undefined) return lock
+  const record: AimLockRecord = { kind: lock.kind, daemonPid: fencing.pid, daemonOwner: fencing.ownerId, helperPid: lock.helperPid ?? null, host: hostname() }
+  try {
+    writeFileAtomicSync(fencing.recordPath, JSON.stringify(record))
+  } catch (error) {
+    warn(`cannot record who holds Python Aim's watcher lock (${(error as Error).message})`)
+  }
+  return {
+    ...lock,
+    release: async () => {
+      await rm(fencing.recordPath, { force: true }).catch(() => undefined)
+      await lock.release()
+    },
+  }
 }
 
-function acquireFlock(path: string, warn: (message: string) => void): Promise<AimWatcherLock | null> {
+/** Who holds the lock for which daemon, as recorded by the holder. */
+interface AimLockRecord {
+  kind: AimLockKind
+  daemonPid: number
+  daemonOwner: string
+  helperPid: number | null
+  host: string
+}
+
+const NOT_OURS = 'a process that is not an aim-status daemon (a Python aim-watcher?) holds watcher.lock'
+
+/**
+ * Says who holds Python Aim's watcher lock, for a standby's log: one of our daemons (with the
+ * helper that holds it for it), or a process that is not ours (a Python aim-watcher).
+ */
+export function describeAimLockHolder(recordPath: string): string {
+  let record: Partial<AimLockRecord>
+  try {
+    record = JSON.parse(readFileSync(recordPath, 'utf8')) as Partial<AimLockRecord>
+  } catch {
+    return NOT_OURS
+  }
+  // A record whose helper is gone on this host is left over: whoever holds the lock is not ours.
+  if (record.host === hostname() && typeof record.helperPid === 'number' && !isAlive(record.helperPid)) return NOT_OURS
+  const helper = typeof record.helperPid === 'number' ? `, through its lock helper pid ${record.helperPid}` : ''
+  return `watcher.lock is held for the aim-status daemon pid ${String(record.daemonPid)}@${String(record.host)}${helper}, until that daemon stops or is replaced`
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * The helper's shell program, run by `flock` once it holds the lock. It says `held`, then checks
+ * once a second, until our pipe closes (our release, or our death), whether the sender lease was
+ * taken over (a fence above the daemon's generation claimed by another owner, as
+ * {@link senderReplaced} decides); then it exits, and the lock goes with it. `timeout 1 cat`
+ * waits for EOF on the pipe for at most a second: status 124 means the pipe is still open.
+ */
+const HELPER_SCRIPT = [
+  'echo held',
+  'lease=$1 gen=$2 owner=$3',
+  'while :; do',
+  '  timeout 1 cat >/dev/null; [ $? -eq 124 ] || exit 0',
+  '  for f in "$lease".fence-*; do',
+  '    n=${f##*.fence-}',
+  '    case $n in ""|*[!0-9]*) continue ;; esac',
+  '    [ "$n" -gt "$gen" ] || continue',
+  '    grep -q "\\"id\\":\\"$owner\\"" "$f" 2>/dev/null || exit 0',
+  '  done',
+  'done',
+].join('\n')
+
+function acquireFlock(path: string, warn: (message: string) => void, fencing: AimLockFencing | undefined): Promise<AimWatcherLock | null> {
   return new Promise((resolve) => {
     let child: ChildProcess
+    // Unfenced (tools, tests): held until released, whatever happens to any lease.
+    const program = fencing === undefined ? ['sh', '-c', 'echo held; exec cat >/dev/null'] : ['sh', '-c', HELPER_SCRIPT, 'sh', fencing.leasePath, String(fencing.generation), fencing.ownerId]
     try {
-      // `flock` exits 75 at once when the lock is held; otherwise it runs the shell, which says
-      // so and then waits on our pipe: EOF (our release, or our death) ends it and the lock.
-      child = spawn('flock', ['--nonblock', '--conflict-exit-code', '75', path, 'sh', '-c', 'echo held; exec cat >/dev/null'], {
+      // `flock` exits 75 at once when the lock is held; otherwise it runs the helper, which
+      // says so and then holds the lock as the module comment describes.
+      child = spawn('flock', ['--nonblock', '--conflict-exit-code', '75', path, ...program], {
         stdio: ['pipe', 'pipe', 'ignore'],
       })
     } catch (error) {
@@ -87,6 +213,7 @@ function acquireFlock(path: string, warn: (message: string) => void): Promise<Ai
       return
     }
     let settled = false
+    let releasing = false
     const exited = new Promise<void>((done) => child.once('close', () => done()))
     child.once('error', (error) => {
       if (settled) return
@@ -95,9 +222,13 @@ function acquireFlock(path: string, warn: (message: string) => void): Promise<Ai
       resolve({ kind: 'flock', path, release: async () => undefined })
     })
     child.once('exit', (code) => {
-      if (settled) return
+      if (settled) {
+        // Let go while held: the daemon it held the lock for was replaced.
+        if (!releasing) fencing?.onLost(`the holder of ${path} let go (exit code ${String(code)}): another daemon took over the sender lease`)
+        return
+      }
       settled = true
-      if (code !== 75) warn(`flock exited with code ${code} while taking ${path}`)
+      if (code !== 75) warn(`flock exited with code ${String(code)} while taking ${path}`)
       resolve(null)
     })
     child.stdout?.setEncoding('utf8').once('data', () => {
@@ -109,7 +240,9 @@ function acquireFlock(path: string, warn: (message: string) => void): Promise<Ai
       resolve({
         kind: 'flock',
         path,
+        ...(child.pid !== undefined ? { helperPid: child.pid } : {}),
         release: async () => {
+          releasing = true
           // Awaited: the process must stay up until the lock is really gone.
           child.ref()
           ;(child.stdout as unknown as { ref?: () => void }).ref?.()
@@ -125,10 +258,17 @@ interface SoftLockOwner {
   by: 'aim-status'
   pid: number
   host: string
+  /** The sender lease it was taken under (absent in older soft locks, and when unfenced). */
+  lease?: { path: string; generation: number; ownerId: string }
 }
 
-async function acquireSoft(path: string): Promise<AimWatcherLock | null> {
-  const mine: SoftLockOwner = { by: 'aim-status', pid: process.pid, host: hostname() }
+async function acquireSoft(path: string, fencing: AimLockFencing | undefined): Promise<AimWatcherLock | null> {
+  const mine: SoftLockOwner = {
+    by: 'aim-status',
+    pid: process.pid,
+    host: hostname(),
+    ...(fencing !== undefined ? { lease: { path: fencing.leasePath, generation: fencing.generation, ownerId: fencing.ownerId } } : {}),
+  }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const handle = await open(path, 'wx', 0o600)
@@ -139,17 +279,21 @@ async function acquireSoft(path: string): Promise<AimWatcherLock | null> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
     }
     // A soft lock never goes stale by itself. One left by a daemon of ours that died on this
-    // host is removed; any other (Python's, or unknown) is respected.
-    if (!(await isOurDeadSoftLock(path))) return null
+    // host, or that was replaced under its sender lease, is removed; any other (Python's, or
+    // unknown) is respected.
+    if (!(await isOurStaleSoftLock(path))) return null
     await rm(path, { force: true })
   }
   return null
 }
 
-async function isOurDeadSoftLock(path: string): Promise<boolean> {
+async function isOurStaleSoftLock(path: string): Promise<boolean> {
   try {
     const owner = JSON.parse(await readFile(path, 'utf8')) as Partial<SoftLockOwner>
-    if (owner.by !== 'aim-status' || owner.host !== hostname() || typeof owner.pid !== 'number') return false
+    if (owner.by !== 'aim-status') return false
+    const lease = owner.lease
+    if (lease !== undefined && typeof lease.path === 'string' && Number.isSafeInteger(lease.generation) && typeof lease.ownerId === 'string' && senderReplaced(lease.path, lease.generation, lease.ownerId)) return true
+    if (owner.host !== hostname() || typeof owner.pid !== 'number') return false
     try {
       process.kill(owner.pid, 0)
       return false

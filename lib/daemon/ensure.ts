@@ -17,8 +17,7 @@ import { AimStatusError, ErrorCodes, InvalidOptionError, describeValue } from '.
 import { repoPaths, resolveRepoRoot } from '../repo.js'
 import { STATE_FILE_MODE, STATE_FOLDER_MODE } from '../state/files.js'
 import { inspectLease, DEFAULT_STALE_MS } from '../state/lease.js'
-import { statusLayout } from '../state/layout.js'
-import { daemonLeasePath } from './repo-watch.js'
+import { daemonLeasePath, statusLayout } from '../state/layout.js'
 
 /** Options of {@link ensureDaemon}. */
 export interface EnsureDaemonOptions {

@@ -1,53 +1,50 @@
 /**
- * One repo under the daemon: the daemon lease (one sender per repo), the daemon's own snapshot,
- * a {@link RepoRuntime} (the same actor and outbox the training process runs), and the
- * discovery of orphaned owners.
+ * One repo under the daemon, orchestrated: the {@link Sender} decides whether this daemon sends
+ * for the repo; while it does, a session holds the daemon's {@link DurableOwner} (its own fenced
+ * snapshot, acting under the sender's lease), a {@link RepoRuntime} (the same actor and outbox the
+ * training process runs) and the repo's Python-Aim runs; each scan asks {@link Discovery} what is
+ * there and the planner what to do, and carries the plans out.
  *
  * ```
- *            lock held by a live daemon            daemon lock acquired
- *   start --> standby (retry every pollMs) -----------------------------> active
- *                 ^                                                          |  scan: fs.watch + poll
- *                 +------------- a lease lost (this daemon was frozen) -----+
+ *            sender lease or watcher.lock held elsewhere          both taken
+ *   start --> standby (tried again every pollMs) -----------------------------> active
+ *                 ^                                                              |  scan: fs.watch + poll
+ *                 +-------- a lock lost (this daemon was frozen and replaced) ---+
  *   close (SIGTERM/SIGINT): from either state -> flush, release, closed
  * ```
  *
- * Each scan looks at every owner snapshot and exit marker. An orphan (dead pid, exit marker,
- * or a lease gone stale) is adopted under its lease at a raised fencing generation
- * (`adoptOrphan`), so two daemons never both adopt it and a frozen owner that wakes up finds
+ * An orphan (dead pid, exit marker, or a lease gone stale) is adopted under its lease at a raised
+ * fencing generation, so two daemons never both adopt it and a frozen owner that wakes up finds
  * it has lost its lease. What was adopted is made durable in the daemon's snapshot before the
- * orphan's snapshot is retired.
+ * orphan's snapshot is retired. A daemon that was itself frozen asks "may I act?" before each
+ * scan and each send, and stands by instead when its standby has taken over.
  *
- * Python-Aim runs (`.aim/check_ins/`) are read by an {@link AimRuns} at the end of each scan,
- * after the Node owners have been looked at, so that a hash a Node owner holds is known before
- * its check-ins could announce it a second time. The reader's state travels in the daemon's
- * snapshot (`extra.checkins`) to the next daemon.
+ * Python-Aim runs (`.aim/check_ins/`) are read at the end of each scan, after the Node owners
+ * have been looked at, so that a hash a Node owner holds is known before its check-ins could
+ * announce it a second time. The reader's state travels in the daemon's snapshot
+ * (`extra.checkins`) to the next daemon.
  * @module
  */
-import { announceWatcher } from '../notify/manage.js'
-import { acquireAimWatcherLock, type AimWatcherLock } from './aim-watcher-lock.js'
 import { watch as fsWatch, type FSWatcher } from 'node:fs'
-import { mkdir, rename, rm, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, rename, rm } from 'node:fs/promises'
 import type { Clock } from '../clock.js'
 import { DEFAULT_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { ErrorCodes, toPlainError } from '../errors.js'
-import type { RunInfo } from '../notify/contract.js'
+import { announceWatcher } from '../notify/manage.js'
 import { RepoRuntime, type RuntimeOptions } from '../actor/runtime.js'
+import { DurableOwner } from '../owner/durable-owner.js'
 import { repoPaths, type RepoPaths } from '../repo.js'
-import { readExitMarker, removeExitMarker, type ExitMarker } from '../state/exit-marker.js'
+import { readExitMarker, removeExitMarker } from '../state/exit-marker.js'
 import { STATE_FOLDER_MODE } from '../state/files.js'
-import { exitMarkerPath, listOwnerIds, snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
-import { acquireLease, adoptOrphan, inspectLease, retireSnapshot, type Adoption, type HolderState, type Lease } from '../state/lease.js'
+import { exitMarkerPath, snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
+import { adoptOrphan, retireSnapshot, type Adoption, type Lease } from '../state/lease.js'
 import { ownerLiveness, type OwnerInfo } from '../state/owner.js'
-import { readSnapshot, writeSnapshotAtomic, type Snapshot } from '../state/snapshot.js'
-import { SnapshotWriter } from '../state/snapshot-writer.js'
+import { writeSnapshotAtomic } from '../state/snapshot.js'
 import { AimRuns } from './aim-runs.js'
+import { Discovery } from './discovery.js'
 import type { DaemonLog } from './log.js'
-
-/** Where the daemon lease lives: proper-lockfile locks `<status>/daemon` as `<status>/daemon.lock/`. */
-export function daemonLeasePath(layout: StatusLayout): string {
-  return join(layout.status, 'daemon')
-}
+import { adoptionOrder, planAdoption, planHandBack, planMarkerOnly, planPrune, planTombstones } from './planner.js'
+import { Sender, type SenderHold } from './sender.js'
 
 /** What a {@link RepoWatch} needs; the daemon fills it in from its validated options. */
 export interface RepoWatchOptions {
@@ -86,35 +83,22 @@ interface Tombstone {
 
 /** Everything that exists while this daemon is the repo's sender. */
 interface Session {
-  daemonLease: Lease
-  /** Python Aim's watcher lock: while we send for the repo, a Python aim-watcher cannot. */
-  aimLock: AimWatcherLock
-  ownLease: Lease
-  writer: SnapshotWriter
+  hold: SenderHold
+  /** The daemon's own snapshot, acting under the sender's lease. */
+  owner: DurableOwner
   runtime: RepoRuntime
+  /** The repo's Python-Aim runs. */
+  aim: AimRuns
   watchers: FSWatcher[]
   tombstones: Map<string, Tombstone>
   /** When each ended run was first seen ended (for pruning). */
   endedAt: Map<string, number>
-  /** The repo's Python-Aim runs. */
-  aim: AimRuns
   /** Hashes held by live Node owners' snapshots, as of the last scan: their check-ins are not announced. */
   nodeHashes: Set<string>
-  /** Live owners' snapshots as last parsed, by owner id, with the file's stamp: re-read only when it changes. */
-  liveCache: Map<string, { stamp: string; snapshot: Snapshot | null }>
   closed: boolean
 }
 
-/** Why an orphan's runs are taken over, and how. */
-type Cause = 'exited' | 'gone' | 'stale' | 'daemon'
-
-const isActive = (run: RunInfo): boolean => run.status === 'running' || run.status === 'stalled'
-
-/** The reason given to a run whose process exited without finishing it. */
-export function exitReason(marker: Pick<ExitMarker, 'exitCode' | 'signal' | 'error'>): string {
-  const how = marker.signal !== null ? `killed by ${marker.signal}` : `exited with code ${marker.exitCode ?? 'unknown'}`
-  return marker.error !== undefined ? `${how} (${marker.error})` : how
-}
+const isActive = (status: string): boolean => status === 'running' || status === 'stalled'
 
 /** The daemon's work on one repo. */
 export class RepoWatch {
@@ -122,6 +106,8 @@ export class RepoWatch {
   readonly paths: RepoPaths
   readonly layout: StatusLayout
   readonly #options: RepoWatchOptions
+  readonly #sender: Sender
+  readonly #discovery: Discovery
   #state: RepoWatchState = 'idle'
   #session: Session | null = null
   #timer: NodeJS.Timeout | null = null
@@ -135,6 +121,15 @@ export class RepoWatch {
     this.root = options.root
     this.paths = repoPaths(options.root)
     this.layout = statusLayout(this.paths)
+    this.#sender = new Sender({
+      layout: this.layout,
+      paths: this.paths,
+      owner: options.owner,
+      staleMs: options.staleMs,
+      warn: (message) => options.log.warn('aim-lock', { repo: this.root, message }),
+      onLost: (which, error) => this.#lost(which, error),
+    })
+    this.#discovery = new Discovery({ layout: this.layout, staleMs: options.staleMs, selfId: options.owner.id })
   }
 
   get state(): RepoWatchState {
@@ -175,6 +170,7 @@ export class RepoWatch {
     const session = this.#session
     this.#session = null
     if (session !== null) await this.#endSession(session, true)
+    await this.#sender.close()
   }
 
   /** One step (serialised): try to take the repo, or scan it. Then schedules the next. */
@@ -222,41 +218,29 @@ export class RepoWatch {
     const { owner, staleMs, log } = this.#options
     await mkdir(this.layout.owners, { recursive: true, mode: STATE_FOLDER_MODE })
     await mkdir(this.layout.exits, { recursive: true, mode: STATE_FOLDER_MODE })
-    let daemonLease: Lease
-    try {
-      daemonLease = await acquireLease(daemonLeasePath(this.layout), owner, { staleMs, onLost: (error) => this.#lost('daemon lease', error) })
-    } catch (error) {
-      if ((error as { code?: unknown }).code !== ErrorCodes.LOCKED) throw error
-      const holder = await inspectLease(daemonLeasePath(this.layout), { staleMs }).catch(() => null)
-      const who = holder?.holder ? `${holder.holder.pid}@${holder.holder.host}` : 'unknown'
+    const attempt = await this.#sender.attempt()
+    if (attempt.kind === 'standby') {
       // Said once per holder, not once per retry.
-      if (who !== this.#standbyHolder) log.info('standby', { repo: this.root, holder: who })
-      this.#standbyHolder = who
-      return
-    }
-    // Python's aim-watcher on the same repo would send too: whichever came first sends.
-    let aimLock: AimWatcherLock | null
-    try {
-      aimLock = await acquireAimWatcherLock(this.paths.notifications, (message) => log.warn('aim-lock', { repo: this.root, message }))
-    } catch (error) {
-      await daemonLease.release().catch(() => undefined)
-      throw error
-    }
-    if (aimLock === null) {
-      await daemonLease.release().catch(() => undefined)
-      const who = 'a Python aim-watcher (watcher.lock)'
-      if (who !== this.#standbyHolder) log.info('standby', { repo: this.root, holder: who })
+      const who = `${attempt.lock}: ${attempt.holder}`
+      if (who !== this.#standbyHolder) log.info('standby', { repo: this.root, lock: attempt.lock, holder: attempt.holder })
       this.#standbyHolder = who
       return
     }
     this.#standbyHolder = null
-    let ownLease: Lease | null = null
+    const { hold } = attempt
+    let durable: DurableOwner | null = null
     let runtime: RepoRuntime | null = null
     try {
-      const path = snapshotPath(this.layout, owner.id)
-      ownLease = await acquireLease(path, owner, { staleMs, onLost: (error) => this.#lost('snapshot lease', error) })
-      const lease = ownLease
-      let writer: SnapshotWriter | null = null
+      durable = await DurableOwner.acquire({
+        path: snapshotPath(this.layout, owner.id),
+        owner,
+        clock: this.#options.clock,
+        staleMs,
+        actsUnder: [hold.daemonLease],
+        onLost: (error) => this.#lost('snapshot lease', error),
+        onError: (error) => this.#logError('snapshot-error', error),
+      })
+      const own = durable
       runtime = new RepoRuntime({
         root: this.root,
         host: owner.host,
@@ -270,10 +254,7 @@ export class RepoWatch {
           log[level](report.kind, { repo: this.root, hash: report.hash, eventKind: report.eventKind, notifier: report.notifierId, type: report.notifierType, attempts: report.attempts, error: report.error, key: report.eventKey })
         },
         onError: (error) => this.#logError('runtime-error', error),
-        // The outbox is durable (with the runs) before anything is sent.
-        persist: async () => {
-          await writer?.flush()
-        },
+        owner: own,
         ...(this.#options.delivery !== undefined ? { delivery: this.#options.delivery } : {}),
       })
       const rt = runtime
@@ -288,41 +269,37 @@ export class RepoWatch {
         accept: (event) => rt.delivery.accept(event),
         // Adopted runs stay in the actor (ended ones for keepEndedMs): still the Node owner's.
         isNodeRun: (hash) => nodeHashes.has(hash) || rt.actor.run(hash) !== undefined,
-        onStateChanged: () => writer?.markDirty(),
+        onStateChanged: () => own.changed(),
       })
-      writer = new SnapshotWriter({
-        path,
-        lease,
-        clock: this.#options.clock,
-        produce: () => {
-          const checkins = aim.state()
-          return { owner, runs: rt.actor.runs(), outbox: rt.delivery.state(), extra: checkins !== null ? { checkins } : {} }
-        },
-        onError: (error) => this.#logError('snapshot-error', error),
+      own.serve(() => {
+        const checkins = aim.state()
+        return { owner, ...rt.snapshotState(), extra: checkins !== null ? { checkins } : {} }
       })
       await runtime.start()
-      await writer.flush()
-      const session: Session = { daemonLease, aimLock, ownLease, writer, runtime, watchers: [], tombstones: new Map(), endedAt: new Map(), aim, nodeHashes, liveCache: new Map(), closed: false }
+      await own.commit()
+      const session: Session = { hold, owner: own, runtime, aim, watchers: [], tombstones: new Map(), endedAt: new Map(), nodeHashes, closed: false }
       this.#session = session
       this.#state = 'active'
       session.watchers = this.#watchFolders()
-      log.info('active', { repo: this.root, pid: owner.pid, generation: daemonLease.generation, checkinGrace: aim.graceSeconds })
-      if (this.#options.announce === true) {
-        void announceWatcher(this.root, { writeLine: (line) => log.info('message', { text: line }) }).then(
-          (results) => {
-            for (const r of results) log.info(r.outcome.kind === 'delivered' ? 'announced' : 'announce-failed', { repo: this.root, notifier: r.id, type: r.type, ...('error' in r.outcome ? { error: r.outcome.error } : {}) })
-          },
-          (error: unknown) => this.#logError('announce-failed', error),
-        )
-      }
+      log.info('active', { repo: this.root, pid: owner.pid, generation: hold.daemonLease.generation, aimLock: hold.aimLock.kind, checkinGrace: aim.graceSeconds })
+      if (this.#options.announce === true) this.#announce()
       this.#again = true
     } catch (error) {
       await runtime?.close().catch(() => undefined)
-      await ownLease?.release().catch(() => undefined)
-      await daemonLease.release().catch(() => undefined)
-      await aimLock.release().catch(() => undefined)
+      await durable?.end(() => ({ outstanding: true })).catch(() => undefined)
+      await this.#sender.release(hold, false).catch(() => undefined)
       throw error
     }
+  }
+
+  #announce(): void {
+    const { log } = this.#options
+    void announceWatcher(this.root, { writeLine: (line) => log.info('message', { text: line }) }).then(
+      (results) => {
+        for (const r of results) log.info(r.outcome.kind === 'delivered' ? 'announced' : 'announce-failed', { repo: this.root, notifier: r.id, type: r.type, ...('error' in r.outcome ? { error: r.outcome.error } : {}) })
+      },
+      (error: unknown) => this.#logError('announce-failed', error),
+    )
   }
 
   #watchFolders(): FSWatcher[] {
@@ -340,11 +317,11 @@ export class RepoWatch {
     return watchers
   }
 
-  /** A lease of the active session was lost: this daemon was frozen and another took over. */
+  /** A lock of the active session was lost: this daemon was frozen and another took over. */
   #lost(which: string, error: Error): void {
     const session = this.#session
     if (session === null || session.closed) return
-    this.#options.log.error('lease-lost', { repo: this.root, lease: which, error: error.message })
+    this.#options.log.error('lease-lost', { repo: this.root, lease: which, error: error.message, then: 'standby: another daemon sends for this repo' })
     this.#session = null
     if (this.#state === 'active') this.#state = 'standby'
     void this.#endSession(session, false).finally(() => this.#schedule())
@@ -354,83 +331,53 @@ export class RepoWatch {
     if (session.closed) return
     session.closed = true
     for (const watcher of session.watchers) watcher.close()
-    const { runtime, writer, ownLease, daemonLease, aim } = session
+    const { runtime, owner, aim } = session
     // Before the runtime: what is being accepted reaches the outbox, and is recorded.
     await aim.close().catch((error: unknown) => this.#logError('runtime-error', error))
     await runtime.close().catch((error: unknown) => this.#logError('runtime-error', error))
-    if (!ownLease.lost) {
-      if (aim.hasRuns) writer.markDirty()
-      await writer.close().catch((error: unknown) => this.#logError('snapshot-error', error))
-      // Known Python runs count: their first sights and notified idx are for the next daemon.
-      const outstanding = runtime.actor.runs().some(isActive) || runtime.delivery.state().pending.length > 0 || aim.hasRuns
-      // Anything still to watch or send: leave the snapshot, released, for the next daemon to
-      // adopt at once. Nothing: remove it.
-      if (outstanding) await ownLease.release().catch(() => undefined)
-      else await retireSnapshot(ownLease).catch(() => ownLease.release())
-    }
+    if (aim.hasRuns) owner.changed()
+    // Anything still to watch or send (known Python runs count: their first sights and notified
+    // idx are for the next daemon): the snapshot is left, released, for the next daemon to adopt
+    // at once. Nothing: it is removed.
+    await owner.end(() => ({ outstanding: runtime.hasOutstanding() || aim.hasRuns })).catch((error: unknown) => this.#logError('snapshot-error', error))
     for (const tombstone of session.tombstones.values()) await tombstone.lease.release().catch(() => undefined)
     // Last, so that a standby, once it holds the daemon lease, finds our snapshot released.
-    if (!daemonLease.lost) {
-      if (graceful) await retireSnapshot(daemonLease).catch(() => daemonLease.release())
-      else await daemonLease.release().catch(() => undefined)
-    }
-    await session.aimLock.release().catch((error: unknown) => this.#logError('aim-lock', error))
-    if (graceful) this.#options.log.info('stopped', { repo: this.root, runs: runtime.actor.runs().filter(isActive).length, aimRuns: aim.runs.size })
+    await this.#sender.release(session.hold, graceful).catch((error: unknown) => this.#logError('aim-lock', error))
+    if (graceful) this.#options.log.info('stopped', { repo: this.root, runs: runtime.actor.runs().filter((r) => isActive(r.status)).length, aimRuns: aim.runs.size })
   }
 
   async #scan(session: Session): Promise<void> {
-    const { owner, staleMs } = this.#options
-    let ids: string[]
-    let exitIds: string[]
+    // A daemon that was frozen finds out here, before it adopts or reports anything.
+    if (!session.owner.mayAct()) {
+      this.#lost('sender lease', new Error('a newer generation holds this daemon\'s leases'))
+      return
+    }
+    let findings
     try {
-      ids = await listOwnerIds(this.layout.owners)
-      exitIds = await listOwnerIds(this.layout.exits)
+      findings = await this.#discovery.scan((id) => session.tombstones.has(id), () => !session.closed)
     } catch (error) {
       this.#logError('state-unreadable', error)
       return
     }
     await this.#retireTombstones(session)
-    const snapshots = new Set(ids)
-    const orphans: Array<{ id: string; holder: HolderState }> = []
-    const live: Snapshot[] = []
-    for (const id of new Set([...ids, ...exitIds])) {
+    for (const { id, error } of findings.errors) this.#ownerError(id, error)
+    for (const id of findings.markerOnly) {
       if (session.closed) return
-      if (id === owner.id || session.tombstones.has(id)) continue
-      try {
-        if (!snapshots.has(id)) {
-          await this.#markerOnly(session, id)
-          continue
-        }
-        const path = snapshotPath(this.layout, id)
-        const holder = await inspectLease(path, { staleMs })
-        if (holder.orphaned) orphans.push({ id, holder })
-        else if (holder.holder?.kind === 'process') {
-          // Read whether or not we carry runs: a live Node run's hash must be known before its
-          // check-ins (the same hash) could be announced as a Python run's.
-          const snapshot = await this.#liveSnapshot(session, id, path)
-          if (snapshot !== null && snapshot.adoptedBy === undefined) live.push(snapshot)
-        }
-      } catch (error) {
-        this.#ownerError(id, error)
-      }
+      await this.#markerOnly(session, id).catch((error: unknown) => this.#ownerError(id, error))
     }
-    // Daemons' snapshots first: their settled keys must be known before any orphan's runs are
-    // failed again, or a restarted daemon could send a failure its predecessor already sent.
-    orphans.sort((a, b) => Number(b.holder.holder?.kind === 'daemon') - Number(a.holder.holder?.kind === 'daemon'))
-    for (const { id } of orphans) {
+    for (const { id } of adoptionOrder(findings.orphans)) {
       if (session.closed) return
       try {
-        const adoption = await adoptOrphan(snapshotPath(this.layout, id), owner, { staleMs })
+        const adoption = await adoptOrphan(snapshotPath(this.layout, id), this.#options.owner, { staleMs: this.#options.staleMs })
         if (adoption !== null) await this.#takeOver(session, id, adoption)
       } catch (error) {
         this.#ownerError(id, error)
       }
     }
-    if (live.length > 0) await this.#handBack(session, live)
+    if (findings.live.length > 0) await this.#handBack(session, findings.live)
     this.#prune(session)
     session.nodeHashes.clear()
-    for (const snapshot of live) for (const run of snapshot.runs) session.nodeHashes.add(run.hash)
-    for (const id of session.liveCache.keys()) if (!snapshots.has(id)) session.liveCache.delete(id)
+    for (const snapshot of findings.live) for (const run of snapshot.runs) session.nodeHashes.add(run.hash)
     if (session.closed) return
     try {
       await session.aim.scan()
@@ -439,49 +386,28 @@ export class RepoWatch {
     }
   }
 
-  /**
-   * A live owner's snapshot, parsed again only when its file changed (size, mtime, inode): every
-   * live owner is looked at every poll, and most polls find nothing new.
-   */
-  async #liveSnapshot(session: Session, id: string, path: string): Promise<Snapshot | null> {
-    let stamp: string
-    try {
-      const info = await stat(path)
-      stamp = `${info.ino}:${info.size}:${info.mtimeMs}`
-    } catch {
-      return null // retired meanwhile
-    }
-    const cached = session.liveCache.get(id)
-    if (cached !== undefined && cached.stamp === stamp) return cached.snapshot
-    const snapshot = await readSnapshot(path)
-    session.liveCache.set(id, { stamp, snapshot })
-    return snapshot
-  }
-
   #ownerError(id: string, error: unknown): void {
     const code = (error as { code?: unknown }).code
     if (code === ErrorCodes.CORRUPT_FILE) this.#options.log.error('corrupt-state-file', { repo: this.root, owner: id, error: toPlainError(error).message })
     else this.#logError('owner-error', error, { owner: id })
   }
 
-  /** Carries on an adopted orphan's runs and outbox; then retires (or empties and holds) its snapshot. */
+  /** Carries out the plan for an adopted orphan: its runs and outbox carried on, then its snapshot retired or held. */
   async #takeOver(session: Session, id: string, adoption: Adoption): Promise<void> {
-    const { runtime, writer } = session
+    const { runtime, owner } = session
     const { actor } = runtime
     const snapshot = adoption.snapshot
     const original = snapshot.owner
-    let marker: ExitMarker | null = null
+    let marker = null
     try {
       marker = await readExitMarker(this.paths, id)
     } catch (error) {
       this.#ownerError(id, error)
     }
-    const liveness = ownerLiveness(original)
-    const cause: Cause = marker !== null ? 'exited' : original.kind === 'daemon' ? 'daemon' : liveness === 'dead' ? 'gone' : 'stale'
-    const reason = marker !== null ? exitReason(marker) : `process gone: pid ${original.pid}`
+    const plan = planAdoption({ snapshot, marker, liveness: ownerLiveness(original), mine: (hash) => actor.run(hash) })
     // A daemon's Python-Aim runs: their first sights and notified idx carry on here, and are
-    // made durable by the flush below, before its snapshot is retired.
-    if (original.kind === 'daemon' && snapshot.extra['checkins'] !== undefined) {
+    // made durable by the commit below, before its snapshot is retired.
+    if (plan.absorbCheckins) {
       try {
         session.aim.absorb(snapshot.extra['checkins'])
       } catch (error) {
@@ -489,7 +415,7 @@ export class RepoWatch {
       }
     }
     // Its outbox first, so that keys it already delivered are known before any event is made.
-    if (snapshot.outbox !== null && snapshot.outbox !== undefined) {
+    if (plan.absorbOutbox) {
       try {
         await runtime.delivery.absorb(snapshot.outbox)
       } catch (error) {
@@ -499,38 +425,32 @@ export class RepoWatch {
     const now = this.#options.clock.now()
     let failed = 0
     let carried = 0
-    for (const run of snapshot.runs) {
-      // Finished or failed already: its owner dealt with it; never reported again.
-      if (!isActive(run)) continue
-      const mine = actor.run(run.hash)
-      if (mine !== undefined && mine.startedAt === run.startedAt && (!isActive(mine) || mine.lastProgressAt >= run.lastProgressAt)) continue
-      // The exit marker lists what the training code had not ended; a run missing from it
-      // ended before the exit (its last message to the actor was lost with the process).
-      if (marker !== null && !marker.unfinishedRuns.includes(run.hash)) continue
-      actor.adopt(run)
-      if (cause === 'exited' || cause === 'gone') {
-        actor.fail(run.hash, now, reason)
+    for (const step of plan.runs) {
+      if (step.action === 'skip') continue
+      actor.adopt(step.run)
+      if (step.action === 'fail') {
+        actor.fail(step.run.hash, now, step.reason)
         failed++
       } else {
         carried++
       }
     }
-    await writer.flush()
+    await owner.commit()
     this.#options.log.info('adopted', {
       repo: this.root,
       owner: id,
       kind: original.kind,
       pid: original.pid,
       host: original.host,
-      cause,
+      cause: plan.cause,
       generation: adoption.generation,
       failed,
       carried,
-      ...(cause === 'exited' || cause === 'gone' ? { reason } : {}),
+      ...(plan.cause === 'exited' || plan.cause === 'gone' ? { reason: plan.reason } : {}),
     })
     // The marker goes before the snapshot: a marker must never outlive its snapshot.
     if (marker !== null) removeExitMarker(this.paths, id)
-    if (cause === 'stale') await this.#tombstone(session, adoption, original, now)
+    if (plan.afterwards === 'tombstone') await this.#tombstone(session, adoption, original, now)
     else await retireSnapshot(adoption.lease)
   }
 
@@ -546,15 +466,13 @@ export class RepoWatch {
   }
 
   async #retireTombstones(session: Session): Promise<void> {
-    const now = this.#options.clock.now()
-    for (const [id, tombstone] of session.tombstones) {
-      if (tombstone.lease.lost) {
-        session.tombstones.delete(id)
-        continue
-      }
-      if (ownerLiveness(tombstone.owner) !== 'dead' && now - tombstone.since < this.#options.tombstoneMs) continue
+    const states = [...session.tombstones].map(([id, t]) => ({ id, since: t.since, liveness: ownerLiveness(t.owner), lost: t.lease.lost }))
+    const { forget, retire } = planTombstones(states, this.#options.clock.now(), this.#options.tombstoneMs)
+    for (const id of forget) session.tombstones.delete(id)
+    for (const id of retire) {
+      const tombstone = session.tombstones.get(id)
       session.tombstones.delete(id)
-      await retireSnapshot(tombstone.lease).catch((error: unknown) => this.#ownerError(id, error))
+      if (tombstone !== undefined) await retireSnapshot(tombstone.lease).catch((error: unknown) => this.#ownerError(id, error))
     }
   }
 
@@ -564,7 +482,10 @@ export class RepoWatch {
    */
   async #markerOnly(session: Session, id: string): Promise<void> {
     const marker = await readExitMarker(this.paths, id)
-    if (marker === null || ownerLiveness(marker.owner) === 'alive') return
+    if (marker === null) return
+    const { actor } = session.runtime
+    const plan = planMarkerOnly(marker, ownerLiveness(marker.owner), (hash) => actor.run(hash))
+    if (plan === null) return
     const path = exitMarkerPath(this.layout, id)
     const claimed = `${path}.taken-${this.#options.owner.id}`
     try {
@@ -573,62 +494,39 @@ export class RepoWatch {
       return // another daemon claimed it
     }
     const now = this.#options.clock.now()
-    const reason = exitReason(marker)
-    let failed = 0
-    for (const hash of marker.unfinishedRuns) {
-      const mine = session.runtime.actor.run(hash)
-      if (mine !== undefined && !isActive(mine)) continue
-      session.runtime.actor.adopt(
-        mine ?? { hash, status: 'running', startedAt: marker.owner.startTime, lastProgressAt: marker.exitedAt, expectNextIn: 0, deadlineAt: null, grace: 0, episode: 0 },
-      )
-      session.runtime.actor.fail(hash, now, reason)
-      failed++
+    for (const run of plan.fail) {
+      actor.adopt(run)
+      actor.fail(run.hash, now, plan.reason)
     }
-    await session.writer.flush()
-    this.#options.log.info('adopted', { repo: this.root, owner: id, kind: marker.owner.kind, pid: marker.owner.pid, host: marker.owner.host, cause: 'exited', failed, carried: 0, reason })
+    await session.owner.commit()
+    this.#options.log.info('adopted', { repo: this.root, owner: id, kind: marker.owner.kind, pid: marker.owner.pid, host: marker.owner.host, cause: 'exited', failed: plan.fail.length, carried: 0, reason: plan.reason })
     await rm(claimed, { force: true })
   }
 
-  /**
-   * Runs we carry on that their owner reports again, from a live snapshot of its own (it was
-   * only frozen and re-established itself): given back. A stall we declared is closed by a
-   * `recovered` (once per episode, like any recovery), not a second stall from the owner.
-   */
-  async #handBack(session: Session, live: Snapshot[]): Promise<void> {
+  /** Gives back the runs their live owners report again (see {@link planHandBack}). */
+  async #handBack(session: Session, live: Parameters<typeof planHandBack>[0]): Promise<void> {
     const { actor } = session.runtime
-    let changed = false
-    for (const snapshot of live) {
-      for (const run of snapshot.runs) {
-        if (!isActive(run)) continue
-        const mine = actor.run(run.hash)
-        if (mine === undefined || !isActive(mine) || run.startedAt < mine.startedAt) continue
-        if (run.startedAt === mine.startedAt) {
-          if (run.lastProgressAt <= mine.lastProgressAt) continue
-          actor.progress(run.hash, run.lastProgressAt, run.expectNextIn)
-        }
-        actor.forget(run.hash)
-        changed = true
-        this.#options.log.info('handed-back', { repo: this.root, hash: run.hash, owner: snapshot.owner.id, pid: snapshot.owner.pid, host: snapshot.owner.host })
-      }
+    const plans = planHandBack(live, (hash) => actor.run(hash))
+    for (const plan of plans) {
+      if (plan.progress !== null) actor.progress(plan.hash, plan.progress.at, plan.progress.expectNextIn)
+      actor.forget(plan.hash)
+      this.#options.log.info('handed-back', { repo: this.root, hash: plan.hash, owner: plan.owner.id, pid: plan.owner.pid, host: plan.owner.host })
     }
-    if (changed) await session.writer.flush()
+    if (plans.length > 0) await session.owner.commit()
   }
 
   /** Forgets runs ended more than `keepEndedMs` ago, so the daemon's snapshot does not grow forever. */
   #prune(session: Session): void {
     const { actor } = session.runtime
+    const { seen, forget } = planPrune(actor.runs(), session.endedAt, this.#options.clock.now(), this.#options.keepEndedMs)
     const now = this.#options.clock.now()
+    for (const hash of seen) session.endedAt.set(hash, now)
     let changed = false
-    for (const run of actor.runs()) {
-      if (isActive(run)) continue
-      const endedAt = session.endedAt.get(run.hash)
-      if (endedAt === undefined) session.endedAt.set(run.hash, now)
-      else if (now - endedAt > this.#options.keepEndedMs) {
-        session.endedAt.delete(run.hash)
-        changed = actor.forget(run.hash) || changed
-      }
+    for (const hash of forget) {
+      session.endedAt.delete(hash)
+      changed = actor.forget(hash) || changed
     }
-    if (changed) session.writer.markDirty()
+    if (changed) session.owner.changed()
   }
 
   #logError(event: string, error: unknown, fields: Record<string, string> = {}): void {

@@ -1,11 +1,11 @@
 /**
  * The outbox: accepted notifications, their delivery, retries and backoff. Pure and
- * clock-injected: it owns no files and no threads; the owner (the repo actor) gives it the
- * current notifiers and a `persist` function that writes {@link OutboxState} durably.
+ * clock-injected: it owns no files and no threads; its owner gives it the current notifiers, a
+ * `commit` that makes {@link OutboxState} durable, and "may I act?".
  *
  * Guarantees:
  * - Durable before acknowledged: `accept()` resolves, and the first send starts, only after
- *   `persist` has stored the new items; each outcome is persisted before it is reported and
+ *   `commit` has stored the new items; each outcome is persisted before it is reported and
  *   before the next item is sent. A process that dies loses nothing it accepted (a send cut off
  *   mid-flight may be repeated by the next owner: at-least-once).
  * - Once per (event key, notifier): a key pending or settled (delivered, failed, dropped) for a
@@ -46,11 +46,18 @@ export interface DeliveryOptions {
    */
   notifiers(): readonly Notifier[]
   /**
-   * Stores the state durably. Awaited after `accept()` queued items and after every outcome,
+   * Makes the outbox's current state ({@link DeliveryEngine.state}) durable: the owner writes it
+   * with the rest of its snapshot. Awaited after `accept()` queued items and after every outcome,
    * before acknowledging or sending on. Calls never overlap; a rejection is reported to
    * `onPersistError` and delivery carries on (sending from memory beats not sending).
    */
-  persist(state: OutboxState): Promise<void>
+  commit(): Promise<void>
+  /**
+   * May the owner act now? Asked at the moment of every send, after any wait: an owner that was
+   * frozen and whose runs were adopted meanwhile must not send what its adopter sends. When it
+   * answers false, nothing more is sent and the items stay as they are. Default: always.
+   */
+  mayAct?(): boolean
   /** The time limit of one attempt; the attempt is then aborted and counted as transient. Default 10 000 ms. */
   timeoutMs?: number
   /** Waits between attempts. A server's `Retry-After` is honoured when longer. */
@@ -68,7 +75,7 @@ export interface DeliveryOptions {
   random?: () => number
   /** Told of every outcome, after it is persisted. Must not throw. */
   onOutcome?(report: DeliveryReport): void
-  /** Told when `persist` rejects. */
+  /** Told when `commit` rejects. */
   onPersistError?(error: unknown): void
 }
 
@@ -202,7 +209,7 @@ export class DeliveryEngine {
   /**
    * Queues an event for every enabled notifier that wants it and has not had its key, persists,
    * then starts sending. Resolves with the ids of the notifiers it was queued for. Rejects with
-   * `AIM_STATUS_CLOSED` after close, or with `persist`'s error (the items are sent anyway).
+   * `AIM_STATUS_CLOSED` after close, or with `commit`'s error (the items are sent anyway).
    */
   async accept(event: RunEvent): Promise<string[]> {
     if (this.#closing !== null) throw new AimStatusError(ErrorCodes.CLOSED, 'The outbox is closed')
@@ -321,6 +328,12 @@ export class DeliveryEngine {
    * {@link state} is final. Safe to call twice.
    */
   close(): Promise<void> {
+    this.#stopActing()
+    return this.#closing as Promise<void>
+  }
+
+  /** No more waits or sends: close, or an owner that may no longer act. */
+  #stopActing(): void {
     if (this.#closing === null) {
       for (const lane of this.#lanes.values()) {
         this.#disarm(lane)
@@ -329,7 +342,6 @@ export class DeliveryEngine {
       const sends = [...this.#lanes.values()].map((lane) => lane.sending)
       this.#closing = Promise.all(sends).then(() => this.#persistTail)
     }
-    return this.#closing
   }
 
   #restore(state: OutboxState): void {
@@ -427,6 +439,11 @@ export class DeliveryEngine {
       await this.#saveThenReport(this.#dropLane(lane, notifier))
       return
     }
+    // The moment of acting: a fenced-off owner stops here, its items left for the adopter.
+    if (!(this.#options.mayAct?.() ?? true)) {
+      this.#stopActing()
+      return
+    }
     item.budgetFrom ??= this.#clock.now()
     const outcome = await this.#send(lane, notifier, item)
     if (this.#closing !== null && outcome.kind !== 'delivered') return // interrupted, not failed: stays pending as it was
@@ -519,7 +536,7 @@ export class DeliveryEngine {
     if (this.#persistQueued !== null) return this.#persistQueued
     const write = this.#persistTail.then(() => {
       this.#persistQueued = null
-      return this.#options.persist(this.state())
+      return this.#options.commit()
     })
     this.#persistQueued = write
     this.#persistTail = write.catch((error: unknown) => this.#options.onPersistError?.(error))
@@ -541,7 +558,7 @@ function checkOptions(options: DeliveryOptions): DeliveryOptions {
   if (clock === null || typeof clock !== 'object' || typeof clock.now !== 'function' || typeof clock.setTimer !== 'function') {
     throw new InvalidOptionError('Expected `clock` to be a Clock ({ now, setTimer, clearTimer })')
   }
-  for (const name of ['notifiers', 'persist'] as const) {
+  for (const name of ['notifiers', 'commit'] as const) {
     if (typeof options[name] !== 'function') throw new InvalidOptionError(`Expected \`${name}\` to be a function, got ${describeValue(options[name])}`)
   }
   const positive = (name: string, value: unknown, min = 1): void => {

@@ -9,6 +9,8 @@
  *   owners/<ownerId>.json.corrupt-<t> an unreadable snapshot, set aside at time t
  *   exits/<ownerId>.json              exit marker: the owner's process exited with unfinished runs
  *   daemon.lock/                      the daemon's lock: one aim-watcher per repo
+ *   daemon.fence-<n>                  generation n of the daemon's lock
+ *   aim-lock.json                     which daemon holds Python Aim's watcher.lock, through which helper
  * ```
  * Every name built from an id goes through {@link safeChild}.
  * @module
@@ -40,6 +42,16 @@ export function statusLayout(paths: Pick<RepoPaths, 'status'>): StatusLayout {
     exits: join(paths.status, 'exits'),
     daemonLock: join(paths.status, 'daemon.lock'),
   }
+}
+
+/** Where the daemon's sender lease lives: proper-lockfile locks `<status>/daemon` as `<status>/daemon.lock/`. */
+export function daemonLeasePath(layout: StatusLayout): string {
+  return join(layout.status, 'daemon')
+}
+
+/** Who holds Python Aim's watcher lock for which of our daemons (`status/aim-lock.json`). */
+export function aimLockRecordPath(layout: StatusLayout): string {
+  return join(layout.status, 'aim-lock.json')
 }
 
 /** `owners/<ownerId>.json`; throws `AIM_STATUS_INVALID_ID` for an unsafe id. */

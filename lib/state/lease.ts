@@ -11,6 +11,12 @@
  * `onCompromised` (its lock is gone or no longer its own) and from {@link Lease.assertGeneration},
  * which every snapshot write calls just before its rename; from then on it stops acting
  * (`AIM_STATUS_LEASE_LOST`).
+ *
+ * "May I act?" is {@link Lease.confirm}. Besides looking for a newer generation, it guards the
+ * moment a frozen holder wakes up: an adopter decides from the lock's age, then claims the next
+ * generation, so a holder whose last refresh is older than half the stale period may be judged
+ * orphaned at this very moment. Such a holder claims the next generation itself before acting
+ * (`O_EXCL`, like any claim): exactly one of it and the adopter wins, and the loser knows.
  * @module
  */
 import fs from 'node:fs'
@@ -55,11 +61,18 @@ export interface Lease {
   readonly path: string
   /** Who holds it. */
   readonly holder: OwnerInfo
-  /** The fencing generation this holder claimed. */
+  /** The fencing generation this holder claimed last (raised by {@link confirm} after a long pause). */
   readonly generation: number
   /** True once the lease is lost: the holder must stop acting on the snapshot's runs. */
   readonly lost: boolean
-  /** Throws `AIM_STATUS_LEASE_LOST` when a newer generation exists or the lock was compromised. */
+  /**
+   * May the holder act now? False (and the lease marked lost) when a newer generation exists or
+   * the lock was compromised. When the lease was last confirmed (locked, refreshed or
+   * re-claimed) longer ago than half its stale period, an adopter may be claiming it right now:
+   * the holder then claims the next generation itself, and acts only if it won that claim.
+   */
+  confirm(): boolean
+  /** Throws `AIM_STATUS_LEASE_LOST` unless {@link confirm} says the holder may act. */
   assertGeneration(): void
   /**
    * Releases the lock (never one that is no longer ours) and ages the fence, so that a snapshot
@@ -121,20 +134,51 @@ function leaseLost(path: string, why: string): AimStatusError {
 class FencedLease implements Lease {
   readonly path: string
   readonly holder: OwnerInfo
-  readonly generation: number
+  readonly #staleMs: number
+  #generation: number
   #onLost: ((error: AimStatusError) => void) | undefined
   #lostError: AimStatusError | null = null
   #unlock: (() => Promise<void>) | null = null
+  /** Wall-clock ms (what others judge the lock's age by) of the last lock, refresh or claim. */
+  #confirmedAt = Date.now()
 
-  constructor(path: string, holder: OwnerInfo, generation: number, onLost: LeaseOptions['onLost']) {
+  constructor(path: string, holder: OwnerInfo, generation: number, staleMs: number, onLost: LeaseOptions['onLost']) {
     this.path = path
     this.holder = holder
-    this.generation = generation
+    this.#generation = generation
+    this.#staleMs = staleMs
     this.#onLost = onLost
+  }
+
+  get generation(): number {
+    return this.#generation
   }
 
   get lost(): boolean {
     return this.#lostError !== null
+  }
+
+  confirm(): boolean {
+    if (this.superseded()) return false
+    if (Date.now() - this.#confirmedAt <= this.#staleMs / 2) return true
+    // Long enough without a refresh that an adopter may be deciding right now: claim the next
+    // generation first. Winning it keeps every adopter out; losing it means one got in.
+    const next = this.#generation + 1
+    let won: boolean
+    try {
+      won = claimGeneration(this.path, next, this.holder)
+    } catch (error) {
+      // Cannot claim (the folder is gone or unwritable): acting could not be fenced either.
+      this.markLost(`generation ${next} could not be claimed (${(error as Error).message})`)
+      return false
+    }
+    if (!won) {
+      this.markLost(`generation ${next} was claimed by another owner`)
+      return false
+    }
+    this.#generation = next
+    this.#confirmedAt = Date.now()
+    return true
   }
 
   /** Set once the lock is made. */
@@ -161,7 +205,7 @@ class FencedLease implements Lease {
   }
 
   assertGeneration(): void {
-    if (this.superseded()) throw this.#lostError
+    if (!this.confirm()) throw this.#lostError
   }
 
   async release(): Promise<void> {
@@ -197,7 +241,11 @@ class FencedLease implements Lease {
       realpath: fs.realpath,
       utimes: (path: string, atime: Date, mtime: Date, callback: (error: NodeJS.ErrnoException | null) => void) => {
         if (this.superseded()) refuse(callback)
-        else fs.utimes(path, atime, mtime, callback)
+        else
+          fs.utimes(path, atime, mtime, (error) => {
+            if (error === null) this.#confirmedAt = Date.now()
+            callback(error)
+          })
       },
       rmdir: (path: string, callback: (error: NodeJS.ErrnoException | null) => void) => {
         if (this.superseded()) callback(null)
@@ -224,7 +272,7 @@ async function takeLease(snapshotPath: string, holder: OwnerInfo, options: Lease
   // The generation is ours: the previous holder is dead or stale, and no one else can get
   // here for this generation. Remove its lock even if not yet stale (a dead pid's lock).
   await rm(`${snapshotPath}.lock`, { recursive: true, force: true })
-  const lease = new FencedLease(snapshotPath, holder, generation, options.onLost)
+  const lease = new FencedLease(snapshotPath, holder, generation, staleMs, options.onLost)
   let unlock: () => Promise<void>
   try {
     unlock = await lockfile.lock(snapshotPath, {

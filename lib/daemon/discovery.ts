@@ -1,0 +1,108 @@
+/**
+ * Discovery: what a scan finds in a repo's status folder. Lists the owners' snapshots and exit
+ * markers, looks at each snapshot's lease, and reads live training processes' snapshots (parsed
+ * again only when the file changed: every live owner is looked at every poll, and most polls
+ * find nothing new). It decides nothing: the planner does.
+ * @module
+ */
+import { stat } from 'node:fs/promises'
+import { inspectLease, type HolderState } from '../state/lease.js'
+import { listOwnerIds, snapshotPath, type StatusLayout } from '../state/layout.js'
+import { readSnapshot, type Snapshot } from '../state/snapshot.js'
+import { triage, type Triage } from './planner.js'
+
+/** One owner entry and what to do with it. */
+export interface Found {
+  id: string
+  triage: Triage
+  /** The lease, for entries with a snapshot. */
+  holder: HolderState | null
+}
+
+/** What one scan found. */
+export interface Findings {
+  /** Orphaned snapshots to adopt. */
+  orphans: Array<{ id: string; holder: HolderState }>
+  /** Live processes' snapshots (not adopted by anyone). */
+  live: Snapshot[]
+  /** Exit markers whose snapshot is gone. */
+  markerOnly: string[]
+  /** Entries that could not be looked at, with why (one owner never stops the others). */
+  errors: Array<{ id: string; error: unknown }>
+}
+
+/** What {@link Discovery} needs. */
+export interface DiscoveryOptions {
+  layout: StatusLayout
+  staleMs: number
+  /** This daemon's owner id: its own snapshot is never adopted. */
+  selfId: string
+}
+
+/** Scans a repo's status folder; keeps the live snapshots' cache between scans. */
+export class Discovery {
+  readonly #options: DiscoveryOptions
+  /** Live owners' snapshots as last parsed, by owner id, with the file's stamp. */
+  readonly #liveCache = new Map<string, { stamp: string; snapshot: Snapshot | null }>()
+
+  constructor(options: DiscoveryOptions) {
+    this.#options = options
+  }
+
+  /**
+   * Lists and looks at every entry. Rejects (with `AIM_STATUS_INVALID_PATH`) only when a folder
+   * cannot be listed; a bad entry is reported in `errors`.
+   */
+  async scan(isTombstone: (id: string) => boolean, stillOpen: () => boolean = () => true): Promise<Findings> {
+    const { layout, staleMs, selfId } = this.#options
+    const ids = await listOwnerIds(layout.owners)
+    const exitIds = await listOwnerIds(layout.exits)
+    const snapshots = new Set(ids)
+    const findings: Findings = { orphans: [], live: [], markerOnly: [], errors: [] }
+    for (const id of new Set([...ids, ...exitIds])) {
+      if (!stillOpen()) break
+      try {
+        const hasSnapshot = snapshots.has(id)
+        const isSelf = id === selfId
+        const held = !isSelf && isTombstone(id)
+        const path = hasSnapshot ? snapshotPath(layout, id) : null
+        // Our own snapshot and tombstones are skipped without a look at their lease.
+        const holder = path !== null && !isSelf && !held ? await inspectLease(path, { staleMs }) : null
+        switch (triage({ id, hasSnapshot, holder, isSelf, isTombstone: held })) {
+          case 'adopt':
+            findings.orphans.push({ id, holder: holder as HolderState })
+            break
+          case 'live': {
+            const snapshot = await this.#liveSnapshot(id, path as string)
+            if (snapshot !== null && snapshot.adoptedBy === undefined) findings.live.push(snapshot)
+            break
+          }
+          case 'marker-only':
+            findings.markerOnly.push(id)
+            break
+          case 'skip':
+            break
+        }
+      } catch (error) {
+        findings.errors.push({ id, error })
+      }
+    }
+    for (const id of this.#liveCache.keys()) if (!snapshots.has(id)) this.#liveCache.delete(id)
+    return findings
+  }
+
+  async #liveSnapshot(id: string, path: string): Promise<Snapshot | null> {
+    let stamp: string
+    try {
+      const info = await stat(path)
+      stamp = `${info.ino}:${info.size}:${info.mtimeMs}`
+    } catch {
+      return null // retired meanwhile
+    }
+    const cached = this.#liveCache.get(id)
+    if (cached !== undefined && cached.stamp === stamp) return cached.snapshot
+    const snapshot = await readSnapshot(path)
+    this.#liveCache.set(id, { stamp, snapshot })
+    return snapshot
+  }
+}
