@@ -46,6 +46,8 @@ const MAX_SLACK_MS = 1000
 const ACTIVE = 0
 const ENDED = 1
 const CLOSED = 2
+/** Its owner lost the lease while frozen (an adopter watches the run now): re-established by the next report. */
+const DETACHED = 3
 
 /** A watched run. Obtain one with {@link watch} or `Watcher.watch()`. */
 export class Run extends EventEmitter<RunEvents> {
@@ -83,7 +85,7 @@ export class Run extends EventEmitter<RunEvents> {
     this.#postOpen()
   }
 
-  #postOpen(): void {
+  #postOpen(resume = false): void {
     this.#channel.post({
       kind: 'open',
       hash: this.hash,
@@ -91,6 +93,7 @@ export class Run extends EventEmitter<RunEvents> {
       at: this.#openedAt,
       slot: this.#slot,
       checkins: this.#checkins,
+      ...(resume ? { resume: true } : {}),
       ...(this.name !== undefined ? { name: this.name } : {}),
       ...(this.experiment !== undefined ? { experiment: this.experiment } : {}),
     })
@@ -102,12 +105,30 @@ export class Run extends EventEmitter<RunEvents> {
    */
   reopenAfterRestart(): void {
     if (this.#state !== ACTIVE) return
-    this.#postOpen()
+    this.#postOpen(true)
     const at = this.#slot[SLOT_LAST_PROGRESS] as number
     const deadline = this.#slot[SLOT_DEADLINE] as number
     if (at > this.#openedAt) {
       this.#channel.post({ kind: 'progress', hash: this.hash, at, expectNextIn: deadline === Number.POSITIVE_INFINITY ? 0 : (deadline - at) / 1000 })
     }
+  }
+
+  /**
+   * @internal The repo's owner lost its lease while this process was frozen, and an adopter
+   * (the daemon) watches the run now. The run is re-established with a new owner at its next
+   * report, finish or failure: a run that reports again is handed back, one that never does
+   * stays the adopter's (re-establishing it now, with its last promise long expired, would
+   * declare the stall the adopter already declared).
+   */
+  detach(): void {
+    if (this.#state === ACTIVE) this.#state = DETACHED
+  }
+
+  /** A detached run comes back: opened again with the new owner, the report that follows sent. */
+  #reestablish(): void {
+    this.#state = ACTIVE
+    this.#sentDeadline = Number.NaN
+    this.#postOpen(true)
   }
 
   /** The run's status as last reported by its watcher. */
@@ -122,7 +143,10 @@ export class Run extends EventEmitter<RunEvents> {
   reportProgress(expectNextIn = 0): void {
     // One comparison rejects negatives, NaN, infinities and non-numbers alike.
     if (!(typeof expectNextIn === 'number' && expectNextIn >= 0 && expectNextIn <= MAX_SECONDS)) throw badExpect(expectNextIn)
-    if (this.#state !== ACTIVE) throw this.#endedError('reportProgress')
+    if (this.#state !== ACTIVE) {
+      if (this.#state !== DETACHED) throw this.#endedError('reportProgress')
+      this.#reestablish()
+    }
     const now = monotonicNow()
     const deadline = expectNextIn === 0 ? Number.POSITIVE_INFINITY : now + expectNextIn * 1000
     const slot = this.#slot
@@ -139,6 +163,7 @@ export class Run extends EventEmitter<RunEvents> {
 
   /** Reports that the run finished successfully. Resolves once the watcher has recorded it. */
   async reportSuccessfulFinish(): Promise<void> {
+    if (this.#state === DETACHED) this.#reestablish()
     if (this.#state !== ACTIVE) throw this.#endedError('reportSuccessfulFinish')
     this.#state = ENDED
     this.#channel.post({ kind: 'finish', hash: this.hash, at: monotonicNow() })
@@ -148,6 +173,7 @@ export class Run extends EventEmitter<RunEvents> {
   /** Reports that the run failed. Resolves once the watcher has recorded it (and notifiers were told). */
   async reportFailure(reason = 'reported failure'): Promise<void> {
     if (typeof reason !== 'string') throw new InvalidOptionError(`Expected \`reason\` to be a string, got ${describeValue(reason)}`)
+    if (this.#state === DETACHED) this.#reestablish()
     if (this.#state !== ACTIVE) throw this.#endedError('reportFailure')
     this.#state = ENDED
     this.#channel.post({ kind: 'fail', hash: this.hash, at: monotonicNow(), reason: reason.slice(0, 2000) })

@@ -10,6 +10,8 @@ import type { NotifierEntry, RunEvent, RunInfo } from './notify/contract.js'
 import type { DeliveryReport } from './notify/delivery-report.js'
 import { repoPaths, resolveRepoRoot } from './repo.js'
 import { installExitMarker } from './state/exit-marker.js'
+import { holdsNewestGeneration } from './state/fence.js'
+import { snapshotPath, statusLayout } from './state/layout.js'
 import type { OwnerInfo } from './state/owner.js'
 import { resolveWatchOptions, resolveWatcherOptions, type WatchOptions, type WatcherOptions } from './options.js'
 import { ActorHost } from './actor/host.js'
@@ -266,15 +268,27 @@ export class Watcher extends EventEmitter<WatcherEvents> {
    */
   #onOwner(owner: OwnerInfo): void {
     this.#uninstallExitMarker?.()
-    this.#uninstallExitMarker = installExitMarker(repoPaths(this.root), owner, () => [...this.#unfinished])
+    const paths = repoPaths(this.root)
+    const snapshot = snapshotPath(statusLayout(paths), owner.id)
+    this.#uninstallExitMarker = installExitMarker(paths, owner, () => [...this.#unfinished], () => holdsNewestGeneration(snapshot, owner.id))
   }
 
-  /** The thread died and came back empty: open our runs again so they stay watched. */
+  /**
+   * The thread came back empty with a new owner. After a crash, our runs are opened again at
+   * once so they stay watched. After a lost lease (this process was frozen and a daemon adopted
+   * the runs), each run comes back at its own next report, and the daemon hands it back.
+   */
   #onActorRestart(error: AimStatusError): void {
-    this.emit('error', error)
     const host = this.#host
-    if (host === undefined) return
-    if (this.#notifiers.length > 0) void host.call((control) => control.setNotifiers(this.#notifiers, customTypeNames())).catch(() => undefined)
-    for (const run of this.#runs.values()) run.reopenAfterRestart()
+    if (host !== undefined) {
+      if (this.#notifiers.length > 0) void host.call((control) => control.setNotifiers(this.#notifiers, customTypeNames())).catch(() => undefined)
+      const leaseLost = error.code === ErrorCodes.LEASE_LOST
+      for (const run of this.#runs.values()) {
+        if (leaseLost) run.detach()
+        else run.reopenAfterRestart()
+      }
+    }
+    // Last: a listener that reports at once finds its run ready to be re-established.
+    this.emit('error', error)
   }
 }

@@ -40,6 +40,8 @@ export interface OpenRun {
    * due, so reports that were coalesced away (never sent) still count, to the millisecond.
    */
   slot?: ProgressSlot
+  /** Re-established rather than started (see the `open` message): no `started` event. Default false. */
+  resume?: boolean
 }
 
 export interface ActorOptions {
@@ -99,9 +101,20 @@ export class RepoActor {
       ...(run.experiment !== undefined ? { experiment: run.experiment } : {}),
     }
     this.#runs.set(run.hash, { info, slot: run.slot, queued: Number.POSITIVE_INFINITY })
-    this.#emit('started', info, run.at)
+    if (run.resume !== true) this.#emit('started', info, run.at)
     this.#changed()
     return true
+  }
+
+  /**
+   * Raises a run's episode to at least `episode` (a re-established run continues the count an
+   * adopter reached, so that its next stall is a new episode with a new key).
+   */
+  continueEpisode(hash: string, episode: number): void {
+    const state = this.#runs.get(hash)
+    if (state === undefined || state.info.episode >= episode) return
+    state.info.episode = episode
+    this.#changed()
   }
 
   /**

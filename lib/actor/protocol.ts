@@ -41,6 +41,12 @@ export type HostMessage =
       slot: Float64Array
       /** Write Aim check-ins for the run, so Python's `aim-watcher` sees it. */
       checkins: boolean
+      /**
+       * The run is re-established, not started: its thread was restarted, or its owner lost the
+       * lease while frozen. No `started` event; its episode continues from the highest any
+       * owner of the repo has recorded for it.
+       */
+      resume?: boolean
     }
   | { kind: 'progress'; hash: string; at: number; expectNextIn: number }
   | { kind: 'finish'; hash: string; at: number }

@@ -16,6 +16,7 @@ import { AimStatusError } from '../errors.js'
 import { repoPaths } from '../repo.js'
 import { DurableOwner } from '../owner/durable-owner.js'
 import { snapshotPath, statusLayout } from '../state/layout.js'
+import { highestEpisode } from '../state/snapshot-query.js'
 import { RepoRuntime } from './runtime.js'
 import { registerRemoteTypes } from './custom-types.js'
 import { portEndpoint } from './port-endpoint.js'
@@ -100,8 +101,16 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
             slot: message.slot,
             ...(message.name !== undefined ? { name: message.name } : {}),
             ...(message.experiment !== undefined ? { experiment: message.experiment } : {}),
+            ...(message.resume === true ? { resume: true } : {}),
           })
           if (opened && message.checkins) live.checkins.open(message.hash)
+          if (opened && message.resume === true) {
+            const { hash, at } = message
+            void highestEpisode(statusLayout(repoPaths(startup.root)), hash, at, startup.owner.id).then(
+              (episode) => actor.continueEpisode(hash, episode),
+              (error: unknown) => post({ kind: 'error', error: toPlainError(error) }),
+            )
+          }
           break
         }
         case 'progress':

@@ -87,6 +87,11 @@ export interface AdoptionPlan {
   absorbOutbox: boolean
   /** Retire the snapshot, or hold it emptied as a tombstone (a frozen owner finds its lease lost). */
   afterwards: 'retire' | 'tombstone'
+  /**
+   * Runs we carry that this snapshot shows ended by their owner (re-established after a freeze,
+   * then finished or failed): forgotten without an event, as a hand-back would.
+   */
+  forget: string[]
 }
 
 /** What discovery found about an orphan we now hold the lease of. */
@@ -106,10 +111,14 @@ export function planAdoption(input: AdoptionInput): AdoptionPlan {
   const cause: Cause = marker !== null ? 'exited' : original.kind === 'daemon' ? 'daemon' : liveness === 'dead' ? 'gone' : 'stale'
   const reason = marker !== null ? exitReason(marker) : `process gone: pid ${original.pid}`
   const failing = cause === 'exited' || cause === 'gone'
+  const forget: string[] = []
   const runs = snapshot.runs.map((run): RunPlan => {
-    // Finished or failed already: its owner dealt with it; never reported again.
-    if (!isActive(run)) return { action: 'skip', run, why: 'ended' }
     const mine = input.mine(run.hash)
+    // Finished or failed already: its owner dealt with it; never reported again.
+    if (!isActive(run)) {
+      if (mine !== undefined && isActive(mine) && mine.startedAt === run.startedAt) forget.push(run.hash)
+      return { action: 'skip', run, why: 'ended' }
+    }
     if (mine !== undefined && mine.startedAt === run.startedAt && (!isActive(mine) || mine.lastProgressAt >= run.lastProgressAt)) return { action: 'skip', run, why: 'known' }
     // The exit marker lists what the training code had not ended; a run missing from it ended
     // before the exit (its last message to the actor was lost with the process).
@@ -123,6 +132,7 @@ export function planAdoption(input: AdoptionInput): AdoptionPlan {
     absorbCheckins: original.kind === 'daemon' && snapshot.extra['checkins'] !== undefined,
     absorbOutbox: snapshot.outbox !== null && snapshot.outbox !== undefined,
     afterwards: cause === 'stale' ? 'tombstone' : 'retire',
+    forget,
   }
 }
 
@@ -153,7 +163,7 @@ export interface HandBack {
 
 /**
  * Runs we carry that their owner reports again from a live snapshot of its own (it was only
- * frozen, and re-established itself): handed back. A stall we declared is closed by applying
+ * frozen, and re-established itself), or has ended since: handed back. A stall we declared is closed by applying
  * the owner's newer report first (one `recovered`, as for any recovery), never by a second
  * stall from the owner.
  */
@@ -162,9 +172,14 @@ export function planHandBack(live: readonly Snapshot[], mine: (hash: string) => 
   for (const snapshot of live) {
     if (snapshot.adoptedBy !== undefined) continue
     for (const run of snapshot.runs) {
-      if (!isActive(run)) continue
       const ours = mine(run.hash)
       if (ours === undefined || !isActive(ours) || run.startedAt < ours.startedAt) continue
+      // Re-established and then finished or failed by its owner, which told its notifiers:
+      // ours is forgotten without an event of its own (a finish closes a stall episode too).
+      if (!isActive(run)) {
+        if (run.startedAt === ours.startedAt) plans.push({ hash: run.hash, owner: snapshot.owner, progress: null })
+        continue
+      }
       if (run.startedAt === ours.startedAt) {
         if (run.lastProgressAt <= ours.lastProgressAt) continue
         plans.push({ hash: run.hash, owner: snapshot.owner, progress: { at: run.lastProgressAt, expectNextIn: run.expectNextIn } })

@@ -423,6 +423,10 @@ export class RepoWatch {
       }
     }
     const now = this.#options.clock.now()
+    for (const hash of plan.forget) {
+      actor.forget(hash)
+      this.#options.log.info('handed-back', { repo: this.root, hash, owner: id, pid: original.pid, host: original.host })
+    }
     let failed = 0
     let carried = 0
     for (const step of plan.runs) {

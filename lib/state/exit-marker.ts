@@ -63,7 +63,7 @@ function politeSignalListeners(): number {
  * Records an exit marker when the process exits with unfinished runs. `unfinishedRuns` is
  * called at exit and must be synchronous and cheap. Returns a function that removes the hooks.
  */
-export function installExitMarker(paths: Pick<RepoPaths, 'status'>, owner: OwnerInfo, unfinishedRuns: () => string[]): () => void {
+export function installExitMarker(paths: Pick<RepoPaths, 'status'>, owner: OwnerInfo, unfinishedRuns: () => string[], mayAct: () => boolean = () => true): () => void {
   const path = exitMarkerPath(statusLayout(paths), owner.id)
   let uncaught: string | undefined
   let written = false
@@ -78,6 +78,12 @@ export function installExitMarker(paths: Pick<RepoPaths, 'status'>, owner: Owner
       runs = []
     }
     if (runs.length === 0) return
+    // An owner whose runs were adopted (it was frozen) speaks for them no more.
+    try {
+      if (!mayAct()) return
+    } catch {
+      return
+    }
     const marker: ExitMarker = {
       format: EXIT_MARKER_FORMAT,
       version: 1,

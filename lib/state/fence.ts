@@ -61,6 +61,16 @@ export function readFence(snapshotPath: string, generation: number): FenceRecord
   }
 }
 
+/**
+ * Whether `ownerId` holds the newest generation of a snapshot's lease (or none was ever
+ * claimed): the synchronous form of "may I act?", for the moment a process exits.
+ */
+export function holdsNewestGeneration(snapshotPath: string, ownerId: string): boolean {
+  const generation = highestGeneration(snapshotPath)
+  if (generation === 0) return true
+  return readFence(snapshotPath, generation)?.holder?.id === ownerId
+}
+
 /** Removes every fence of a snapshot (when the snapshot itself is removed). */
 export function removeFences(snapshotPath: string): void {
   const prefix = `${basename(snapshotPath)}.fence-`
