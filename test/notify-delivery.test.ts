@@ -111,6 +111,23 @@ t.test('500 three times then 200: delivered once after 4 attempts, on the backof
   t.comment(`attempt times (ms after accept): ${attemptsAt.join(', ')}`)
 })
 
+t.test('an owner that may no longer act sends nothing more: its items stay for the adopter', async (t) => {
+  const server = await startEndpoint(script(slackReply(503, 'down'), slackReply()))
+  t.teardown(() => server.close())
+  let mayAct = true
+  const h = harness(t, [slackNotifier('s1', server)], { mayAct: () => mayAct })
+  await h.engine.accept(makeEvent('run1'))
+  t.match(await h.nextReport(), { kind: 'retrying' })
+  // Frozen during the wait, and adopted meanwhile: the retry falls due after waking.
+  mayAct = false
+  h.clock.advance(10_000)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(server.requests.length, 1, 'no second attempt')
+  t.equal(h.engine.state().pending.length, 1, 'the item is still pending, as the adopter has it')
+  t.equal(h.clock.pendingTimers, 0, 'nothing left armed')
+  await t.rejects(h.engine.accept(makeEvent('run2')), { code: 'AIM_STATUS_CLOSED' }, 'nothing new is accepted')
+})
+
 t.test('404 no_service is permanent: one attempt, no retry', async (t) => {
   const server = await startEndpoint(() => slackReply(404, 'no_service'))
   t.teardown(() => server.close())

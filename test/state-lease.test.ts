@@ -206,3 +206,42 @@ t.test('20 races of two adopter processes for one orphan: exactly one wins each 
   }
   t.comment(`wins per adopter: ${wins.join(' / ')}`)
 })
+
+/** Blocks this thread for `ms` of real time, as a frozen process would be (no timer runs, no refresh). */
+const freeze = (ms: number): void => {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+}
+
+t.test('confirm(): a holder silent for half its stale period claims the next generation before it acts', async (t) => {
+  const layout = ownersOf(t)
+  const path = snapshotPath(layout, 'confirming')
+  const me = currentOwner('process')
+  const lease = await acquireLease(path, me, { staleMs: 2000 })
+  t.teardown(() => lease.release())
+  t.equal(lease.confirm(), true, 'fresh: may act')
+  t.equal(lease.generation, 1, 'nothing claimed while fresh')
+  freeze(1200)
+  t.equal(lease.confirm(), true, 'won the next generation: may act')
+  t.equal(lease.generation, 2)
+  t.equal(readFence(path, 2)?.holder?.id, me.id, 'the claim is ours')
+  const state = await inspectLease(path, { staleMs: 2000 })
+  t.equal(state.orphaned, false, 'an adopter now sees a fresh claim')
+  t.equal(await adoptOrphan(path, currentOwner('daemon'), { staleMs: 2000 }), null, 'and cannot adopt')
+  t.equal(lease.confirm(), true, 'confirmed just now: no further claim')
+  t.equal(lease.generation, 2)
+})
+
+t.test('confirm(): an adopter that claimed first wins; the woken holder may not act', async (t) => {
+  const layout = ownersOf(t)
+  const path = snapshotPath(layout, 'raced')
+  const lost: string[] = []
+  const lease = await acquireLease(path, currentOwner('process'), { staleMs: 2000, onLost: (error) => lost.push(error.code) })
+  freeze(1200)
+  // What an adopter does while we are frozen: its claim of the next generation is its atomic step.
+  t.equal(claimGeneration(path, 2, currentOwner('daemon')), true)
+  t.equal(lease.confirm(), false, 'fenced off')
+  t.equal(lease.lost, true)
+  t.same(lost, ['AIM_STATUS_LEASE_LOST'], 'told once')
+  t.throws(() => lease.assertGeneration(), { code: 'AIM_STATUS_LEASE_LOST' })
+  t.equal(claimGeneration(path, 3, currentOwner('process')), true, 'generation 3 is not taken by the loser')
+})
