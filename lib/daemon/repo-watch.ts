@@ -26,7 +26,7 @@
  * @module
  */
 import { watch as fsWatch, type FSWatcher } from 'node:fs'
-import { mkdir, rename, rm } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import type { Clock } from '../clock.js'
 import { DEFAULT_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { ErrorCodes, toPlainError } from '../errors.js'
@@ -34,17 +34,16 @@ import { announceWatcher } from '../notify/manage.js'
 import { RepoRuntime, type RuntimeOptions } from '../actor/runtime.js'
 import { DurableOwner } from '../owner/durable-owner.js'
 import { repoPaths, type RepoPaths } from '../repo.js'
-import { readExitMarker, removeExitMarker } from '../state/exit-marker.js'
 import { STATE_FOLDER_MODE } from '../state/files.js'
-import { exitMarkerPath, snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
-import { adoptOrphan, retireSnapshot, type Adoption, type Lease } from '../state/lease.js'
-import { ownerLiveness, type OwnerInfo } from '../state/owner.js'
-import { writeSnapshotAtomic } from '../state/snapshot.js'
+import { snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
+import { adoptOrphan } from '../state/lease.js'
+import type { OwnerInfo } from '../state/owner.js'
 import { AimRuns } from './aim-runs.js'
 import { Discovery } from './discovery.js'
 import type { DaemonLog } from './log.js'
-import { adoptionOrder, planAdoption, planHandBack, planMarkerOnly, planPrune, planTombstones } from './planner.js'
+import { adoptionOrder } from './planner.js'
 import { Sender, type SenderHold } from './sender.js'
+import { Takeover } from './takeover.js'
 
 /** What a {@link RepoWatch} needs; the daemon fills it in from its validated options. */
 export interface RepoWatchOptions {
@@ -74,13 +73,6 @@ export interface RepoWatchOptions {
 /** Where a repo watch is in its life. */
 export type RepoWatchState = 'idle' | 'standby' | 'active' | 'closed'
 
-/** A frozen owner's snapshot, emptied and held so that the owner finds its lease lost on waking. */
-interface Tombstone {
-  lease: Lease
-  owner: OwnerInfo
-  since: number
-}
-
 /** Everything that exists while this daemon is the repo's sender. */
 interface Session {
   hold: SenderHold
@@ -90,9 +82,8 @@ interface Session {
   /** The repo's Python-Aim runs. */
   aim: AimRuns
   watchers: FSWatcher[]
-  tombstones: Map<string, Tombstone>
-  /** When each ended run was first seen ended (for pruning). */
-  endedAt: Map<string, number>
+  /** What is done to other owners' runs. */
+  takeover: Takeover
   /** Hashes held by live Node owners' snapshots, as of the last scan: their check-ins are not announced. */
   nodeHashes: Set<string>
   closed: boolean
@@ -277,7 +268,11 @@ export class RepoWatch {
       })
       await runtime.start()
       await own.commit()
-      const session: Session = { hold, owner: own, runtime, aim, watchers: [], tombstones: new Map(), endedAt: new Map(), nodeHashes, closed: false }
+      const takeover = new Takeover(
+        { root: this.root, paths: this.paths, layout: this.layout, daemonOwner: owner, clock: this.#options.clock, tombstoneMs: this.#options.tombstoneMs, keepEndedMs: this.#options.keepEndedMs, log, ownerError: (id, error) => this.#ownerError(id, error) },
+        { runtime, owner: own, aim },
+      )
+      const session: Session = { hold, owner: own, runtime, aim, takeover, watchers: [], nodeHashes, closed: false }
       this.#session = session
       this.#state = 'active'
       session.watchers = this.#watchFolders()
@@ -340,7 +335,7 @@ export class RepoWatch {
     // idx are for the next daemon): the snapshot is left, released, for the next daemon to adopt
     // at once. Nothing: it is removed.
     await owner.end(() => ({ outstanding: runtime.hasOutstanding() || aim.hasRuns })).catch((error: unknown) => this.#logError('snapshot-error', error))
-    for (const tombstone of session.tombstones.values()) await tombstone.lease.release().catch(() => undefined)
+    await session.takeover.releaseTombstones()
     // Last, so that a standby, once it holds the daemon lease, finds our snapshot released.
     await this.#sender.release(session.hold, graceful).catch((error: unknown) => this.#logError('aim-lock', error))
     if (graceful) this.#options.log.info('stopped', { repo: this.root, runs: runtime.actor.runs().filter((r) => isActive(r.status)).length, aimRuns: aim.runs.size })
@@ -354,28 +349,29 @@ export class RepoWatch {
     }
     let findings
     try {
-      findings = await this.#discovery.scan((id) => session.tombstones.has(id), () => !session.closed)
+      findings = await this.#discovery.scan((id) => session.takeover.isTombstone(id), () => !session.closed)
     } catch (error) {
       this.#logError('state-unreadable', error)
       return
     }
-    await this.#retireTombstones(session)
+    const { takeover } = session
+    await takeover.retireTombstones()
     for (const { id, error } of findings.errors) this.#ownerError(id, error)
     for (const id of findings.markerOnly) {
       if (session.closed) return
-      await this.#markerOnly(session, id).catch((error: unknown) => this.#ownerError(id, error))
+      await takeover.markerOnly(id).catch((error: unknown) => this.#ownerError(id, error))
     }
     for (const { id } of adoptionOrder(findings.orphans)) {
       if (session.closed) return
       try {
         const adoption = await adoptOrphan(snapshotPath(this.layout, id), this.#options.owner, { staleMs: this.#options.staleMs })
-        if (adoption !== null) await this.#takeOver(session, id, adoption)
+        if (adoption !== null) await takeover.adopt(id, adoption)
       } catch (error) {
         this.#ownerError(id, error)
       }
     }
-    if (findings.live.length > 0) await this.#handBack(session, findings.live)
-    this.#prune(session)
+    if (findings.live.length > 0) await takeover.handBack(findings.live)
+    takeover.prune()
     session.nodeHashes.clear()
     for (const snapshot of findings.live) for (const run of snapshot.runs) session.nodeHashes.add(run.hash)
     if (session.closed) return
@@ -390,147 +386,6 @@ export class RepoWatch {
     const code = (error as { code?: unknown }).code
     if (code === ErrorCodes.CORRUPT_FILE) this.#options.log.error('corrupt-state-file', { repo: this.root, owner: id, error: toPlainError(error).message })
     else this.#logError('owner-error', error, { owner: id })
-  }
-
-  /** Carries out the plan for an adopted orphan: its runs and outbox carried on, then its snapshot retired or held. */
-  async #takeOver(session: Session, id: string, adoption: Adoption): Promise<void> {
-    const { runtime, owner } = session
-    const { actor } = runtime
-    const snapshot = adoption.snapshot
-    const original = snapshot.owner
-    let marker = null
-    try {
-      marker = await readExitMarker(this.paths, id)
-    } catch (error) {
-      this.#ownerError(id, error)
-    }
-    const plan = planAdoption({ snapshot, marker, liveness: ownerLiveness(original), mine: (hash) => actor.run(hash) })
-    // A daemon's Python-Aim runs: their first sights and notified idx carry on here, and are
-    // made durable by the commit below, before its snapshot is retired.
-    if (plan.absorbCheckins) {
-      try {
-        session.aim.absorb(snapshot.extra['checkins'])
-      } catch (error) {
-        this.#ownerError(id, error)
-      }
-    }
-    // Its outbox first, so that keys it already delivered are known before any event is made.
-    if (plan.absorbOutbox) {
-      try {
-        await runtime.delivery.absorb(snapshot.outbox)
-      } catch (error) {
-        this.#ownerError(id, error)
-      }
-    }
-    const now = this.#options.clock.now()
-    for (const hash of plan.forget) {
-      actor.forget(hash)
-      this.#options.log.info('handed-back', { repo: this.root, hash, owner: id, pid: original.pid, host: original.host })
-    }
-    let failed = 0
-    let carried = 0
-    for (const step of plan.runs) {
-      if (step.action === 'skip') continue
-      actor.adopt(step.run)
-      if (step.action === 'fail') {
-        actor.fail(step.run.hash, now, step.reason)
-        failed++
-      } else {
-        carried++
-      }
-    }
-    await owner.commit()
-    this.#options.log.info('adopted', {
-      repo: this.root,
-      owner: id,
-      kind: original.kind,
-      pid: original.pid,
-      host: original.host,
-      cause: plan.cause,
-      generation: adoption.generation,
-      failed,
-      carried,
-      ...(plan.cause === 'exited' || plan.cause === 'gone' ? { reason: plan.reason } : {}),
-    })
-    // The marker goes before the snapshot: a marker must never outlive its snapshot.
-    if (marker !== null) removeExitMarker(this.paths, id)
-    if (plan.afterwards === 'tombstone') await this.#tombstone(session, adoption, original, now)
-    else await retireSnapshot(adoption.lease)
-  }
-
-  /**
-   * A frozen (or unreachable) owner's snapshot is not removed but emptied and kept under our
-   * lease: its fences stay, so the owner, if it wakes up, finds a newer generation and stops
-   * acting instead of recreating the file and notifying a second time.
-   */
-  async #tombstone(session: Session, adoption: Adoption, original: OwnerInfo, now: number): Promise<void> {
-    const { lease, snapshot } = adoption
-    await writeSnapshotAtomic(lease.path, { ...snapshot, runs: [], outbox: null, extra: { ...snapshot.extra, runsAdoptedAt: now }, writtenAt: now }, { beforeRename: () => lease.assertGeneration() })
-    session.tombstones.set(original.id, { lease, owner: original, since: now })
-  }
-
-  async #retireTombstones(session: Session): Promise<void> {
-    const states = [...session.tombstones].map(([id, t]) => ({ id, since: t.since, liveness: ownerLiveness(t.owner), lost: t.lease.lost }))
-    const { forget, retire } = planTombstones(states, this.#options.clock.now(), this.#options.tombstoneMs)
-    for (const id of forget) session.tombstones.delete(id)
-    for (const id of retire) {
-      const tombstone = session.tombstones.get(id)
-      session.tombstones.delete(id)
-      if (tombstone !== undefined) await retireSnapshot(tombstone.lease).catch((error: unknown) => this.#ownerError(id, error))
-    }
-  }
-
-  /**
-   * An exit marker whose snapshot is gone (the process never got a lease, or it was retired):
-   * claimed by an atomic rename, so one daemon only reports it.
-   */
-  async #markerOnly(session: Session, id: string): Promise<void> {
-    const marker = await readExitMarker(this.paths, id)
-    if (marker === null) return
-    const { actor } = session.runtime
-    const plan = planMarkerOnly(marker, ownerLiveness(marker.owner), (hash) => actor.run(hash))
-    if (plan === null) return
-    const path = exitMarkerPath(this.layout, id)
-    const claimed = `${path}.taken-${this.#options.owner.id}`
-    try {
-      await rename(path, claimed)
-    } catch {
-      return // another daemon claimed it
-    }
-    const now = this.#options.clock.now()
-    for (const run of plan.fail) {
-      actor.adopt(run)
-      actor.fail(run.hash, now, plan.reason)
-    }
-    await session.owner.commit()
-    this.#options.log.info('adopted', { repo: this.root, owner: id, kind: marker.owner.kind, pid: marker.owner.pid, host: marker.owner.host, cause: 'exited', failed: plan.fail.length, carried: 0, reason: plan.reason })
-    await rm(claimed, { force: true })
-  }
-
-  /** Gives back the runs their live owners report again (see {@link planHandBack}). */
-  async #handBack(session: Session, live: Parameters<typeof planHandBack>[0]): Promise<void> {
-    const { actor } = session.runtime
-    const plans = planHandBack(live, (hash) => actor.run(hash))
-    for (const plan of plans) {
-      if (plan.progress !== null) actor.progress(plan.hash, plan.progress.at, plan.progress.expectNextIn)
-      actor.forget(plan.hash)
-      this.#options.log.info('handed-back', { repo: this.root, hash: plan.hash, owner: plan.owner.id, pid: plan.owner.pid, host: plan.owner.host })
-    }
-    if (plans.length > 0) await session.owner.commit()
-  }
-
-  /** Forgets runs ended more than `keepEndedMs` ago, so the daemon's snapshot does not grow forever. */
-  #prune(session: Session): void {
-    const { actor } = session.runtime
-    const { seen, forget } = planPrune(actor.runs(), session.endedAt, this.#options.clock.now(), this.#options.keepEndedMs)
-    const now = this.#options.clock.now()
-    for (const hash of seen) session.endedAt.set(hash, now)
-    let changed = false
-    for (const hash of forget) {
-      session.endedAt.delete(hash)
-      changed = actor.forget(hash) || changed
-    }
-    if (changed) session.owner.changed()
   }
 
   #logError(event: string, error: unknown, fields: Record<string, string> = {}): void {
