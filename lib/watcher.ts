@@ -6,14 +6,15 @@
  */
 import { EventEmitter } from 'eventemitter3'
 import { AimStatusError, ErrorCodes, fromPlainError } from './errors.js'
-import type { NotifierEntry, RunEvent, RunInfo } from './notify/contract.js'
+import type { NotifierEntry } from './notify/contract.js'
+import type { RunEvent, RunInfo } from './model.js'
 import type { DeliveryReport } from './notify/delivery-report.js'
 import { repoPaths, resolveRepoRoot } from './repo.js'
 import { installExitMarker } from './state/exit-marker.js'
 import type { OwnerInfo } from './state/owner.js'
 import { resolveWatchOptions, resolveWatcherOptions, type WatchOptions, type WatcherOptions } from './options.js'
 import { ActorHost } from './actor/host.js'
-import { ensureDaemon } from './daemon/ensure.js'
+import { ensureDaemon } from './daemon-launch.js'
 import { customTypeNames } from './actor/custom-types.js'
 import {
   addNotifier,
@@ -27,7 +28,7 @@ import {
   type NotifierTestResult,
 } from './notify/manage.js'
 import type { ActorMessage } from './actor/protocol.js'
-import { Run, type RunChannel } from './watch.js'
+import { Run, type RunChannel } from './run.js'
 
 /** The events of a {@link Watcher}. */
 export interface WatcherEvents {

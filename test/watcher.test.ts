@@ -5,7 +5,7 @@ import { Watcher } from '../lib/watcher.js'
 import { tempRepo } from './support/temp-repo.js'
 import { watch } from '../lib/watch.js'
 import { registerNotifierType } from '../lib/notify/registry.js'
-import type { RunEvent } from '../lib/notify/contract.js'
+import type { RunEvent } from '../lib/model.js'
 
 t.test('validation at the edge: each mistake is a coded error naming the option', async (t) => {
   const { repo, closeFirst } = tempRepo(t)

@@ -27,27 +27,21 @@ import { announceWatcher } from '../notify/manage.js'
 import { acquireAimWatcherLock, type AimWatcherLock } from './aim-watcher-lock.js'
 import { watch as fsWatch, type FSWatcher } from 'node:fs'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
-import { join } from 'node:path'
 import type { Clock } from '../clock.js'
 import { DEFAULT_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { ErrorCodes, toPlainError } from '../errors.js'
-import type { RunInfo } from '../notify/contract.js'
+import type { RunInfo } from '../model.js'
 import { RepoRuntime, type RuntimeOptions } from '../actor/runtime.js'
 import { repoPaths, type RepoPaths } from '../repo.js'
 import { readExitMarker, removeExitMarker, type ExitMarker } from '../state/exit-marker.js'
 import { STATE_FOLDER_MODE } from '../state/files.js'
-import { exitMarkerPath, listOwnerIds, snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
+import { daemonLeasePath, exitMarkerPath, listOwnerIds, snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
 import { acquireLease, adoptOrphan, inspectLease, retireSnapshot, type Adoption, type HolderState, type Lease } from '../state/lease.js'
 import { ownerLiveness, type OwnerInfo } from '../state/owner.js'
 import { readSnapshot, writeSnapshotAtomic, type Snapshot } from '../state/snapshot.js'
 import { SnapshotWriter } from '../state/snapshot-writer.js'
 import { AimRuns } from './aim-runs.js'
 import type { DaemonLog } from './log.js'
-
-/** Where the daemon lease lives: proper-lockfile locks `<status>/daemon` as `<status>/daemon.lock/`. */
-export function daemonLeasePath(layout: StatusLayout): string {
-  return join(layout.status, 'daemon')
-}
 
 /** What a {@link RepoWatch} needs; the daemon fills it in from its validated options. */
 export interface RepoWatchOptions {

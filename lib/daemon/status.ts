@@ -6,13 +6,12 @@
  */
 import { readFile } from 'node:fs/promises'
 import { monotonicNow } from '../clock.js'
-import type { RunInfo } from '../notify/contract.js'
+import type { RunInfo } from '../model.js'
 import { repoPaths } from '../repo.js'
 import { inspectLease, DEFAULT_STALE_MS } from '../state/lease.js'
-import { listOwnerIds, snapshotPath, statusLayout } from '../state/layout.js'
+import { daemonLeasePath, listOwnerIds, snapshotPath, statusLayout } from '../state/layout.js'
 import type { OwnerKind } from '../state/owner.js'
 import { parseSnapshot } from '../state/snapshot.js'
-import { daemonLeasePath } from './repo-watch.js'
 
 /** How a snapshot's holder looks: running, dead (pid gone on this host), or stale (lease untouched). */
 export type HolderStatus = 'alive' | 'dead' | 'stale'

@@ -8,7 +8,7 @@
  *   owners/<ownerId>.json.tmp-<rand>  a snapshot being written (renamed over the snapshot when durable)
  *   owners/<ownerId>.json.corrupt-<t> an unreadable snapshot, set aside at time t
  *   exits/<ownerId>.json              exit marker: the owner's process exited with unfinished runs
- *   daemon.lock/                      the daemon's lock: one aim-watcher per repo
+ *   daemon.lock/                      the daemon's lease: one aim-watcher per repo (see {@link daemonLeasePath})
  * ```
  * Every name built from an id goes through {@link safeChild}.
  * @module
@@ -40,6 +40,14 @@ export function statusLayout(paths: Pick<RepoPaths, 'status'>): StatusLayout {
     exits: join(paths.status, 'exits'),
     daemonLock: join(paths.status, 'daemon.lock'),
   }
+}
+
+/**
+ * Where the daemon lease lives: proper-lockfile locks `<status>/daemon` as `<status>/daemon.lock/`
+ * (the {@link StatusLayout.daemonLock} folder).
+ */
+export function daemonLeasePath(layout: StatusLayout): string {
+  return join(layout.status, 'daemon')
 }
 
 /** `owners/<ownerId>.json`; throws `AIM_STATUS_INVALID_ID` for an unsafe id. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises'
-import type { RunInfo, RunStatus } from '../notify/contract.js'
+import type { RunInfo, RunStatus } from '../model.js'
 import { checkRunHash } from '../repo.js'
 import { AimStatusError, ErrorCodes, describeValue } from '../errors.js'
 import { CorruptFileError, setAside, unreadableError, writeFileAtomic } from './files.js'
