@@ -22,6 +22,7 @@ export {
   InvalidOptionError,
   OutOfRangeError,
   InvalidIdError,
+  CorruptFileError,
 } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export type { NotifierEntry, Notifier, NotifierType, NotifierContext, DeliveryOutcome } from './notify/contract.js'
