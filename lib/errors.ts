@@ -36,6 +36,8 @@ export const ErrorCodes = {
   LOCKED: 'AIM_STATUS_LOCKED',
   /** This owner lost its lease (a newer generation adopted its runs). */
   LEASE_LOST: 'AIM_STATUS_LEASE_LOST',
+  /** A message between threads of an unknown kind (a thread of another version of the package). */
+  UNKNOWN_MESSAGE: 'AIM_STATUS_UNKNOWN_MESSAGE',
 } as const
 
 /** One of {@link ErrorCodes}' values. */
@@ -108,6 +110,7 @@ export const ERROR_CLASSES: { readonly [C in ErrorCode]: typeof AimStatusError |
   [ErrorCodes.CORRUPT_FILE]: CorruptFileError,
   [ErrorCodes.LOCKED]: AimStatusError,
   [ErrorCodes.LEASE_LOST]: AimStatusError,
+  [ErrorCodes.UNKNOWN_MESSAGE]: AimStatusError,
 }
 
 /** An error of the class {@link ERROR_CLASSES} gives for `code`. */
