@@ -14,6 +14,9 @@ import {
   type RunEvent,
 } from '../lib/model.js'
 import { webhookDocument } from '../lib/notify/types/webhook.js'
+import { addNotifier, testNotifiers } from '../lib/notify/manage.js'
+import { startEndpoint } from './support/fake-endpoints.js'
+import { tempRepo } from './support/temp-repo.js'
 
 t.test('eventKey builds the documented formats', async (t) => {
   t.equal(eventKey({ source: 'node', hash: 'a1b2c3', startedAt: 1718000000000, kind: 'started' }), 'a1b2c3@1718000000000/started')
@@ -68,6 +71,16 @@ t.test('the keys events carry are the builder\'s, and the webhook document carri
   const aim = checkinEvent({ kind: 'stalled', hash: 'py1', idx: 4, flag: 'check_in', expectNextIn: 5, firstSeenAt: 1000, at: 40_000, overdueSeconds: 4, alreadyNotified: false }, { repo: '/r', host: 'h', pid: 1, graceSeconds: 30 })
   t.equal(aim.key, 'py1@aim/stalled/4')
   t.same(parseEventKey(aim.key), { source: 'aim', hash: 'py1', kind: 'stalled', idx: 4 })
+})
+
+t.test("a notifier test's webhook document carries a key of the documented format", async (t) => {
+  const endpoint = await startEndpoint(() => ({ status: 204 }))
+  t.teardown(() => endpoint.close())
+  const { repo } = tempRepo(t)
+  await addNotifier(repo, { type: 'webhook', arguments: { url: `${endpoint.base}/hook` } })
+  t.match(await testNotifiers(repo), [{ outcome: { kind: 'delivered' } }])
+  const document = JSON.parse((await endpoint.waitForRequests(1)).body) as { key: string }
+  t.match(parseEventKey(document.key), { source: 'node', hash: 'notifier_test', kind: 'stalled', episode: 1 })
 })
 
 t.test('a progress slot starts with its time and no deadline', async (t) => {
