@@ -26,7 +26,7 @@ export {
 } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export type { NotifierEntry, Notifier, NotifierType, NotifierContext, DeliveryOutcome } from './notify/contract.js'
-export type { RunEvent, RunEventKind, RunInfo, RunStatus, EventKeyParts } from './model.js'
+export type { RunEvent, RunEventKind, RunInfo, RunStatus, EventKeyParts, EpisodeKind } from './model.js'
 export { AIM_DEFAULT_MESSAGE, DEFAULT_MESSAGES, DEFAULT_NOTIFIER_EVENTS } from './notify/contract.js'
 export { RUN_EVENT_KINDS, eventKey, parseEventKey } from './model.js'
 export type { DeliveryReport } from './notify/delivery-report.js'
