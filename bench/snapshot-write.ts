@@ -7,7 +7,7 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { RunInfo } from '../lib/notify/contract.js'
+import type { RunInfo } from '../lib/model.js'
 import { currentOwner } from '../lib/state/owner.js'
 import { SNAPSHOT_FORMAT, readSnapshot, serializeSnapshot, writeSnapshotAtomic } from '../lib/state/snapshot.js'
 import type { Snapshot } from '../lib/state/snapshot.js'

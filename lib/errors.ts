@@ -1,7 +1,8 @@
 /**
  * Every error this package throws carries a stable `code` (`AIM_STATUS_…`): match on the code,
- * never on the message. Errors cross a thread as plain `{ name, code, message, stack }`, because
- * a class instance sent through `postMessage` arrives as a bare `Error` without its code.
+ * never on the message. Errors cross a thread as plain `{ name, code, message, stack, details }`,
+ * because a class instance sent through `postMessage` arrives as a bare `Error` without its code;
+ * on the other side one table ({@link ERROR_CLASSES}) turns the code back into its class.
  * @module
  */
 
@@ -35,6 +36,8 @@ export const ErrorCodes = {
   LOCKED: 'AIM_STATUS_LOCKED',
   /** This owner lost its lease (a newer generation adopted its runs). */
   LEASE_LOST: 'AIM_STATUS_LEASE_LOST',
+  /** A message between threads of an unknown kind (a thread of another version of the package). */
+  UNKNOWN_MESSAGE: 'AIM_STATUS_UNKNOWN_MESSAGE',
 } as const
 
 /** One of {@link ErrorCodes}' values. */
@@ -68,49 +71,104 @@ export class InvalidIdError extends TypeError {
   readonly code = ErrorCodes.INVALID_ID
 }
 
+/**
+ * A state file that could not be parsed or validated. When it was one of the status folder's
+ * own files, it has been renamed aside (`setAsidePath`) so that it is never read again.
+ */
+export class CorruptFileError extends AimStatusError {
+  override readonly name = 'CorruptFileError'
+  /** The file, when known. */
+  readonly path: string | undefined
+  /** Where the file was set aside; null when it could not be; undefined when it was not tried. */
+  readonly setAsidePath: string | null | undefined
+  constructor(message: string, options: { path?: string; setAsidePath?: string | null; cause?: unknown } = {}) {
+    super(ErrorCodes.CORRUPT_FILE, message, 'cause' in options ? { cause: options.cause } : undefined)
+    this.path = options.path
+    this.setAsidePath = options.setAsidePath
+  }
+}
+
+/** A class of this module whose constructor takes only the message (its code is fixed). */
+type FixedCodeErrorClass = new (message: string) => Error & { readonly code: ErrorCode }
+
+/**
+ * Which class carries each code: the one table an error is rebuilt from when it comes back from
+ * a thread. A code without a class of its own is an {@link AimStatusError}.
+ */
+export const ERROR_CLASSES: { readonly [C in ErrorCode]: typeof AimStatusError | FixedCodeErrorClass } = {
+  [ErrorCodes.INVALID_OPTION]: InvalidOptionError,
+  [ErrorCodes.OUT_OF_RANGE]: OutOfRangeError,
+  [ErrorCodes.INVALID_ID]: InvalidIdError,
+  [ErrorCodes.RUN_ENDED]: AimStatusError,
+  [ErrorCodes.RUN_ALREADY_OPEN]: AimStatusError,
+  [ErrorCodes.CLOSED]: AimStatusError,
+  [ErrorCodes.WORKER_EXITED]: AimStatusError,
+  [ErrorCodes.INVALID_PATH]: AimStatusError,
+  [ErrorCodes.INVALID_NOTIFIER]: AimStatusError,
+  [ErrorCodes.UNKNOWN_NOTIFIER]: AimStatusError,
+  [ErrorCodes.INVALID_TEMPLATE]: AimStatusError,
+  [ErrorCodes.CORRUPT_FILE]: CorruptFileError,
+  [ErrorCodes.LOCKED]: AimStatusError,
+  [ErrorCodes.LEASE_LOST]: AimStatusError,
+  [ErrorCodes.UNKNOWN_MESSAGE]: AimStatusError,
+}
+
+/** An error of the class {@link ERROR_CLASSES} gives for `code`. */
+export function createError(code: ErrorCode, message: string): Error & { readonly code: ErrorCode } {
+  const Class = ERROR_CLASSES[code]
+  return Class === AimStatusError ? new AimStatusError(code, message) : new (Class as FixedCodeErrorClass)(message)
+}
+
+const isErrorCode = (code: string | undefined): code is ErrorCode => code !== undefined && Object.hasOwn(ERROR_CLASSES, code)
+
 /** The plain form of an error, safe to send through `postMessage`. */
 export interface PlainError {
   name: string
   code?: string
   message: string
   stack?: string
+  /** The error's other own fields that are plain values (a CorruptFileError's `path`, say). */
+  details?: Record<string, string | number | boolean | null>
 }
+
+const OWN_FIELDS = new Set(['name', 'code', 'message', 'stack', 'cause'])
 
 /** Turns any thrown value into its plain form. */
 export function toPlainError(error: unknown): PlainError {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code
+    const details: Record<string, string | number | boolean | null> = {}
+    for (const [field, value] of Object.entries(error)) {
+      if (OWN_FIELDS.has(field)) continue
+      if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') details[field] = value
+    }
     return {
       name: error.name,
       message: error.message,
       ...(typeof code === 'string' ? { code } : {}),
       ...(error.stack !== undefined ? { stack: error.stack } : {}),
+      ...(Object.keys(details).length > 0 ? { details } : {}),
     }
   }
   return { name: 'Error', message: String(error) }
 }
 
-/** Rebuilds a coded error from its plain form, choosing the class by `code`. */
+/**
+ * Rebuilds an error from its plain form: a known code comes back as its class from
+ * {@link ERROR_CLASSES}, with its code, message, stack and details; an unknown `AIM_STATUS_`
+ * code (a newer version's) as an {@link AimStatusError}; anything else as an `Error`.
+ */
 export function fromPlainError(plain: PlainError): Error {
   let error: Error
-  switch (plain.code) {
-    case ErrorCodes.INVALID_OPTION:
-      error = new InvalidOptionError(plain.message)
-      break
-    case ErrorCodes.OUT_OF_RANGE:
-      error = new OutOfRangeError(plain.message)
-      break
-    case ErrorCodes.INVALID_ID:
-      error = new InvalidIdError(plain.message)
-      break
-    default:
-      if (plain.code !== undefined && plain.code.startsWith('AIM_STATUS_')) {
-        error = new AimStatusError(plain.code as ErrorCode, plain.message)
-      } else {
-        error = new Error(plain.message)
-        if (plain.code !== undefined) (error as { code?: string }).code = plain.code
-      }
+  if (isErrorCode(plain.code)) {
+    error = createError(plain.code, plain.message)
+  } else if (plain.code?.startsWith('AIM_STATUS_')) {
+    error = new AimStatusError(plain.code as ErrorCode, plain.message)
+  } else {
+    error = new Error(plain.message)
+    if (plain.code !== undefined) (error as { code?: string }).code = plain.code
   }
+  if (plain.details !== undefined) Object.assign(error, plain.details)
   if (plain.stack !== undefined) error.stack = plain.stack
   return error
 }

@@ -9,8 +9,9 @@
  * ```
  * @module
  */
-export { watch, Run } from './watch.js'
-export type { RunEvents } from './watch.js'
+export { watch } from './watch.js'
+export { Run } from './run.js'
+export type { RunEvents } from './run.js'
 export { Watcher } from './watcher.js'
 export type { WatcherEvents } from './watcher.js'
 export type { WatchOptions, WatcherOptions, NotifierSpec } from './options.js'
@@ -21,22 +22,16 @@ export {
   InvalidOptionError,
   OutOfRangeError,
   InvalidIdError,
+  CorruptFileError,
 } from './errors.js'
 export type { ErrorCode } from './errors.js'
-export type {
-  RunEvent,
-  RunEventKind,
-  RunInfo,
-  RunStatus,
-  NotifierEntry,
-  Notifier,
-  NotifierType,
-  NotifierContext,
-  DeliveryOutcome,
-} from './notify/contract.js'
-export { AIM_DEFAULT_MESSAGE, DEFAULT_MESSAGES, DEFAULT_NOTIFIER_EVENTS, RUN_EVENT_KINDS } from './notify/contract.js'
+export type { NotifierEntry, Notifier, NotifierType, NotifierContext, DeliveryOutcome } from './notify/contract.js'
+export type { RunEvent, RunEventKind, RunInfo, RunStatus, EventKeyParts, EpisodeKind } from './model.js'
+export { AIM_DEFAULT_MESSAGE, DEFAULT_MESSAGES, DEFAULT_NOTIFIER_EVENTS } from './notify/contract.js'
+export { RUN_EVENT_KINDS, eventKey, parseEventKey } from './model.js'
 export type { DeliveryReport } from './notify/delivery-report.js'
-export { registerNotifierType, redactSecret } from './notify/registry.js'
+export { registerNotifierType } from './notify/registry.js'
+export { redactSecret } from './notify/redact.js'
 export {
   addNotifier,
   listNotifiers,
@@ -50,7 +45,7 @@ export {
 export type { NotifierListing, NotifierTestResult, TestNotifiersOptions } from './notify/manage.js'
 export { DEFAULT_LOG_LEVEL, announceWatcher } from './notify/manage.js'
 export type { NotifierDeliveryStatus } from './notify/status-file.js'
-export { ensureDaemon } from './daemon/ensure.js'
-export type { EnsureDaemonOptions, EnsureDaemonResult } from './daemon/ensure.js'
+export { ensureDaemon } from './daemon-launch.js'
+export type { EnsureDaemonOptions, EnsureDaemonResult } from './daemon-launch.js'
 export { webhookDocument, signBody, SIGNATURE_HEADER } from './notify/types/webhook.js'
 export type { WebhookDocument } from './notify/types/webhook.js'

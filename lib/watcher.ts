@@ -2,11 +2,18 @@
  * The per-repo `Watcher`: one per repo per process, shared by every run of that repo. It owns
  * the repo's actor thread (through {@link ActorHost}), hands out run handles, routes events to
  * them, and re-emits every run's events, typed, for programs that watch many runs.
+ *
+ * Its lifecycle (drawn in the README): `Watcher.open()` resolves once the thread answers; it is
+ * then open (a thread that dies is restarted, with an `error` event); `close()` is graceful and
+ * a second call joins the first; `destroy()` ends the thread at once; once either has been
+ * called, every other method rejects with `AIM_STATUS_CLOSED`.
  * @module
  */
 import { EventEmitter } from 'eventemitter3'
 import { AimStatusError, ErrorCodes, fromPlainError } from './errors.js'
-import type { NotifierEntry, RunEvent, RunInfo } from './notify/contract.js'
+import { testHooks, type WatcherTestHooks } from './internal.js'
+import type { NotifierEntry } from './notify/contract.js'
+import type { RunEvent, RunInfo } from './model.js'
 import type { DeliveryReport } from './notify/delivery-report.js'
 import { repoPaths, resolveRepoRoot } from './repo.js'
 import { installExitMarker } from './state/exit-marker.js'
@@ -15,7 +22,7 @@ import { snapshotPath, statusLayout } from './state/layout.js'
 import type { OwnerInfo } from './state/owner.js'
 import { resolveWatchOptions, resolveWatcherOptions, type WatchOptions, type WatcherOptions } from './options.js'
 import { ActorHost } from './actor/host.js'
-import { ensureDaemon } from './daemon/ensure.js'
+import { ensureDaemon } from './daemon-launch.js'
 import { customTypeNames } from './actor/custom-types.js'
 import {
   addNotifier,
@@ -29,7 +36,7 @@ import {
   type NotifierTestResult,
 } from './notify/manage.js'
 import type { ActorMessage } from './actor/protocol.js'
-import { Run, type RunChannel } from './watch.js'
+import { Run, type RunChannel } from './run.js'
 
 /** The events of a {@link Watcher}. */
 export interface WatcherEvents {
@@ -65,7 +72,11 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   /** Runs opened here that have neither finished nor failed (a closed handle's run included). */
   #unfinished = new Set<string>()
   #uninstallExitMarker: (() => void) | undefined
-  #closed = false
+  /** `open` until close() or destroy() is called; `closed` once the watcher has let go of everything. */
+  #state: 'open' | 'closing' | 'closed' = 'open'
+  #closing: Promise<void> | undefined
+  /** The entry this watcher has in the per-process table, so that only its own is removed. */
+  #registration: Promise<Watcher> | undefined
   #daemonEnsured: Promise<void> | undefined
 
   private constructor(root: string) {
@@ -93,20 +104,24 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     return watcher
   }
 
-  static async #start(root: string): Promise<Watcher> {
+  static #start(root: string): Promise<Watcher> {
     const watcher = new Watcher(root)
-    watcher.#host = await ActorHost.start({
-      root,
-      notifiers: [],
-      onMessage: (message) => watcher.#onActorMessage(message),
-      onRestart: (error) => watcher.#onActorRestart(error),
-      onOwner: (owner) => watcher.#onOwner(owner),
-    })
-    return watcher
+    watcher.#registration = (async () => {
+      watcher.#host = await ActorHost.start({
+        root,
+        notifiers: [],
+        onMessage: (message) => watcher.#onActorMessage(message),
+        onRestart: (error) => watcher.#onActorRestart(error),
+        onOwner: (owner) => watcher.#onOwner(owner),
+      })
+      return watcher
+    })()
+    return watcher.#registration
   }
 
   /** Starts watching a run of this repo. See `watch()` for the options. */
   async watch(options: WatchOptions = {}): Promise<Run> {
+    this.#assertOpen('watch')
     const resolved = resolveWatchOptions(options)
     if (resolved.keepAlive !== undefined) this.#liveHost().setKeepAlive(resolved.keepAlive)
     if (resolved.daemon) await this.#ensureDaemon()
@@ -168,6 +183,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
    * returns its entry. Running watchers, this one included, use it from the next event on.
    */
   async addNotifier(spec: NotifierSpec): Promise<NotifierEntry> {
+    this.#assertOpen('addNotifier')
     const entry = await addNotifier(this.root, spec)
     // A type registered from code since the thread started must be made known to it.
     const all = this.#notifiers
@@ -177,48 +193,89 @@ export class Watcher extends EventEmitter<WatcherEvents> {
 
   /** The repo's configured notifiers, secrets redacted, with their last delivery or error. */
   async listNotifiers(): Promise<NotifierListing[]> {
+    this.#assertOpen('listNotifiers')
     return listNotifiers(this.root)
   }
 
   /** Enables a configured notifier (`AIM_STATUS_UNKNOWN_NOTIFIER` if there is none with this id). */
   async enableNotifier(id: string): Promise<void> {
+    this.#assertOpen('enableNotifier')
     await enableNotifier(this.root, id)
   }
 
   /** Disables a configured notifier; its pending notifications are dropped. */
   async disableNotifier(id: string): Promise<void> {
+    this.#assertOpen('disableNotifier')
     await disableNotifier(this.root, id)
   }
 
   /** Removes a configured notifier. */
   async removeNotifier(id: string): Promise<void> {
+    this.#assertOpen('removeNotifier')
     await removeNotifier(this.root, id)
   }
 
   /** Sends a test message through every enabled notifier, or the one given, and returns each outcome. */
   async testNotifiers(id?: string): Promise<NotifierTestResult[]> {
+    this.#assertOpen('testNotifiers')
     return testNotifiers(this.root, id)
   }
 
   /**
    * Stops watching: notifications under way are finished, the thread ends. Runs that have not
-   * finished are left as they are (a daemon, if one runs, carries on watching them). Safe to
-   * call twice.
+   * finished are left as they are (a daemon, if one runs, carries on watching them). A second
+   * call returns the first call's promise; every other method rejects with
+   * `AIM_STATUS_CLOSED` from the first call on.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    watchers.delete(this.root)
-    await this.#host?.close()
+  close(): Promise<void> {
+    return (this.#closing ??= this.#close())
+  }
+
+  /**
+   * Stops at once: the thread is terminated without finishing what is under way (a notification
+   * being sent, a snapshot write), and a `close()` in progress ends with it. What the snapshot
+   * already holds stays for a daemon to take over, as after a crash. Safe to call twice.
+   */
+  async destroy(): Promise<void> {
+    if (this.#state === 'closed') return
+    const host = this.#host
+    this.#letGo()
+    await host?.destroy()
+  }
+
+  async #close(): Promise<void> {
+    if (this.#state === 'closed') return
+    this.#state = 'closing'
+    this.#unregister()
+    try {
+      await this.#host?.close()
+    } finally {
+      this.#letGo()
+    }
+  }
+
+  /** Lets go of the thread, the exit marker and the runs; the watcher is closed. */
+  #letGo(): void {
+    this.#state = 'closed'
+    this.#unregister()
     this.#uninstallExitMarker?.()
+    this.#uninstallExitMarker = undefined
     this.#host = undefined
     for (const run of this.#runs.values()) void run.close()
     this.#runs.clear()
   }
 
-  /** @internal Ends the watcher thread as a crash would (tests of supervision). */
-  async terminateThreadForTesting(): Promise<void> {
-    await this.#liveHost().terminateThread()
+  /** A later `Watcher.open()` of this root starts a new watcher. */
+  #unregister(): void {
+    if (watchers.get(this.root) === this.#registration) watchers.delete(this.root)
+  }
+
+  /** @internal */
+  get [testHooks](): WatcherTestHooks {
+    return {
+      terminateThread: () => this.#liveHost()[testHooks].terminateThread(),
+      receiveFromThread: (message) => this.#onActorMessage(message as ActorMessage),
+    }
   }
 
   /** Starts a daemon for this repo unless one holds it (once per watcher). */
@@ -228,8 +285,14 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   }
 
   #liveHost(): ActorHost {
-    if (this.#closed || this.#host === undefined) throw new AimStatusError(ErrorCodes.CLOSED, `The watcher of ${this.root} is closed`)
-    return this.#host
+    this.#assertOpen()
+    return this.#host as ActorHost
+  }
+
+  #assertOpen(method?: string): void {
+    if (this.#state !== 'open' || this.#host === undefined) {
+      throw new AimStatusError(ErrorCodes.CLOSED, `The watcher of ${this.root} is closed${method === undefined ? '' : `: ${method}() after close()`}`)
+    }
   }
 
   async #addNotifiers(entries: NotifierEntry[]): Promise<void> {
@@ -256,8 +319,12 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       case 'error':
         this.emit('error', fromPlainError(message.error))
         break
-      default:
-        throw new Error(`unknown actor message ${JSON.stringify(message)}`)
+      default: {
+        // A thread of another build, say: said as an error event, since a throw here would
+        // land in the port's message listener and take the process down.
+        const kind = (message as { kind?: unknown }).kind
+        this.emit('error', new AimStatusError(ErrorCodes.UNKNOWN_MESSAGE, `The watcher thread of ${this.root} sent a message of unknown kind ${JSON.stringify(kind)?.slice(0, 80)}`))
+      }
     }
   }
 

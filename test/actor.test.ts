@@ -1,7 +1,8 @@
 import t from 'tap'
 import { ManualClock } from '../lib/clock.js'
-import { RepoActor, SLOT_DEADLINE, SLOT_LAST_PROGRESS } from '../lib/actor/actor.js'
-import type { RunEvent } from '../lib/notify/contract.js'
+import { RepoActor } from '../lib/actor/actor.js'
+import { SLOT_DEADLINE, SLOT_LAST_PROGRESS } from '../lib/model.js'
+import type { RunEvent } from '../lib/model.js'
 
 function setup() {
   const clock = new ManualClock()

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
 import { Daemon } from '../lib/daemon/daemon.js'
-import { aimEventKey } from '../lib/daemon/aim-runs.js'
 import { repoPaths } from '../lib/repo.js'
 import { acquireLease } from '../lib/state/lease.js'
 import { snapshotPath, statusLayout } from '../lib/state/layout.js'
@@ -143,7 +142,7 @@ t.test('every fixture leads to its README outcome under the daemon', async (t) =
   const run = { running: 'a1b2c3d4e5f60718293a4b5c', finished: '0f1e2d3c4b5a69788796a5b4', resumed: 'c0ffee00c0ffee00c0ffee00', noexpiry: 'deadbeefdeadbeefdeadbeef', heartbeat: 'feedfacefeedfacefeedface' }
 
   // First sight of each, all at the same instant of the manual clock.
-  t.match(await d.waitEvent(is('started', run.running)), { idx: 6, source: 'aim-checkin', key: aimEventKey(run.running, 'started', 6) })
+  t.match(await d.waitEvent(is('started', run.running)), { idx: 6, source: 'aim-checkin', key: `${run.running}@aim/started/6` })
   t.match(await d.waitEvent(is('finished', run.finished)), { idx: 5 })
   t.match(await d.waitEvent(is('started', run.resumed)), { idx: 4 }, 'resumed: idx 4 is what counts')
   t.match(await d.waitEvent(is('started', run.noexpiry)), { idx: 2 })
@@ -190,7 +189,7 @@ t.test('a synthetic run: stall, recovery by a newer idx, finish, resume with a h
   t.match(await d.waitEvent(is('started', h)), { idx: 2 })
   await d.waitEvent(is('notified', h))
   clock.advance((10 + GRACE) * 1000)
-  t.match(await d.waitEvent(is('stalled', h)), { idx: 2, episode: 2, key: aimEventKey(h, 'stalled', 2) })
+  t.match(await d.waitEvent(is('stalled', h)), { idx: 2, episode: 2, key: `${h}@aim/stalled/2` })
   await d.waitEvent(is('notified', h), 2)
 
   // As Aim's writer does: the new file, then the older one of the same flag removed.

@@ -3,7 +3,7 @@
 // runs, tombstones and ended runs.
 import t from 'tap'
 import { ManualClock } from '../lib/clock.js'
-import type { RunInfo } from '../lib/notify/contract.js'
+import type { RunInfo } from '../lib/model.js'
 import type { ExitMarker } from '../lib/state/exit-marker.js'
 import type { HolderState } from '../lib/state/lease.js'
 import type { OwnerInfo } from '../lib/state/owner.js'

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { ManualClock, systemClock } from '../lib/clock.js'
-import type { Notifier, NotifierEntry, RunEvent, RunEventKind } from '../lib/notify/contract.js'
+import type { Notifier, NotifierEntry } from '../lib/notify/contract.js'
+import type { RunEvent, RunEventKind } from '../lib/model.js'
 import { createNotifier, validateEntry } from '../lib/notify/registry.js'
 import { backoffDelay, DeliveryEngine, DELIVERY_DEFAULTS, type DeliveryOptions, type DeliveryReport, type OutboxState } from '../lib/notify/delivery.js'
 import { slackReply, startEndpoint, type FakeEndpoint, type Reply } from './support/fake-endpoints.js'

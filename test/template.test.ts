@@ -1,6 +1,6 @@
 import t from 'tap'
 import { compileTemplate } from '../lib/notify/template.js'
-import type { RunEvent } from '../lib/notify/contract.js'
+import type { RunEvent } from '../lib/model.js'
 import { AIM_DEFAULT_MESSAGE } from '../lib/notify/contract.js'
 
 const event: RunEvent = {

@@ -1,11 +1,14 @@
 // The Watcher and run handles in this process: real worker threads, short promises.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Watcher } from '../lib/watcher.js'
+import { testHooks } from '../lib/internal.js'
 import { tempRepo } from './support/temp-repo.js'
 import { watch } from '../lib/watch.js'
 import { registerNotifierType } from '../lib/notify/registry.js'
-import type { RunEvent } from '../lib/notify/contract.js'
+import type { RunEvent } from '../lib/model.js'
 
 t.test('validation at the edge: each mistake is a coded error naming the option', async (t) => {
   const { repo, closeFirst } = tempRepo(t)
@@ -126,7 +129,7 @@ t.test('a watcher thread that dies is restarted, says so, and its runs are still
   const run = await watcher.watch({ hash: 'survives_crash', grace: 0.05 })
   run.reportProgress(60)
   const restarted = once(watcher as never, 'error')
-  await watcher.terminateThreadForTesting()
+  await watcher[testHooks].terminateThread()
   const [error] = (await restarted) as [{ code: string }]
   t.equal(error.code, 'AIM_STATUS_WORKER_EXITED')
   t.match(await watcher.run('survives_crash'), { status: 'running', expectNextIn: 60 }, 're-opened with its last promise')
@@ -134,4 +137,79 @@ t.test('a watcher thread that dies is restarted, says so, and its runs are still
   run.reportProgress(0.05)
   await stalled
   t.equal(run.status, 'stalled', 'and its stall is still detected')
+})
+
+/** The leases held in a repo's status folder (proper-lockfile directories). */
+const leases = async (repo: string): Promise<string[]> => (await readdir(join(repo, '.aim', 'status', 'owners')).catch(() => [])).filter((name) => name.endsWith('.lock'))
+
+/** Every public method of a closed watcher rejects with AIM_STATUS_CLOSED. */
+async function assertClosed(t: Test, watcher: Watcher, when: string): Promise<void> {
+  const calls: Array<[string, () => Promise<unknown>]> = [
+    ['watch', () => watcher.watch({ hash: 'too_late' })],
+    ['runs', () => watcher.runs()],
+    ['run', () => watcher.run('x')],
+    ['flush', () => watcher.flush()],
+    ['activeNotifiers', () => watcher.activeNotifiers()],
+    ['addNotifier', () => watcher.addNotifier({ type: 'logger' })],
+    ['listNotifiers', () => watcher.listNotifiers()],
+    ['enableNotifier', () => watcher.enableNotifier('x')],
+    ['disableNotifier', () => watcher.disableNotifier('x')],
+    ['removeNotifier', () => watcher.removeNotifier('x')],
+    ['testNotifiers', () => watcher.testNotifiers()],
+  ]
+  for (const [name, call] of calls) await t.rejects(call(), { code: 'AIM_STATUS_CLOSED' }, `${name}() ${when}`)
+}
+
+t.test('close() twice: the second call is the first one, and resolves only once the thread has let go', async (t) => {
+  const { repo, closeFirst } = tempRepo(t)
+  const watcher = await Watcher.open({ repo })
+  closeFirst(() => watcher.close())
+  await watcher.watch({ hash: 'closing_twice' })
+  t.equal((await leases(repo)).length, 1, 'the thread holds its lease')
+  const first = watcher.close()
+  const second = watcher.close()
+  t.equal(second, first, 'the same promise')
+  await assertClosed(t, watcher, 'while closing')
+  await second
+  t.same(await leases(repo), [], 'the lease is released when the second call resolves')
+  await assertClosed(t, watcher, 'after close')
+  await watcher.close()
+  await watcher.destroy()
+  const next = await Watcher.open({ repo })
+  closeFirst(() => next.close())
+  t.not(next, watcher, 'a later open starts a new watcher')
+  t.same(await next.runs(), [])
+})
+
+t.test('destroy() ends the thread at once, leaving its state as a crash would', async (t) => {
+  const { repo, closeFirst } = tempRepo(t)
+  const watcher = await Watcher.open({ repo })
+  closeFirst(() => watcher.close())
+  const run = await watcher.watch({ hash: 'destroyed_under_it', grace: 1 })
+  run.reportProgress(60)
+  await watcher.destroy()
+  t.equal((await leases(repo)).length, 1, 'the lease is left to go stale, for a daemon to take over')
+  await assertClosed(t, watcher, 'after destroy')
+  t.throws(() => run.reportProgress(1), { code: 'AIM_STATUS_CLOSED' }, 'its run handles are closed')
+  await watcher.destroy()
+  await watcher.close()
+
+  const other = await Watcher.open({ repo })
+  t.not(other, watcher)
+  const closing = other.close()
+  await other.destroy()
+  await closing
+  t.pass('a close() under way ends with destroy()')
+})
+
+t.test('a message of unknown kind from the thread is an error event, and the watcher carries on', async (t) => {
+  const { repo, closeFirst } = tempRepo(t)
+  const watcher = await Watcher.open({ repo })
+  closeFirst(() => watcher.close())
+  const errors: Array<{ code?: string; message: string }> = []
+  watcher.on('error', (error) => errors.push(error as never))
+  t.doesNotThrow(() => watcher[testHooks].receiveFromThread({ kind: 'from-a-newer-build', payload: 1 }))
+  t.match(errors, [{ code: 'AIM_STATUS_UNKNOWN_MESSAGE', message: /"from-a-newer-build"/ }])
+  await watcher.watch({ hash: 'still_fine' })
+  t.match(await watcher.runs(), [{ hash: 'still_fine', status: 'running' }])
 })

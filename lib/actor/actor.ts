@@ -16,15 +16,8 @@
  * @module
  */
 import type { Clock, TimerHandle } from '../clock.js'
-import type { RunEvent, RunEventKind, RunInfo } from '../notify/contract.js'
+import { SLOT_DEADLINE, SLOT_LAST_PROGRESS, eventKey, isEpisodeKind, type ProgressSlot, type RunEvent, type RunEventKind, type RunInfo } from '../model.js'
 import { IndexedMinHeap } from './heap.js'
-
-/** Shared memory a run handle writes on every report: `[lastProgressAt, deadlineAt]` (Infinity: none). */
-export type ProgressSlot = Float64Array
-
-/** Slot layout. */
-export const SLOT_LAST_PROGRESS = 0
-export const SLOT_DEADLINE = 1
 
 /** What opening a run needs. */
 export interface OpenRun {
@@ -312,11 +305,11 @@ export class RepoActor {
 
   #emit(kind: RunEventKind, info: RunInfo, at: number, overdueSeconds?: number): void {
     const { repo, host, pid } = this.#options
-    const episode = kind === 'stalled' || kind === 'recovered' ? `/${info.episode}` : ''
+    const { hash, startedAt, episode } = info
     this.#options.onEvent({
       kind,
       // The run's start time names the instance, so a resumed run's events are new events.
-      key: `${info.hash}@${Math.round(info.startedAt)}/${kind}${episode}`,
+      key: eventKey(isEpisodeKind(kind) ? { source: 'node', hash, startedAt, kind, episode } : { source: 'node', hash, startedAt, kind }),
       at,
       run: { ...info },
       repo,

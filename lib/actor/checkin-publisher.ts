@@ -11,7 +11,7 @@
  */
 import type { Clock, TimerHandle } from '../clock.js'
 import { CheckinWriter } from '../aim/checkin-writer.js'
-import type { RunInfo } from '../notify/contract.js'
+import type { RunInfo } from '../model.js'
 import { IndexedMinHeap } from './heap.js'
 
 export interface CheckinPublisherOptions {

@@ -9,7 +9,8 @@
 import type { MessagePort } from 'node:worker_threads'
 import { expose, wrap, type Remote } from 'comlink'
 import { toPlainError } from '../errors.js'
-import type { DeliveryOutcome, NotifierEntry, RunEvent } from '../notify/contract.js'
+import type { DeliveryOutcome, NotifierEntry } from '../notify/contract.js'
+import type { RunEvent } from '../model.js'
 import { createNotifier, findNotifierType, notifierTypeNames, registerNotifierType } from '../notify/registry.js'
 import { portEndpoint } from './port-endpoint.js'
 

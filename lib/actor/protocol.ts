@@ -6,7 +6,8 @@
  * @module
  */
 import type { DeliveryReport } from '../notify/delivery-report.js'
-import type { NotifierEntry, RunEvent, RunInfo } from '../notify/contract.js'
+import type { NotifierEntry } from '../notify/contract.js'
+import type { RunEvent, RunInfo } from '../model.js'
 import type { PlainError } from '../errors.js'
 import type { OwnerInfo } from '../state/owner.js'
 

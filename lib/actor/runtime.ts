@@ -7,7 +7,8 @@
  */
 import type { Clock } from '../clock.js'
 import { toPlainError } from '../errors.js'
-import type { NotifierEntry, RunEvent, RunInfo } from '../notify/contract.js'
+import type { NotifierEntry } from '../notify/contract.js'
+import type { RunEvent, RunInfo } from '../model.js'
 import type { DeliveryReport } from '../notify/delivery-report.js'
 import { DeliveryEngine, type DeliveryOptions, type DeliveryReport as EngineReport, type OutboxState } from '../notify/delivery.js'
 import { readNotificationsConfig, type NotificationsConfig } from '../notify/config.js'

@@ -15,9 +15,10 @@
  */
 import type { Command } from 'commander'
 import { ErrorCodes } from '../errors.js'
-import type { RunEventKind } from '../notify/contract.js'
-import { RUN_EVENT_KINDS } from '../notify/contract.js'
-import { findNotifierType, notifierTypeNames, redactEntry, redactSecret } from '../notify/registry.js'
+import type { RunEventKind } from '../model.js'
+import { RUN_EVENT_KINDS } from '../model.js'
+import { findNotifierType, notifierTypeNames, redactEntry } from '../notify/registry.js'
+import { redactSecret } from '../notify/redact.js'
 import {
   addNotifier,
   disableNotifier,

@@ -4,7 +4,7 @@
  *
  * - Time: the folder is scanned at the daemon's poll, and a timer at the reader's next deadline
  *   calls `evaluate()`, so a stall is announced when it falls due, not up to a poll late.
- * - Once per (run, idx): an event's key is `<hash>@aim/<kind>/<idx>`, the outbox refuses a key
+ * - Once per (run, idx): an event's key is `<hash>@aim/<kind>/<idx>` (see `eventKey`), the outbox refuses a key
  *   it has settled, and the reader marks what it has notified (kept in the daemon's snapshot
  *   and in Aim's `last_run_notifications`), so neither a restart nor a switch between Python's
  *   `aim-watcher` and this daemon sends one twice.
@@ -23,7 +23,7 @@ import {
   type CheckinTransition,
 } from '../aim/checkin-reader.js'
 import { readLastRunNotifications, recordLastRunNotifications, type LastRunNotifications } from '../aim/last-run-notifications.js'
-import type { RunEvent, RunInfo } from '../notify/contract.js'
+import { eventKey, type RunEvent, type RunInfo } from '../model.js'
 import type { RepoPaths } from '../repo.js'
 import type { DaemonLog } from './log.js'
 
@@ -47,11 +47,6 @@ export interface AimRunsOptions {
   onStateChanged(): void
 }
 
-/** The stable key of a check-in transition's event: one per (run, kind, idx). */
-export function aimEventKey(hash: string, kind: CheckinTransition['kind'], idx: number): string {
-  return `${hash}@aim/${kind}/${idx}`
-}
-
 /** Whether Aim would record this transition in `last_run_notifications` (the reader's `notifiedIdx` rule). */
 export function isAimNotification(transition: Pick<CheckinTransition, 'kind' | 'flag'>): boolean {
   return transition.kind === 'stalled' || transition.kind === 'finished' || (transition.kind === 'started' && transition.flag === 'starting')
@@ -72,7 +67,7 @@ export function checkinEvent(transition: CheckinTransition, context: { repo: str
   const live = kind !== 'finished' && transition.flag !== 'finished' && expectNextIn > 0
   const event: RunEvent = {
     kind,
-    key: aimEventKey(hash, kind, idx),
+    key: eventKey({ source: 'aim', hash, kind, idx }),
     at: transition.at,
     run: {
       hash,

@@ -16,7 +16,7 @@
  * - when to let go of tombstones ({@link planTombstones}) and of ended runs ({@link planPrune}).
  * @module
  */
-import type { RunInfo } from '../notify/contract.js'
+import type { RunInfo } from '../model.js'
 import type { ExitMarker } from '../state/exit-marker.js'
 import type { HolderState } from '../state/lease.js'
 import type { OwnerInfo, OwnerLiveness } from '../state/owner.js'

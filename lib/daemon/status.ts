@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { monotonicNow } from '../clock.js'
-import type { RunInfo } from '../notify/contract.js'
+import type { RunInfo } from '../model.js'
 import { repoPaths } from '../repo.js'
 import { inspectLease, DEFAULT_STALE_MS } from '../state/lease.js'
 import { daemonLeasePath, listOwnerIds, snapshotPath, statusLayout } from '../state/layout.js'

@@ -5,65 +5,10 @@
  * outcomes, never thrown, so that one notifier can never stop another.
  * @module
  */
-
-/** What happened to a run. */
-export type RunEventKind = 'started' | 'stalled' | 'recovered' | 'finished' | 'failed'
-
-/** All event kinds, in lifecycle order. */
-export const RUN_EVENT_KINDS: readonly RunEventKind[] = ['started', 'stalled', 'recovered', 'finished', 'failed']
+import type { RunEvent, RunEventKind } from '../model.js'
 
 /** The events a notifier receives when it does not choose: the ones somebody must act on. */
 export const DEFAULT_NOTIFIER_EVENTS: readonly RunEventKind[] = ['stalled', 'failed', 'recovered']
-
-/** A run's status as the watcher sees it. */
-export type RunStatus = 'running' | 'stalled' | 'finished' | 'failed'
-
-/** A run as seen in an event, a query or a snapshot. Times are epoch milliseconds. */
-export interface RunInfo {
-  /** The run's hash (Aim's run id). */
-  hash: string
-  /** Human name given to `watch()`, if any. */
-  name?: string
-  /** Experiment given to `watch()`, if any. */
-  experiment?: string
-  status: RunStatus
-  /** When the run was opened. */
-  startedAt: number
-  /** When progress was last reported (or the run opened), as far as the watcher knows. */
-  lastProgressAt: number
-  /** The last promise in seconds: the next report is due this long after the last one; 0 = no deadline. */
-  expectNextIn: number
-  /** When the next report is due (`lastProgressAt + expectNextIn`), or null without a deadline. */
-  deadlineAt: number | null
-  /** Seconds allowed past the deadline before the run counts as stalled. */
-  grace: number
-  /** How many stall episodes this run has had; the current one while stalled. */
-  episode: number
-  /** Why the run failed, when it did. */
-  reason?: string
-}
-
-/** A transition of one run, as delivered to notifiers and to event listeners. */
-export interface RunEvent {
-  kind: RunEventKind
-  /**
-   * A key that is the same for every delivery of this one transition, and different for
-   * any other: `<hash>/<kind>/<episode>` (finished/failed/started are once per run). Outboxes
-   * deduplicate on it, so a retry or a takeover never sends one event twice to a notifier.
-   */
-  key: string
-  /** When the transition happened. */
-  at: number
-  run: RunInfo
-  /** Absolute path of the repo root. */
-  repo: string
-  /** Host name of the watcher that saw the transition. */
-  host: string
-  /** Process id of the watcher that saw the transition. */
-  pid: number
-  /** For stalls: seconds past the deadline when it was declared. */
-  overdueSeconds?: number
-}
 
 /** A notifier as stored in Aim's `config.json` (extra fields are ours; Aim ignores them). */
 export interface NotifierEntry {

@@ -3,7 +3,7 @@
  * `delivery-failed` events on the `Watcher`.
  * @module
  */
-import type { RunEventKind } from './contract.js'
+import type { RunEventKind } from '../model.js'
 
 export interface DeliveryReport {
   /** `notified`: delivered; `retrying`: a transient failure, another attempt is scheduled; `delivery-failed`: given up or out of budget. */

@@ -19,8 +19,10 @@
  */
 import { AimStatusError, ErrorCodes, InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
 import type { Clock, TimerHandle } from '../clock.js'
-import type { DeliveryOutcome, Notifier, RunEvent } from './contract.js'
-import { RUN_EVENT_KINDS, wantsEvent } from './contract.js'
+import type { DeliveryOutcome, Notifier } from './contract.js'
+import type { RunEvent } from '../model.js'
+import { wantsEvent } from './contract.js'
+import { RUN_EVENT_KINDS } from '../model.js'
 import { NOTIFIER_ID_PATTERN } from './registry.js'
 
 /** How the wait between attempts grows: `initialMs * factor^(attempt-1)`, capped, ± jitter. */

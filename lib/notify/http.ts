@@ -12,7 +12,7 @@ import http from 'node:http'
 import https from 'node:https'
 import fetch from 'node-fetch'
 import type { DeliveryOutcome } from './contract.js'
-import { redactSecret } from './registry.js'
+import { redactSecret, scrubSecrets } from './redact.js'
 
 /** The default time limit of one request, response body included. */
 export const DEFAULT_HTTP_TIMEOUT_MS = 10_000
@@ -24,9 +24,6 @@ export const MAX_RESPONSE_BYTES = 64 * 1024
 // endpoint. Node unrefs idle keep-alive sockets, so they never keep a process alive.
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 })
 const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8 })
-
-/** Secrets shorter than this are not searched for in error texts. */
-export const MIN_SCRUBBED_LENGTH = 6
 
 /** What the endpoint answered, as given to a `classify` function. */
 export interface HttpAnswer {
@@ -85,20 +82,6 @@ export function classifyStatus(answer: HttpAnswer, describe: string = shortBody(
 export function shortBody(body: string): string {
   const line = body.replace(/\s+/g, ' ').trim()
   return line.length > 200 ? `${line.slice(0, 197)}...` : line
-}
-
-/**
- * Replaces the URL and every named secret in a text by their redacted forms. Values shorter than
- * {@link MIN_SCRUBBED_LENGTH} are left alone: they match ordinary words by chance, and
- * {@link redactSecret} shows nothing of them anyway.
- */
-export function scrubSecrets(text: string, url: string, secrets: readonly string[] = []): string {
-  let out = text
-  // Longest first, so that a secret inside the URL does not break the URL's replacement.
-  for (const secret of [url, ...secrets].filter((s) => s.length >= MIN_SCRUBBED_LENGTH).sort((a, b) => b.length - a.length)) {
-    out = out.split(secret).join(redactSecret(secret))
-  }
-  return out
 }
 
 /** POSTs a JSON body and classifies the result. Never throws, never rejects. */

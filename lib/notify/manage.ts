@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { AimStatusError, ErrorCodes, InvalidIdError, InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
 import { repoPaths, resolveRepoRoot, type RepoPaths } from '../repo.js'
-import type { DeliveryOutcome, NotifierEntry, RunEvent, RunEventKind } from './contract.js'
+import type { DeliveryOutcome, NotifierEntry } from './contract.js'
+import { eventKey, type RunEvent, type RunEventKind } from '../model.js'
 import { AIM_DEFAULT_MESSAGE, DEFAULT_NOTIFIER_EVENTS } from './contract.js'
 import { readNotificationsConfig, updateNotificationsConfig } from './config.js'
 import { NOTIFIER_ID_PATTERN, createNotifier, redactEntry, validateEntry } from './registry.js'
@@ -184,7 +185,8 @@ function testEvent(root: string): RunEvent {
   const at = Date.now()
   return {
     kind: 'stalled',
-    key: `notifier_test/stalled/${at}`,
+    // A key of the documented format, new for every test, so a receiver can handle it as any other.
+    key: eventKey({ source: 'node', hash: 'notifier_test', startedAt: at, kind: 'stalled', episode: 1 }),
     at,
     run: {
       hash: 'notifier_test',

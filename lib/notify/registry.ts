@@ -5,8 +5,10 @@
  * @module
  */
 import { AimStatusError, ErrorCodes, describeValue } from '../errors.js'
-import type { NotifierContext, NotifierEntry, NotifierType, Notifier, RunEventKind } from './contract.js'
-import { RUN_EVENT_KINDS } from './contract.js'
+import type { NotifierContext, NotifierEntry, NotifierType, Notifier } from './contract.js'
+import type { RunEventKind } from '../model.js'
+import { RUN_EVENT_KINDS } from '../model.js'
+import { redactSecret } from './redact.js'
 import { compileTemplate } from './template.js'
 import { loggerType } from './types/logger.js'
 import { slackType } from './types/slack.js'
@@ -92,17 +94,6 @@ export function createNotifier(entry: NotifierEntry, context: NotifierContext): 
   const type = findNotifierType(entry.type)
   if (type === undefined) throw invalid(`Unknown notifier type ${describeValue(entry.type)}`)
   return type.create(entry, context)
-}
-
-/**
- * Shows a secret so that its owner can recognise it and nobody can use it: the first 4 and
- * last 4 characters of a long value, nothing of a short one. URLs keep their scheme and host.
- */
-export function redactSecret(value: unknown): string {
-  const text = String(value)
-  const url = /^(https?:\/\/[^/?#]+)(.*)$/i.exec(text)
-  if (url) return `${url[1]}/…${text.length > 12 ? text.slice(-4) : ''}`
-  return text.length >= 16 ? `${text.slice(0, 4)}…${text.slice(-4)}` : '…'
 }
 
 /** A copy of an entry with every secret argument redacted, safe to print or log. */

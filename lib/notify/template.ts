@@ -5,7 +5,7 @@
  * @module
  */
 import { AimStatusError, ErrorCodes } from '../errors.js'
-import type { RunEvent } from './contract.js'
+import type { RunEvent } from '../model.js'
 
 const formatTime = (ms: number | null | undefined): string => (ms == null ? '' : new Date(ms).toISOString())
 

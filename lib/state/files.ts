@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { mkdir, open, rename, rm } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
-import { AimStatusError, ErrorCodes } from '../errors.js'
+import { AimStatusError, CorruptFileError, ErrorCodes } from '../errors.js'
 
 /** State files hold run names and delivery state: owner-only, like Aim's config. */
 export const STATE_FILE_MODE = 0o600
@@ -98,33 +98,20 @@ async function syncFolder(folder: string): Promise<void> {
   }
 }
 
-/** A state file that could not be parsed or validated; it has been renamed to `setAsidePath`. */
-export class CorruptFileError extends AimStatusError {
-  override readonly name = 'CorruptFileError'
-  constructor(
-    readonly path: string,
-    readonly setAsidePath: string | null,
-    problem: string,
-  ) {
-    super(
-      ErrorCodes.CORRUPT_FILE,
-      `${basename(path)} is not a valid state file (${problem}); ${setAsidePath === null ? 'it could not be set aside' : `set aside as ${basename(setAsidePath)}`}`,
-    )
-  }
-}
-
 /**
  * Renames an unreadable file to `<name>.corrupt-<epoch ms>` beside it, so that it stays for a
  * person to inspect but is never read again, and returns the error to report.
  */
 export async function setAside(path: string, problem: string): Promise<CorruptFileError> {
   const aside = `${path}.corrupt-${Date.now()}`
+  let setAsidePath: string | null = aside
   try {
     await rename(path, aside)
-    return new CorruptFileError(path, aside, problem)
   } catch {
-    return new CorruptFileError(path, null, problem)
+    setAsidePath = null
   }
+  const where = setAsidePath === null ? 'it could not be set aside' : `set aside as ${basename(setAsidePath)}`
+  return new CorruptFileError(`${basename(path)} is not a valid state file (${problem}); ${where}`, { path, setAsidePath })
 }
 
 /** Turns a read failure of a state file into a clear coded error (permission, not a folder...). */

@@ -8,8 +8,8 @@
  *   owners/<ownerId>.json.tmp-<rand>  a snapshot being written (renamed over the snapshot when durable)
  *   owners/<ownerId>.json.corrupt-<t> an unreadable snapshot, set aside at time t
  *   exits/<ownerId>.json              exit marker: the owner's process exited with unfinished runs
- *   daemon.lock/                      the daemon's lock: one aim-watcher per repo
- *   daemon.fence-<n>                  generation n of the daemon's lock
+ *   daemon.lock/                      the daemon's lease: one aim-watcher per repo (see {@link daemonLeasePath})
+ *   daemon.fence-<n>                  generation n of the daemon's lease
  *   aim-lock.json                     which daemon holds Python Aim's watcher.lock, through which helper
  * ```
  * Every name built from an id goes through {@link safeChild}.
@@ -44,7 +44,10 @@ export function statusLayout(paths: Pick<RepoPaths, 'status'>): StatusLayout {
   }
 }
 
-/** Where the daemon's sender lease lives: proper-lockfile locks `<status>/daemon` as `<status>/daemon.lock/`. */
+/**
+ * Where the daemon lease lives: proper-lockfile locks `<status>/daemon` as `<status>/daemon.lock/`
+ * (the {@link StatusLayout.daemonLock} folder).
+ */
 export function daemonLeasePath(layout: StatusLayout): string {
   return join(layout.status, 'daemon')
 }

@@ -7,10 +7,10 @@
  * @module
  */
 import { readFile } from 'node:fs/promises'
-import type { RunInfo, RunStatus } from '../notify/contract.js'
+import type { RunInfo, RunStatus } from '../model.js'
 import { checkRunHash } from '../repo.js'
-import { AimStatusError, ErrorCodes, describeValue } from '../errors.js'
-import { CorruptFileError, setAside, unreadableError, writeFileAtomic } from './files.js'
+import { AimStatusError, CorruptFileError, ErrorCodes, describeValue } from '../errors.js'
+import { setAside, unreadableError, writeFileAtomic } from './files.js'
 import type { AtomicWriteOptions } from './files.js'
 import { parseOwnerInfo } from './owner.js'
 import type { OwnerInfo } from './owner.js'
@@ -363,5 +363,3 @@ export async function readSnapshot(path: string): Promise<Snapshot | null> {
     throw await setAside(path, (error as Error).message)
   }
 }
-
-export { CorruptFileError }

@@ -4,7 +4,8 @@
  * notifier configured, so that a stall is never silent.
  * @module
  */
-import type { Notifier, NotifierContext, NotifierEntry, NotifierType, RunEvent } from '../contract.js'
+import type { Notifier, NotifierContext, NotifierEntry, NotifierType } from '../contract.js'
+import type { RunEvent } from '../../model.js'
 import { templateFor } from '../contract.js'
 import { compileTemplate } from '../template.js'
 import { checkMessageArgument } from './arguments.js'

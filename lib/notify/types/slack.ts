@@ -7,7 +7,8 @@
  * `Retry-After`) and 5xx are transient.
  * @module
  */
-import type { Notifier, NotifierContext, NotifierEntry, NotifierType, RunEvent, DeliveryOutcome } from '../contract.js'
+import type { Notifier, NotifierContext, NotifierEntry, NotifierType, DeliveryOutcome } from '../contract.js'
+import type { RunEvent } from '../../model.js'
 import { templateFor } from '../contract.js'
 import { compileTemplate } from '../template.js'
 import { classifyStatus, postJson, shortBody, type HttpAnswer } from '../http.js'

@@ -14,11 +14,12 @@
  * @module
  */
 import { createHmac } from 'node:crypto'
-import type { Notifier, NotifierContext, NotifierEntry, NotifierType, RunEvent, RunEventKind, RunStatus } from '../contract.js'
+import type { Notifier, NotifierContext, NotifierEntry, NotifierType } from '../contract.js'
+import type { RunEvent, RunEventKind, RunStatus } from '../../model.js'
 import { templateFor } from '../contract.js'
 import { compileTemplate } from '../template.js'
 import { postJson } from '../http.js'
-import { redactSecret } from '../registry.js'
+import { redactSecret } from '../redact.js'
 import { checkMessageArgument, invalidArgument } from './arguments.js'
 import { checkHttpUrl } from './url-argument.js'
 
@@ -34,7 +35,12 @@ export interface WebhookDocument {
   version: 1
   /** What happened: `started`, `stalled`, `recovered`, `finished` or `failed`. */
   event: RunEventKind
-  /** The same for every delivery of this transition (`<hash>/<kind>/<episode>`): deduplicate on it. */
+  /**
+   * The same for every delivery of this transition, different for any other: deduplicate on it.
+   * A Node run's is `<hash>@<startedAt>/<kind>` (`started`, `finished`, `failed`) or
+   * `<hash>@<startedAt>/<kind>/<episode>` (`stalled`, `recovered`), `startedAt` in whole epoch
+   * milliseconds; a Python Aim run's is `<hash>@aim/<kind>/<idx>`. Built by `eventKey` and read by `parseEventKey`.
+   */
   key: string
   /** When the transition happened. */
   at: string

@@ -9,7 +9,8 @@
  * 200–299) and any other 4xx are permanent; 5xx is transient.
  * @module
  */
-import type { DeliveryOutcome, Notifier, NotifierContext, NotifierEntry, NotifierType, RunEvent } from '../contract.js'
+import type { DeliveryOutcome, Notifier, NotifierContext, NotifierEntry, NotifierType } from '../contract.js'
+import type { RunEvent } from '../../model.js'
 import { templateFor } from '../contract.js'
 import { compileTemplate } from '../template.js'
 import { classifyStatus, parseRetryAfter, postJson, type HttpAnswer } from '../http.js'

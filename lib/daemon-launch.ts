@@ -7,17 +7,20 @@
  * daemon does not. Where a service manager (systemd, see `examples/aim-watcher.service`) runs
  * the daemon, it is not needed. The daemon it starts outlives the caller: it keeps watching
  * until stopped (`kill <pid>`; SIGTERM stops it cleanly).
+ *
+ * It lives beside the facade, not in `daemon/`: it only spawns the daemon's program and reads
+ * its lease, so that the module behind `watch()` loads none of the daemon's code.
  * @module
  */
 import { spawn } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { AimStatusError, ErrorCodes, InvalidOptionError, describeValue } from '../errors.js'
-import { repoPaths, resolveRepoRoot } from '../repo.js'
-import { STATE_FILE_MODE, STATE_FOLDER_MODE } from '../state/files.js'
-import { inspectLease, DEFAULT_STALE_MS } from '../state/lease.js'
-import { daemonLeasePath, statusLayout } from '../state/layout.js'
+import { AimStatusError, ErrorCodes, InvalidOptionError, describeValue } from './errors.js'
+import { repoPaths, resolveRepoRoot } from './repo.js'
+import { STATE_FILE_MODE, STATE_FOLDER_MODE } from './state/files.js'
+import { inspectLease, DEFAULT_STALE_MS } from './state/lease.js'
+import { daemonLeasePath, statusLayout } from './state/layout.js'
 
 /** Options of {@link ensureDaemon}. */
 export interface EnsureDaemonOptions {
@@ -41,7 +44,7 @@ export interface EnsureDaemonResult {
 export function daemonBinPath(): string {
   const here = fileURLToPath(import.meta.url)
   // Run from source (tests), the daemon is still the compiled one, as the actor's worker is.
-  return here.endsWith('.ts') ? fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url)) : fileURLToPath(new URL('../cli/bin.js', import.meta.url))
+  return here.endsWith('.ts') ? fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url)) : fileURLToPath(new URL('./cli/bin.js', import.meta.url))
 }
 
 /**
