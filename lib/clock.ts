@@ -11,12 +11,27 @@
 /** An opaque handle of an armed timer. */
 export type TimerHandle = { readonly __timer: unique symbol } | object
 
+/** How a clock's timer behaves beside its delay. */
+export interface TimerOptions {
+  /**
+   * Whether the pending timer keeps the process alive (a ref'd Node timer). Only a process
+   * whose whole job is to wait, like the daemon's poll, wants this; a deadline of a library
+   * must never hold its host's process open. Clocks without processes (ManualClock) ignore it.
+   * Default: false.
+   */
+  keepsProcessAlive?: boolean
+}
+
 /** A source of time and timers. */
 export interface Clock {
   /** Epoch milliseconds (fractional). */
   now(): number
-  /** Calls `callback` once, `delayMs` from now (0 or less: as soon as possible). */
-  setTimer(callback: () => void, delayMs: number): TimerHandle
+  /**
+   * Calls `callback` once, `delayMs` from now (0 or less: as soon as possible). A clock may fire
+   * a very long delay early (the system clock caps it at {@link MAX_TIMER_DELAY_MS}): a
+   * `DeadlineTimer` (lib/timer.ts) checks the time and waits on for the rest.
+   */
+  setTimer(callback: () => void, delayMs: number, options?: TimerOptions): TimerHandle
   clearTimer(handle: TimerHandle): void
 }
 
@@ -25,15 +40,22 @@ const origin = performance.timeOrigin
 /** Reads the process's monotonic epoch clock: the hot path's clock read. */
 export const monotonicNow = (): number => origin + performance.now()
 
-// setTimeout's delay is a signed 32-bit number of ms; longer delays fire at once. Re-arm instead.
-const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
+/**
+ * The longest delay the system clock waits in one timer. setTimeout's delay is a signed 32-bit
+ * number of ms (about 24.8 days); a longer one fires at once with a TimeoutOverflowWarning, so
+ * the system clock caps it here and a `DeadlineTimer` re-arms for the rest.
+ */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
 
-/** The real clock. Timers are unref'd: a pending deadline never keeps a process alive on its own. */
+/**
+ * The real clock. Timers are unref'd unless {@link TimerOptions.keepsProcessAlive} asks
+ * otherwise: a pending deadline never keeps a process alive on its own.
+ */
 export const systemClock: Clock = {
   now: monotonicNow,
-  setTimer(callback, delayMs) {
+  setTimer(callback, delayMs, options) {
     const timer = setTimeout(callback, Math.min(Math.max(0, delayMs), MAX_TIMER_DELAY_MS))
-    timer.unref()
+    if (options?.keepsProcessAlive !== true) timer.unref()
     return timer
   },
   clearTimer(handle) {
@@ -61,7 +83,8 @@ export class ManualClock implements Clock {
     return this.#now
   }
 
-  setTimer(callback: () => void, delayMs: number): TimerHandle {
+  /** Arms a timer on this clock's time; `options` are ignored (no process to keep alive). */
+  setTimer(callback: () => void, delayMs: number, _options?: TimerOptions): TimerHandle {
     const timer: ManualTimer = { at: this.#now + Math.max(0, delayMs), seq: this.#seq++, callback }
     this.#timers.add(timer)
     return timer
@@ -90,6 +113,15 @@ export class ManualClock implements Clock {
       next.callback()
     }
     this.#now = target
+  }
+
+  /**
+   * Moves time forward by `ms` without firing anything, as a process that was frozen (SIGSTOP,
+   * a paused VM) finds it: the timers that fell due meanwhile fire at the next
+   * {@link advance}, late by the time they were overdue.
+   */
+  jump(ms: number): void {
+    this.#now += Math.max(0, ms)
   }
 
   /** Moves time to an absolute instant (never backwards). */

@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
 import { Daemon } from '../lib/daemon/daemon.js'
+import { AimRuns } from '../lib/daemon/aim-runs.js'
+import { eventKey } from '../lib/model.js'
 import { repoPaths } from '../lib/repo.js'
 import { acquireLease } from '../lib/state/lease.js'
 import { snapshotPath, statusLayout } from '../lib/state/layout.js'
@@ -389,4 +391,28 @@ t.test('the real daemon process: a 1 s promise stalls at grace 30 on the real cl
   t.equal((await daemon.exited).code, 0)
   t.same(textsFor(endpoint.requests, h), [started(h), stalled(h), finished(h)])
   t.same(lastRun(root), { [h]: 3 })
+})
+
+t.test('absorbing a state keeps the deadline timer working on the new reader', async (t) => {
+  const root = makeRepo(tempDir(t))
+  const clock = new ManualClock()
+  const accepted: string[] = []
+  const runs = new AimRuns({
+    paths: repoPaths(root), clock, graceSeconds: GRACE, host: 'h', pid: 1,
+    log: { info() {}, warn() {}, error() {} },
+    accept: async (event) => void accepted.push(event.key),
+    isNodeRun: () => false,
+    onStateChanged() {},
+  })
+  t.teardown(() => runs.close())
+  touch(root, name('absorbed', 1, 'starting', 60))
+  await runs.scan()
+  // A check-in with a new idx: that idx may stall (the `starting` one was notified as started).
+  touch(root, name('absorbed', 2, 'check_in', 60))
+  await runs.scan()
+  // The same state again: a new reader whose next deadline is the one already armed.
+  runs.absorb(runs.state())
+  clock.advance((60 + GRACE) * 1000)
+  await runs.idle()
+  t.same(accepted, [eventKey({ source: 'aim', hash: 'absorbed', kind: 'started', idx: 1 }), eventKey({ source: 'aim', hash: 'absorbed', kind: 'stalled', idx: 2 })], 'the stall falls due on the timer, with no scan')
 })

@@ -15,7 +15,8 @@
  * ```
  * @module
  */
-import type { Clock, TimerHandle } from '../clock.js'
+import type { Clock } from '../clock.js'
+import { DeadlineTimer } from '../timer.js'
 import { SLOT_DEADLINE, SLOT_LAST_PROGRESS, eventKey, isEpisodeKind, type ProgressSlot, type RunEvent, type RunEventKind, type RunInfo } from '../model.js'
 import { IndexedMinHeap } from './heap.js'
 
@@ -69,12 +70,13 @@ export class RepoActor {
   readonly #runs = new Map<string, RunState>()
   /** Stall times (deadline + grace, epoch ms) of running runs with a deadline. */
   readonly #stallHeap = new IndexedMinHeap<string>()
-  #timer: TimerHandle | undefined
-  #timerAt = Infinity
+  /** Armed for {@link nextStallAt} whenever it is finite (see #rearm); closed with the actor. */
+  readonly #timer: DeadlineTimer
   #closed = false
 
   constructor(options: ActorOptions) {
     this.#options = options
+    this.#timer = new DeadlineTimer(options.clock, () => this.checkDeadlines())
   }
 
   /** Opens a run, or reopens (resumes) one that ended. Returns false when it is already active. */
@@ -186,13 +188,11 @@ export class RepoActor {
   /** Disarms the timer; the actor does nothing after this. */
   close(): void {
     this.#closed = true
-    this.#disarm()
+    this.#timer.close()
   }
 
   /** Declares every stall that has fallen due. Called by the timer; callable directly. */
   checkDeadlines(): void {
-    this.#timer = undefined
-    this.#timerAt = Infinity
     if (this.#closed) return
     const now = this.#options.clock.now()
     for (;;) {
@@ -325,18 +325,7 @@ export class RepoActor {
 
   /** Keeps exactly one timer armed, for the earliest stall time. */
   #rearm(): void {
-    if (this.#closed) return
-    const next = this.nextStallAt
-    if (next === this.#timerAt) return
-    this.#disarm()
-    if (next === Infinity) return
-    this.#timerAt = next
-    this.#timer = this.#options.clock.setTimer(() => this.checkDeadlines(), next - this.#options.clock.now())
-  }
-
-  #disarm(): void {
-    if (this.#timer !== undefined) this.#options.clock.clearTimer(this.#timer)
-    this.#timer = undefined
-    this.#timerAt = Infinity
+    // Same time: no-op; Infinity (no deadline left): disarmed; after close: nothing.
+    this.#timer.arm(this.nextStallAt)
   }
 }

@@ -9,7 +9,8 @@
  * thousand runs opening at once) then never holds up a stall timer by more than a slice.
  * @module
  */
-import type { Clock, TimerHandle } from '../clock.js'
+import type { Clock } from '../clock.js'
+import { DeadlineTimer } from '../timer.js'
 import { CheckinWriter } from '../aim/checkin-writer.js'
 import type { RunInfo } from '../model.js'
 import { IndexedMinHeap } from './heap.js'
@@ -44,8 +45,8 @@ export class CheckinPublisher {
   readonly #writers = new Map<string, CheckinWriter>()
   /** When each run must be synced again (epoch ms). */
   readonly #due = new IndexedMinHeap<string>()
-  #timer: TimerHandle | undefined
-  #timerAt = Number.POSITIVE_INFINITY
+  /** Armed for the earliest time in `#due` (disarmed when it is empty); closed with the publisher. */
+  readonly #timer: DeadlineTimer
   #closed = false
   /** Opens and finishes, in order. */
   readonly #operations: Operation[] = []
@@ -57,6 +58,8 @@ export class CheckinPublisher {
 
   constructor(options: CheckinPublisherOptions) {
     this.#options = options
+    this.#timer = new DeadlineTimer(options.clock, () => this.#renewDue())
+    // A turn of the event loop between slices, not a deadline: no timer.
     this.#defer = options.defer ?? ((fn) => void setImmediate(fn))
   }
 
@@ -169,8 +172,7 @@ export class CheckinPublisher {
   /** Stops renewing everything (the files stay, as Aim leaves them). */
   close(): void {
     this.#closed = true
-    if (this.#timer !== undefined) this.#options.clock.clearTimer(this.#timer)
-    this.#timer = undefined
+    this.#timer.close()
     this.#writers.clear()
     this.#due.clear()
     this.#operations.length = 0
@@ -186,8 +188,6 @@ export class CheckinPublisher {
   }
 
   #renewDue(): void {
-    this.#timer = undefined
-    this.#timerAt = Number.POSITIVE_INFINITY
     const now = this.#options.clock.now()
     for (;;) {
       const hash = this.#due.peekKey()
@@ -202,12 +202,6 @@ export class CheckinPublisher {
   }
 
   #rearm(): void {
-    if (this.#closed) return
-    const next = this.#due.peekPriority() ?? Number.POSITIVE_INFINITY
-    if (next === this.#timerAt) return
-    if (this.#timer !== undefined) this.#options.clock.clearTimer(this.#timer)
-    this.#timer = undefined
-    this.#timerAt = next
-    if (next !== Number.POSITIVE_INFINITY) this.#timer = this.#options.clock.setTimer(() => this.#renewDue(), next - this.#options.clock.now())
+    this.#timer.arm(this.#due.peekPriority() ?? Number.POSITIVE_INFINITY)
   }
 }

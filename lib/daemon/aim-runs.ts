@@ -12,7 +12,8 @@
  *   that owner (Node runs write check-ins too); its check-in transitions are skipped here.
  * @module
  */
-import type { Clock, TimerHandle } from '../clock.js'
+import type { Clock } from '../clock.js'
+import { DeadlineTimer } from '../timer.js'
 import { OutOfRangeError, describeValue, toPlainError } from '../errors.js'
 import {
   CheckinReader,
@@ -119,8 +120,8 @@ export class AimRuns {
   #pending: CheckinReaderState | null = null
   /** Aim's `last_run_notifications` as read when the reader was opened. */
   #seed: LastRunNotifications = new Map()
-  #timer: TimerHandle | null = null
-  #timerAt: number | null = null
+  /** Armed for the reader's next deadline (see #arm); closed with this. */
+  readonly #timer: DeadlineTimer
   readonly #inflight = new Set<Promise<void>>()
   readonly #toRecord = new Map<string, number>()
   #recording: Promise<void> | null = null
@@ -128,6 +129,7 @@ export class AimRuns {
 
   constructor(options: AimRunsOptions) {
     this.#options = options
+    this.#timer = new DeadlineTimer(options.clock, () => this.#deadlineReached())
     // Checked here as well as by the reader, so a bad grace fails at activation, not at the first scan.
     if (typeof options.graceSeconds !== 'number' || !(options.graceSeconds >= MIN_CHECKIN_GRACE) || !Number.isFinite(options.graceSeconds)) {
       throw new OutOfRangeError(`Expected \`grace\` to be a number of seconds, ${MIN_CHECKIN_GRACE} or more, got ${describeValue(options.graceSeconds)}`)
@@ -198,8 +200,7 @@ export class AimRuns {
   /** Stops the timer and waits for what is being accepted and recorded. Safe to call twice. */
   async close(): Promise<void> {
     this.#closed = true
-    if (this.#timer !== null) this.#options.clock.clearTimer(this.#timer)
-    this.#timer = this.#timerAt = null
+    this.#timer.close()
     await this.idle()
   }
 
@@ -237,22 +238,17 @@ export class AimRuns {
   #arm(): void {
     const reader = this.#reader
     if (this.#closed || reader === null) return
-    const at = reader.nextDeadlineAt()
-    if (at === this.#timerAt) return
-    const { clock } = this.#options
-    if (this.#timer !== null) clock.clearTimer(this.#timer)
-    this.#timer = this.#timerAt = null
-    if (at === null) return
-    this.#timerAt = at
-    this.#timer = clock.setTimer(() => {
-      this.#timer = this.#timerAt = null
-      if (this.#closed || this.#reader !== reader) return
-      const transitions = reader.evaluate()
-      if (transitions.length > 0) this.#options.onStateChanged()
-      this.#handle(transitions)
-      // A timer that fired a little early finds nothing and is armed again for the rest.
-      this.#arm()
-    }, at - clock.now())
+    this.#timer.arm(reader.nextDeadlineAt() ?? Number.POSITIVE_INFINITY)
+  }
+
+  /** The timer's time came: what fell due is announced, and the timer armed for the next. */
+  #deadlineReached(): void {
+    // Armed only with a reader; the current one (absorb() may have replaced it) is evaluated.
+    const reader = this.#reader as CheckinReader
+    const transitions = reader.evaluate()
+    if (transitions.length > 0) this.#options.onStateChanged()
+    this.#handle(transitions)
+    this.#arm()
   }
 
   #handle(transitions: CheckinTransition[]): void {

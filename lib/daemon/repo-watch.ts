@@ -27,7 +27,7 @@
  */
 import { watch as fsWatch, type FSWatcher } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
-import type { Clock } from '../clock.js'
+import { systemClock, type Clock } from '../clock.js'
 import { DEFAULT_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { ErrorCodes, toPlainError } from '../errors.js'
 import { announceWatcher } from '../notify/manage.js'
@@ -44,6 +44,7 @@ import type { DaemonLog } from './log.js'
 import { adoptionOrder } from './planner.js'
 import { Sender, type SenderHold } from './sender.js'
 import { Takeover } from './takeover.js'
+import { DeadlineTimer } from '../timer.js'
 
 /** What a {@link RepoWatch} needs; the daemon fills it in from its validated options. */
 export interface RepoWatchOptions {
@@ -101,8 +102,10 @@ export class RepoWatch {
   readonly #discovery: Discovery
   #state: RepoWatchState = 'idle'
   #session: Session | null = null
-  #timer: NodeJS.Timeout | null = null
-  #soonTimer: NodeJS.Timeout | null = null
+  /** The next step: a poll, or the retry of a standby. Referenced: it keeps the daemon's process alive. */
+  readonly #pollTimer: DeadlineTimer
+  /** A scan soon after file events, gathering a burst of them into one scan. */
+  readonly #soonTimer: DeadlineTimer
   #busy: Promise<void> | null = null
   #again = false
   #standbyHolder: string | null = null
@@ -121,6 +124,10 @@ export class RepoWatch {
       onLost: (which, error) => this.#lost(which, error),
     })
     this.#discovery = new Discovery({ layout: this.layout, staleMs: options.staleMs, selfId: options.owner.id })
+    // The poll paces reads of the file system, which happen in real time whatever clock the
+    // deadlines run on (tests move the injected clock without starving the scans).
+    this.#pollTimer = new DeadlineTimer(systemClock, () => void this.#step(), { keepsProcessAlive: true })
+    this.#soonTimer = new DeadlineTimer(systemClock, () => void this.#step())
   }
 
   get state(): RepoWatchState {
@@ -153,9 +160,8 @@ export class RepoWatch {
   async close(): Promise<void> {
     if (this.#state === 'closed') return
     this.#state = 'closed'
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    if (this.#soonTimer !== null) clearTimeout(this.#soonTimer)
-    this.#timer = this.#soonTimer = null
+    this.#pollTimer.close()
+    this.#soonTimer.close()
     // Let a scan in progress end: it may be between adopting and retiring an orphan.
     await this.#busy?.catch(() => undefined)
     const session = this.#session
@@ -188,21 +194,13 @@ export class RepoWatch {
 
   #schedule(): void {
     if (this.#state === 'closed') return
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    // A referenced timer: it is what keeps the daemon's process alive.
-    this.#timer = setTimeout(() => {
-      this.#timer = null
-      void this.#step()
-    }, this.#options.pollMs)
+    this.#pollTimer.arm(systemClock.now() + this.#options.pollMs)
   }
 
   /** A file event: scan soon, gathering a burst of events into one scan. */
   #soon(): void {
-    if (this.#state !== 'active' || this.#soonTimer !== null) return
-    this.#soonTimer = setTimeout(() => {
-      this.#soonTimer = null
-      void this.#step()
-    }, 25)
+    if (this.#state !== 'active' || this.#soonTimer.dueAt !== null) return
+    this.#soonTimer.arm(systemClock.now() + 25)
   }
 
   async #tryActivate(): Promise<void> {

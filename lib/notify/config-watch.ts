@@ -14,8 +14,9 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { basename } from 'node:path'
-import type { Clock, TimerHandle } from '../clock.js'
+import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
+import { DeadlineTimer } from '../timer.js'
 import { OutOfRangeError, describeValue } from '../errors.js'
 import type { RepoPaths } from '../repo.js'
 import { parseNotificationsConfig, type NotificationsConfig } from './config.js'
@@ -60,8 +61,10 @@ export function watchNotificationsConfig(paths: RepoPaths, onChange: (config: No
   let lastText: string | undefined // content of the last configuration reported (null file = '')
   let lastBadText: string | undefined // so one corrupt state is reported once
   let lastStat = ''
-  let pending: TimerHandle | undefined
-  let pollTimer: TimerHandle | undefined
+  // Armed while a burst of change events is gathered: the file is read when it fires.
+  const debounce = new DeadlineTimer(clock, () => void read())
+  // Armed for the next stat, `pollMs` after the last one ended.
+  const pollTimer = new DeadlineTimer(clock, () => void poll())
   let reading = false
   let readAgain = false
   let watcher: FSWatcher | undefined
@@ -107,11 +110,8 @@ export function watchNotificationsConfig(paths: RepoPaths, onChange: (config: No
   }
 
   const schedule = (): void => {
-    if (closed || pending !== undefined) return
-    pending = clock.setTimer(() => {
-      pending = undefined
-      void read()
-    }, debounceMs)
+    if (closed || debounce.dueAt !== null) return
+    debounce.arm(clock.now() + debounceMs)
   }
 
   const startFsWatch = (): void => {
@@ -133,7 +133,6 @@ export function watchNotificationsConfig(paths: RepoPaths, onChange: (config: No
   }
 
   const poll = async (): Promise<void> => {
-    pollTimer = undefined
     if (closed) return
     startFsWatch()
     let signature: string
@@ -147,7 +146,7 @@ export function watchNotificationsConfig(paths: RepoPaths, onChange: (config: No
       lastStat = signature
       schedule()
     }
-    if (!closed) pollTimer = clock.setTimer(() => void poll(), pollMs)
+    if (!closed) pollTimer.arm(clock.now() + pollMs)
   }
 
   startFsWatch()
@@ -160,9 +159,8 @@ export function watchNotificationsConfig(paths: RepoPaths, onChange: (config: No
       closed = true
       watcher?.close()
       watcher = undefined
-      if (pending !== undefined) clock.clearTimer(pending)
-      if (pollTimer !== undefined) clock.clearTimer(pollTimer)
-      pending = pollTimer = undefined
+      debounce.close()
+      pollTimer.close()
     },
   }
 }

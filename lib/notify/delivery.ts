@@ -18,7 +18,8 @@
  * @module
  */
 import { AimStatusError, ErrorCodes, InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
-import type { Clock, TimerHandle } from '../clock.js'
+import type { Clock } from '../clock.js'
+import { DeadlineTimer } from '../timer.js'
 import type { DeliveryOutcome, Notifier } from './contract.js'
 import type { RunEvent } from '../model.js'
 import { wantsEvent } from './contract.js'
@@ -165,8 +166,8 @@ interface QueuedItem extends OutboxItem {
 interface Lane {
   readonly id: string
   items: QueuedItem[]
-  timer: TimerHandle | null
-  timerAt: number
+  /** Armed for the head's `nextAttemptAt` while it waits and nothing is sent; else disarmed. */
+  readonly timer: DeadlineTimer
   sending: Promise<void> | null
   abort: AbortController | null
 }
@@ -338,7 +339,7 @@ export class DeliveryEngine {
   #stopActing(): void {
     if (this.#closing === null) {
       for (const lane of this.#lanes.values()) {
-        this.#disarm(lane)
+        lane.timer.close()
         lane.abort?.abort()
       }
       const sends = [...this.#lanes.values()].map((lane) => lane.sending)
@@ -370,7 +371,7 @@ export class DeliveryEngine {
   #lane(id: string): Lane {
     let lane = this.#lanes.get(id)
     if (lane === undefined) {
-      lane = { id, items: [], timer: null, timerAt: 0, sending: null, abort: null }
+      lane = { id, items: [], timer: new DeadlineTimer(this.#clock, () => this.#kick(id)), sending: null, abort: null }
       this.#lanes.set(id, lane)
     }
     return lane
@@ -409,30 +410,19 @@ export class DeliveryEngine {
     if (lane === undefined || this.#closing !== null || lane.sending !== null) return
     const head = lane.items[0]
     if (head === undefined) {
-      this.#disarm(lane)
+      lane.timer.disarm()
       return
     }
     const delay = head.nextAttemptAt - this.#clock.now()
     if (delay > 0) {
-      if (lane.timer !== null && lane.timerAt === head.nextAttemptAt) return
-      this.#disarm(lane)
-      lane.timerAt = head.nextAttemptAt
-      lane.timer = this.#clock.setTimer(() => {
-        lane.timer = null
-        this.#kick(id)
-      }, delay)
+      lane.timer.arm(head.nextAttemptAt)
       return
     }
-    this.#disarm(lane)
+    lane.timer.disarm()
     lane.sending = this.#attempt(lane, head).finally(() => {
       lane.sending = null
       this.#kick(id)
     })
-  }
-
-  #disarm(lane: Lane): void {
-    if (lane.timer !== null) this.#clock.clearTimer(lane.timer)
-    lane.timer = null
   }
 
   async #attempt(lane: Lane, item: QueuedItem): Promise<void> {
@@ -480,10 +470,11 @@ export class DeliveryEngine {
   async #send(lane: Lane, notifier: Notifier, item: QueuedItem): Promise<DeliveryOutcome> {
     const controller = new AbortController()
     let timedOut = false
-    const timer = this.#clock.setTimer(() => {
+    const timeout = new DeadlineTimer(this.#clock, () => {
       timedOut = true
       controller.abort()
-    }, this.#timeoutMs)
+    })
+    timeout.arm(this.#clock.now() + this.#timeoutMs)
     lane.abort = controller
     // Not trusting a notifier to honour its signal: the attempt ends when the signal fires.
     const aborted = new Promise<DeliveryOutcome>((resolve) => {
@@ -498,7 +489,7 @@ export class DeliveryEngine {
     try {
       return await Promise.race([sent, aborted])
     } finally {
-      this.#clock.clearTimer(timer)
+      timeout.close()
       lane.abort = null
     }
   }
@@ -517,7 +508,7 @@ export class DeliveryEngine {
       this.#settle(lane, item, 'dropped', now)
       reports.push({ kind: 'dropped', error, notifierId: lane.id, notifierType: notifier?.entry.type, key: item.event.key, event: item.event, attempts: item.attempts, at: now })
     }
-    this.#disarm(lane)
+    lane.timer.disarm()
     return reports
   }
 

@@ -9,6 +9,8 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { AimStatusError, ErrorCodes, InvalidIdError, InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
 import { repoPaths, resolveRepoRoot, type RepoPaths } from '../repo.js'
+import { systemClock } from '../clock.js'
+import { DeadlineTimer } from '../timer.js'
 import type { DeliveryOutcome, NotifierEntry } from './contract.js'
 import { eventKey, type RunEvent, type RunEventKind } from '../model.js'
 import { AIM_DEFAULT_MESSAGE, DEFAULT_NOTIFIER_EVENTS } from './contract.js'
@@ -209,17 +211,19 @@ function testEvent(root: string): RunEvent {
 /** Sends with a deadline even if a notifier ignores its abort signal; a throw becomes an outcome. */
 async function sendWithTimeout(send: (signal: AbortSignal) => Promise<DeliveryOutcome>, timeoutMs: number): Promise<DeliveryOutcome> {
   const controller = new AbortController()
-  let timer: NodeJS.Timeout | undefined
+  let timer: DeadlineTimer | undefined
   const timeout = new Promise<DeliveryOutcome>((resolve) => {
-    timer = setTimeout(() => {
+    // Kept alive: the test's answer, even "timed out", is what the command exists to print.
+    timer = new DeadlineTimer(systemClock, () => {
       controller.abort()
       resolve({ kind: 'transient', error: `timed out after ${timeoutMs} ms` })
-    }, timeoutMs)
+    }, { keepsProcessAlive: true })
+    timer.arm(systemClock.now() + timeoutMs)
   })
   try {
     return await Promise.race([send(controller.signal).catch((error: unknown) => ({ kind: 'permanent' as const, error: String((error as Error)?.message ?? error) })), timeout])
   } finally {
-    clearTimeout(timer)
+    timer?.close()
   }
 }
 

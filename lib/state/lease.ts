@@ -243,7 +243,10 @@ class FencedLease implements Lease {
         if (this.superseded()) refuse(callback)
         else
           fs.utimes(path, atime, mtime, (error) => {
-            if (error === null) this.#confirmedAt = Date.now()
+            // A refresh confirms the lease only if it was confirmed recently: after a long
+            // silence (a freeze) an adopter may already be past its look at the lock and about
+            // to claim, so only a claim of the next generation (confirm()) settles it.
+            if (error === null && Date.now() - this.#confirmedAt <= this.#staleMs / 2) this.#confirmedAt = Date.now()
             callback(error)
           })
       },

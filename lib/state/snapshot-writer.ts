@@ -13,7 +13,8 @@
  */
 import { AimStatusError, ErrorCodes, OutOfRangeError, describeValue } from '../errors.js'
 import { systemClock } from '../clock.js'
-import type { Clock, TimerHandle } from '../clock.js'
+import type { Clock } from '../clock.js'
+import { DeadlineTimer } from '../timer.js'
 import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, writeSnapshotAtomic } from './snapshot.js'
 import type { Snapshot, SnapshotContent } from './snapshot.js'
 
@@ -67,7 +68,8 @@ export class SnapshotWriter {
   readonly #intervalMs: number
   readonly #onError: ((error: unknown) => void) | undefined
   #dirty = false
-  #timer: TimerHandle | null = null
+  /** Armed while a `markDirty()` change waits for its interval; closed with the writer. */
+  readonly #timer: DeadlineTimer
   #writing: Promise<void> | null = null
   /** Those waiting for the write that follows the one in progress. */
   #next: Waiter | null = null
@@ -87,6 +89,9 @@ export class SnapshotWriter {
     this.#clock = options.clock ?? systemClock
     this.#intervalMs = intervalMs
     this.#onError = options.onError
+    this.#timer = new DeadlineTimer(this.#clock, () => {
+      if (this.#dirty && this.#writing === null) this.#startWrite().catch((error) => this.#onError?.(error))
+    })
   }
 
   /** How many writes have completed. */
@@ -118,7 +123,7 @@ export class SnapshotWriter {
     if (this.#closed) return this.#writing ?? undefined
     const pending = this.#dirty && this.#fatal === null ? this.#requestWrite() : this.#writing
     this.#closed = true
-    this.#cancelTimer()
+    this.#timer.close()
     await pending
   }
 
@@ -128,23 +133,14 @@ export class SnapshotWriter {
       this.#next ??= waiter()
       return this.#next.promise
     }
-    this.#cancelTimer()
+    this.#timer.disarm()
     return this.#startWrite()
   }
 
   #schedule(): void {
-    if (this.#timer !== null || this.#closed) return
-    const delay = Math.max(0, this.#lastWriteAt + this.#intervalMs - this.#clock.now())
-    this.#timer = this.#clock.setTimer(() => {
-      this.#timer = null
-      if (this.#dirty && this.#writing === null) this.#startWrite().catch((error) => this.#onError?.(error))
-    }, delay)
-  }
-
-  #cancelTimer(): void {
-    if (this.#timer === null) return
-    this.#clock.clearTimer(this.#timer)
-    this.#timer = null
+    // An armed time is kept: later changes join the write already waiting.
+    if (this.#timer.dueAt !== null || this.#closed) return
+    this.#timer.arm(Math.max(this.#clock.now(), this.#lastWriteAt + this.#intervalMs))
   }
 
   #startWrite(): Promise<void> {
@@ -186,7 +182,7 @@ export class SnapshotWriter {
       if ((error as { code?: unknown }).code === ErrorCodes.LEASE_LOST) {
         // Not ours to write any more: fail whoever waits, and stop for good.
         this.#fatal = error
-        this.#cancelTimer()
+        this.#timer.disarm()
         this.#next?.reject(error)
         this.#next = null
         return
@@ -197,7 +193,7 @@ export class SnapshotWriter {
     const next = this.#next
     this.#next = null
     if (next !== null) {
-      this.#cancelTimer()
+      this.#timer.disarm()
       this.#startWrite().then(next.resolve, next.reject)
     } else if (this.#dirty) {
       this.#schedule()
