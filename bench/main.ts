@@ -18,8 +18,9 @@ import { actorScale } from './scenarios/actor-scale.js'
 import { snapshot } from './scenarios/snapshot.js'
 import { takeover } from './scenarios/takeover.js'
 import { daemonScan } from './scenarios/daemon-scan.js'
+import { fencing } from './scenarios/fencing.js'
 
-const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan]
+const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing]
 
 function usage(): string {
   return [
