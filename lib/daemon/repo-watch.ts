@@ -109,6 +109,7 @@ export class RepoWatch {
   #busy: Promise<void> | null = null
   #again = false
   #standbyHolder: string | null = null
+  #closing: Promise<void> | null = null
 
   constructor(options: RepoWatchOptions) {
     this.#options = options
@@ -156,9 +157,13 @@ export class RepoWatch {
     await this.#step()
   }
 
-  /** Stops: flushes the snapshot, releases every lease (a standby takes over at once). Safe twice. */
-  async close(): Promise<void> {
-    if (this.#state === 'closed') return
+  /** Stops: flushes the snapshot, releases every lease (a standby takes over at once). A second call waits for the first. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
     this.#state = 'closed'
     this.#pollTimer.close()
     this.#soonTimer.close()
