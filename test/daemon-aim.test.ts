@@ -368,7 +368,7 @@ t.test('grace below 30 s is refused at the edge', async (t) => {
   t.throws(() => new Daemon({ grace: 10 }), { code: 'AIM_STATUS_OUT_OF_RANGE', message: /at least 30/ })
   const cli = spawnSync(process.execPath, [BIN, '--repo', tempDir(t), 'start', '--grace', '5'], { encoding: 'utf8' })
   t.equal(cli.status, 2)
-  t.match(cli.stderr, /AIM_STATUS_OUT_OF_RANGE: Expected `grace`/)
+  t.match(cli.stderr, /AIM_STATUS_OUT_OF_RANGE: Expected --grace /)
 })
 
 t.test('the real daemon process: a 1 s promise stalls at grace 30 on the real clock, then finishes', async (t) => {

@@ -22,27 +22,48 @@ t.test('a SIGKILLed training process that asked for a daemon is reported failed 
   await child.waitForLine('READY')
   // The daemon was started detached; wait until it holds the repo.
   const leasePath = daemonLeasePath(statusLayout(repoPaths(repo)))
-  let daemonPid: number | undefined
-  for (let i = 0; i < 300 && daemonPid === undefined; i++) {
-    daemonPid = (await inspectLease(leasePath)).holder?.pid
-    if (daemonPid === undefined) await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  t.ok(typeof daemonPid === 'number' && daemonPid !== child.process.pid, 'a separate daemon process holds the repo')
-  t.teardown(() => {
-    try {
-      process.kill(daemonPid as number, 'SIGTERM')
-    } catch {
-      // already gone
-    }
-  })
+  const daemonPid = await until(async () => {
+    const pid = (await inspectLease(leasePath)).holder?.pid
+    return pid !== undefined && pid !== child.process.pid ? pid : undefined
+  }, 'a separate daemon process holds the repo')
+  t.teardown(() => stopProcess(daemonPid))
   child.process.kill('SIGKILL')
   await child.exited
+  // The daemon writes the `failed` transition and its logger's message as two separate lines,
+  // in either order: wait for each of them, not for the first one alone.
   const log = join(repo, '.aim', 'status', 'daemon.log')
-  const reported = () => existsSync(log) && /asked_for_daemon/.test(readFileSync(log, 'utf8')) && /process gone/.test(readFileSync(log, 'utf8'))
-  for (let i = 0; i < 600 && !reported(); i++) await new Promise((resolve) => setTimeout(resolve, 100))
-  t.ok(reported(), 'the daemon log says the run failed: process gone')
-  t.match(readFileSync(log, 'utf8'), /❗️ Something wrong with Run 'asked_for_daemon'\. Please check\. ❗️/, 'and its default logger printed Aim\'s message')
+  const logText = (): string => (existsSync(log) ? readFileSync(log, 'utf8') : '')
+  await until(() => (/asked_for_daemon/.test(logText()) && /process gone/.test(logText()) ? true : undefined), 'the daemon log says the run failed: process gone')
+  await until(() => (logText().includes("❗️ Something wrong with Run 'asked_for_daemon'. Please check. ❗️") ? true : undefined), "the default logger printed Aim's message")
+  t.match(logText(), /process gone/, 'the daemon log says the run failed: process gone')
+  t.match(logText(), /❗️ Something wrong with Run 'asked_for_daemon'\. Please check\. ❗️/, "and its default logger printed Aim's message")
 })
+
+/** Checks `probe` until it gives a value; rejects naming `what` after a generous minute. */
+async function until<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+  const giveUpAt = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > giveUpAt) throw new Error(`never happened within ${timeoutMs} ms: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+/** SIGTERMs a process that is not our child and waits until it is gone, so that no daemon outlives its test. */
+async function stopProcess(pid: number): Promise<void> {
+  const alive = (): boolean => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  if (!alive()) return
+  process.kill(pid, 'SIGTERM')
+  await until(() => (alive() ? undefined : true), `daemon ${pid} exits after SIGTERM`)
+}
 
 t.test("start --announce sends Aim's start message through the notifiers; without it nothing is sent", async (t) => {
   const slack = await startEndpoint(() => slackReply())

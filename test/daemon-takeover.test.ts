@@ -191,7 +191,7 @@ t.test('bad options are coded errors', async (t) => {
   t.throws(() => new Daemon({ nope: 1 } as never), { code: 'AIM_STATUS_INVALID_OPTION' })
   const cli = spawnSync(process.execPath, [BIN, '--repo', t.testdir(), 'start', '--stale-ms', '100'], { encoding: 'utf8' })
   t.equal(cli.status, 2)
-  t.match(cli.stderr, /AIM_STATUS_OUT_OF_RANGE: Expected `staleMs`/)
+  t.match(cli.stderr, /AIM_STATUS_OUT_OF_RANGE: Expected --stale-ms /)
   const bad = spawnSync(process.execPath, [BIN, '--repo', t.testdir(), 'start', '--poll-ms', 'soon'], { encoding: 'utf8' })
   t.equal(bad.status, 2)
   t.match(bad.stderr, /--poll-ms expects an integer/)

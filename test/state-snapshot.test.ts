@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
 import type { RunInfo } from '../lib/model.js'
 import { currentOwner } from '../lib/state/owner.js'
@@ -211,18 +211,29 @@ t.test('truncated, corrupt and invalid version 2 snapshots are set aside', async
 })
 
 t.test('an unreadable folder gives a clear coded error', async (t) => {
-  const folder = join(t.testdir(), 'private')
+  const base = t.testdir()
+  const folder = join(base, 'private')
   const owner = currentOwner('process')
   const path = join(folder, `${owner.id}.json`)
   await writeSnapshotAtomic(path, snapshotOf(owner, [run('abc')]))
   chmodSync(folder, 0o000)
   if (process.getuid?.() === 0) {
-    // root reads anything: meet the folder as another user, in a real child process.
-    chmodSync(t.testdirName, 0o755)
-    for (let dir = t.testdirName; dir !== '/' && dir.startsWith(process.cwd()); dir = join(dir, '..')) chmodSync(dir, statSync(dir).mode | 0o005)
-    const child = startFixture('read-snapshot.ts', [path], { uid: 65534 })
-    const line = await child.waitFor((l) => l['event'] === 'read' || l['event'] === 'error')
-    t.match(line, { event: 'error', code: 'AIM_STATUS_INVALID_PATH', message: /permission denied \(EACCES\)/ })
+    // root reads anything: meet the folder as another user, in a real child process that drops
+    // to that user inside `base` and reads relative paths, so the modes of the folders above
+    // (this clone's parents, whatever they are) play no part. A readable snapshot beside the
+    // private folder is the control: the same user reads it, so the error is the folder's mode.
+    const readable = join(base, 'public', `${owner.id}.json`)
+    await writeSnapshotAtomic(readable, snapshotOf(owner, [run('abc')]))
+    chmodSync(base, 0o755)
+    chmodSync(dirname(readable), 0o755)
+    chmodSync(readable, 0o644)
+    const relative = (p: string): string => p.slice(base.length + 1)
+    const child = startFixture('read-snapshot.ts', ['--as-uid', '65534', '--cwd', base, relative(readable), relative(path)])
+    await child.waitFor((line) => line['path'] === relative(path))
+    t.match(child.lines, [
+      { event: 'read', path: relative(readable), runs: 1 },
+      { event: 'error', path: relative(path), code: 'AIM_STATUS_INVALID_PATH', message: /permission denied \(EACCES\)/ },
+    ])
   } else {
     await t.rejects(readSnapshot(path), { code: 'AIM_STATUS_INVALID_PATH', message: /permission denied/ })
   }

@@ -3,21 +3,13 @@
  * @module
  */
 import type { Command } from 'commander'
-import { toPlainError } from '../errors.js'
-import { Daemon } from '../daemon/daemon.js'
+import { DEFAULT_DAEMON_GRACE, DEFAULT_POLL_MS, Daemon } from '../daemon/daemon.js'
 import { formatStatus, repoStatus } from '../daemon/status.js'
-import { CliExit, repoRoot, repoRoots } from './common.js'
+import { DEFAULT_STALE_MS, MIN_STALE_MS } from '../state/lease.js'
+import { failWith, numberFlag, out, repoRoot, repoRoots } from './common.js'
 
-function number(flag: string, integer: boolean) {
-  return (value: string): number => {
-    const parsed = Number(value)
-    if (value.trim() === '' || !Number.isFinite(parsed) || (integer && !Number.isInteger(parsed))) {
-      process.stderr.write(`aim-watcher: AIM_STATUS_INVALID_OPTION: ${flag} expects ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(value.slice(0, 40))}\n`)
-      throw new CliExit(2)
-    }
-    return parsed
-  }
-}
+/** The daemon's option names as its flags, for its error messages. */
+const DAEMON_FLAGS: Readonly<Record<string, string>> = { grace: '--grace', staleMs: '--stale-ms', pollMs: '--poll-ms' }
 
 /** Resolves at the first SIGTERM or SIGINT. */
 function stopSignal(): Promise<NodeJS.Signals> {
@@ -36,16 +28,17 @@ export function registerDaemonCommands(program: Command): void {
   program
     .command('start')
     .description('watch the repo(s): take over the runs of processes that died, exited or froze, and watch Python-Aim runs\' check-ins')
-    .option('--grace <S>', 'seconds of grace for runs that carry none: Python-Aim check-ins (default 100, as Aim; at least 30)', number('--grace', false))
-    .option('--stale-ms <MS>', 'a lease untouched this long counts as orphaned (at least 2000)', number('--stale-ms', true))
-    .option('--poll-ms <MS>', 'scan interval where file events are not available, and standby retry interval', number('--poll-ms', true))
+    .option('--grace <S>', `seconds of grace for runs that carry none: Python-Aim check-ins; at least 30 (default: ${DEFAULT_DAEMON_GRACE}, as Aim)`, numberFlag('--grace', false))
+    .option('--stale-ms <MS>', `a lease untouched this long counts as orphaned; at least ${MIN_STALE_MS} (default: ${DEFAULT_STALE_MS})`, numberFlag('--stale-ms', true))
+    .option('--poll-ms <MS>', `scan interval where file events are not available, and standby retry interval (default: ${DEFAULT_POLL_MS})`, numberFlag('--poll-ms', true))
     .option('--json-logs', 'log JSON lines instead of human-readable lines')
     .option('--announce', "send Aim's \"Watcher is running for repo …\" through the notifiers on becoming a repo's sender")
     .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean; announce?: boolean }, command: Command) => {
+      const roots = repoRoots(command, 'folder')
       let daemon: Daemon
       try {
         daemon = new Daemon({
-          repos: repoRoots(command),
+          repos: roots,
           ...(options.grace !== undefined ? { grace: options.grace } : {}),
           ...(options.staleMs !== undefined ? { staleMs: options.staleMs } : {}),
           ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
@@ -53,9 +46,7 @@ export function registerDaemonCommands(program: Command): void {
           announce: options.announce === true,
         })
       } catch (error) {
-        const plain = toPlainError(error)
-        process.stderr.write(`aim-watcher: ${plain.code ?? plain.name}: ${plain.message}\n`)
-        throw new CliExit(2)
+        throw failWith(error, DAEMON_FLAGS)
       }
       // Listening before starting: a signal during start-up still stops cleanly.
       const signal = stopSignal()
@@ -67,17 +58,15 @@ export function registerDaemonCommands(program: Command): void {
     .command('status')
     .description('list the runs known in the repo, their owners and deadlines')
     .option('--json', 'print JSON')
-    .option('--stale-ms <MS>', 'staleness used to judge owners (as the daemon\'s)', number('--stale-ms', true))
+    .option('--stale-ms <MS>', `staleness used to judge owners, as the daemon's (default: ${DEFAULT_STALE_MS})`, numberFlag('--stale-ms', true))
     .action(async (options: { json?: boolean; staleMs?: number }, command: Command) => {
-      const root = repoRoot(command)
+      const root = repoRoot(command, 'repo')
       let status
       try {
         status = await repoStatus(root, options.staleMs !== undefined ? { staleMs: options.staleMs } : {})
       } catch (error) {
-        const plain = toPlainError(error)
-        process.stderr.write(`aim-watcher: ${plain.code ?? plain.name}: ${plain.message}\n`)
-        throw new CliExit(1)
+        throw failWith(error, DAEMON_FLAGS)
       }
-      process.stdout.write(options.json === true ? `${JSON.stringify(status, null, 2)}\n` : `${formatStatus(status)}\n`)
+      out(options.json === true ? JSON.stringify(status, null, 2) : formatStatus(status))
     })
 }

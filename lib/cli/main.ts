@@ -3,16 +3,26 @@
  * file only assembles them; `bin.ts` owns the process's exit code.
  * @module
  */
-import { Command, CommanderError } from 'commander'
+import { readFileSync } from 'node:fs'
+import { Command, CommanderError, Option } from 'commander'
 import { registerNotifierCommands } from './notifiers.js'
 import { registerDaemonCommands } from './daemon.js'
-import { CliExit } from './common.js'
+import { CliExit, cliIO } from './common.js'
+
+/** This package's version, from its package.json (two folders up from `lib/cli/` and `dist/cli/` alike). */
+export function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return manifest.version
+}
 
 /** Builds the program; exported so that tests can run it in-process. */
 export function buildProgram(): Command {
   const program = new Command('aim-watcher')
     .description('Watches Aim runs and tells you when one stalls, fails or dies.')
-    .option('--repo <ROOT>', 'repo root (default: nearest folder upward holding .aim, else the current folder); repeatable for start', collect, [])
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
+    .addOption(new Option('--repo <ROOT>', 'repo root, repeatable for `start`').default([], 'the nearest folder upward holding .aim, else the current folder').argParser(collect))
+    // Commander's own messages (usage errors, help, version) go where the commands' output goes.
+    .configureOutput({ writeOut: (text) => cliIO().out(text), writeErr: (text) => cliIO().err(text) })
     .showHelpAfterError()
     .exitOverride()
   registerDaemonCommands(program)
@@ -33,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CliExit) return error.exitCode
     if (error instanceof CommanderError) return error.code === 'commander.helpDisplayed' || error.code === 'commander.help' || error.code === 'commander.version' ? 0 : 2
-    process.stderr.write(`aim-watcher: ${error instanceof Error ? error.message : String(error)}\n`)
+    cliIO().err(`aim-watcher: ${error instanceof Error ? error.message : String(error)}\n`)
     return 1
   }
 }

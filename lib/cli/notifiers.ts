@@ -2,119 +2,64 @@
  * `aim-watcher notifiers …`: manage the notifiers of a repo. A thin shell over
  * lib/notify/manage.ts, with Aim's commands and flags plus ours.
  *
- * Every value has a flag; prompts appear only when stdin is a terminal. Without a terminal a
- * missing required value is a usage error (exit 2) naming its flag, and `add` saves without
- * asking: the command line is the confirmation (a script cannot answer "[Y/n]").
+ * Every value has a flag; prompts appear only when stdin is a terminal. There, every value not
+ * given as a flag is asked for (optional ones with their default), and a value the notifier
+ * would refuse is refused at once and asked again. Without a terminal a missing required value
+ * is a usage error (exit 2) naming its flag, and `add` saves without asking: the command line
+ * is the confirmation (a script cannot answer "[Y/n]").
  *
  * Exit codes: 0 success; 1 failure (unknown notifier id, a test delivery failed, corrupt or
- * locked config); 2 usage (unknown flag, missing or invalid value).
+ * locked config); 2 usage (unknown flag, missing or invalid value, no repo at `--repo`);
+ * 130 Ctrl-C in a prompt.
  *
  * Secrets given on the command line (URLs, tokens, header values, signing secrets) are
  * replaced by their redacted form in everything this module prints, errors included.
  * @module
  */
 import type { Command } from 'commander'
-import { ErrorCodes } from '../errors.js'
 import type { RunEventKind } from '../model.js'
 import { RUN_EVENT_KINDS } from '../model.js'
+import { AIM_DEFAULT_MESSAGE, DEFAULT_NOTIFIER_EVENTS } from '../notify/contract.js'
 import { findNotifierType, notifierTypeNames, redactEntry } from '../notify/registry.js'
-import { redactSecret } from '../notify/redact.js'
+import { compileTemplate } from '../notify/template.js'
+import { DEFAULT_GRAPH_BASE_URL } from '../notify/types/workplace.js'
 import {
   addNotifier,
   disableNotifier,
   enableNotifier,
   entryFromSpec,
+  findSameNotifier,
   getLogLevel,
   listNotifiers,
   logLevelName,
   removeNotifier,
   setLogLevel,
   testNotifiers,
-  type NotifierListing,
   type NotifierSpec,
 } from '../notify/manage.js'
-import { CliExit, repoRoot } from './common.js'
+import { cliIO, fail, failWith, forgetSecrets, newRepoNote, note, numberFlag, out, redactText, rememberSecret, repoRoot, setCliIO, type CliIO } from './common.js'
+import { formatNotifierTable } from './notifier-table.js'
 
-/** Where the commands read and write; replaceable so that tests can run `main()` in-process. */
-export interface NotifierCliIO {
-  out(text: string): void
-  err(text: string): void
-  /** Whether prompts may be shown (stdin is a terminal). */
-  interactive: boolean
-  /** Asks to choose one of `choices`. */
-  select(message: string, choices: string[]): Promise<string>
-  /** Asks for a value; `secret` hides what is typed. */
-  input(message: string, options: { secret?: boolean; default?: string }): Promise<string>
-  /** Asks a yes/no question (default yes). */
-  confirm(message: string): Promise<boolean>
-}
-
-const terminalIO: NotifierCliIO = {
-  out: (text) => void process.stdout.write(text),
-  err: (text) => void process.stderr.write(text),
-  get interactive() {
-    return process.stdin.isTTY === true
-  },
-  // The prompt library is loaded only when a prompt is shown: scripts never pay for it.
-  async select(message, choices) {
-    const { select } = await import('@inquirer/prompts')
-    return select({ message, choices: choices.map((value) => ({ value })) })
-  },
-  async input(message, options) {
-    const prompts = await import('@inquirer/prompts')
-    if (options.secret === true) return prompts.password({ message, mask: '*' })
-    return prompts.input({ message, ...(options.default !== undefined ? { default: options.default } : {}), required: true })
-  },
-  async confirm(message) {
-    const { confirm } = await import('@inquirer/prompts')
-    return confirm({ message, default: true })
-  },
-}
-
-let io: NotifierCliIO = terminalIO
+/** The program's input and output, as the notifier commands see them (see {@link CliIO}). */
+export type NotifierCliIO = CliIO
 
 /** Replaces the commands' input and output (tests); returns a function that restores the previous. */
 export function setNotifierCliIO(replacement: Partial<NotifierCliIO>): () => void {
-  const previous = io
-  io = { ...terminalIO, ...replacement }
-  return () => {
-    io = previous
-  }
+  return setCliIO(replacement)
 }
 
-/** Secret values seen on this command line, replaced in all output. */
-let secrets: string[] = []
-
-function redactText(text: string): string {
-  let safe = text
-  for (const secret of secrets) if (secret.length >= 4) safe = safe.split(secret).join(redactSecret(secret))
-  return safe
-}
-
-const out = (line = ''): void => io.out(`${redactText(line)}\n`)
-const fail = (code: number, message: string): CliExit => {
-  io.err(`aim-watcher: ${redactText(message)}\n`)
-  return new CliExit(code, message)
-}
-
-/** Maps the library's coded errors to exit codes: bad input is usage (2), the rest failure (1). */
-function exitFor(error: unknown): never {
-  if (error instanceof CliExit) throw error
-  const code = (error as { code?: unknown }).code
-  const message = error instanceof Error ? error.message : String(error)
-  const usage: unknown[] = [ErrorCodes.INVALID_OPTION, ErrorCodes.OUT_OF_RANGE, ErrorCodes.INVALID_ID, ErrorCodes.INVALID_NOTIFIER, ErrorCodes.INVALID_TEMPLATE]
-  throw fail(usage.includes(code) ? 2 : 1, message)
-}
-
-/** Wraps an action so that every failure ends as a CliExit with the right code and a printed message. */
+/**
+ * Wraps an action so that every failure ends as a CliExit with the right code and a printed
+ * message, in flag terms (`add` words its own, knowing the type).
+ */
 function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       await fn(...args)
     } catch (error) {
-      exitFor(error)
+      throw failWith(error, flagsOf(undefined))
     } finally {
-      secrets = []
+      forgetSecrets()
     }
   }
 }
@@ -127,20 +72,32 @@ interface ArgumentFlag {
   required: boolean
   secret: boolean
   prompt: string
+  /** The value the notifier uses when none is given; offered by the prompt, and not stored when kept. */
+  default?: string
+  /**
+   * A value the type accepts, standing in for this argument while another one is checked
+   * before this one is asked (the type's validation stops at its first complaint).
+   */
+  probe?: string
 }
 
 const TYPE_FLAGS: Readonly<Record<string, readonly ArgumentFlag[]>> = {
-  slack: [{ flag: '--webhook-url', option: 'webhookUrl', argument: 'url', required: true, secret: true, prompt: 'Slack webhook URL' }],
+  slack: [{ flag: '--webhook-url', option: 'webhookUrl', argument: 'url', required: true, secret: true, prompt: 'Slack webhook URL', probe: 'https://hooks.slack.com/x' }],
   workplace: [
-    { flag: '--group-id', option: 'groupId', argument: 'group_id', required: true, secret: false, prompt: 'Workplace group id' },
-    { flag: '--access-token', option: 'accessToken', argument: 'access_token', required: true, secret: true, prompt: 'Workplace access token' },
-    { flag: '--base-url', option: 'baseUrl', argument: 'base_url', required: false, secret: false, prompt: 'Graph API base URL' },
+    { flag: '--group-id', option: 'groupId', argument: 'group_id', required: true, secret: false, prompt: 'Workplace group id', probe: '1' },
+    { flag: '--access-token', option: 'accessToken', argument: 'access_token', required: true, secret: true, prompt: 'Workplace access token', probe: 'token' },
+    { flag: '--base-url', option: 'baseUrl', argument: 'base_url', required: false, secret: false, prompt: 'Graph API base URL', default: DEFAULT_GRAPH_BASE_URL },
   ],
   webhook: [
-    { flag: '--url', option: 'url', argument: 'url', required: true, secret: true, prompt: 'Webhook URL' },
-    { flag: '--secret', option: 'secret', argument: 'secret', required: false, secret: true, prompt: 'Signing secret' },
+    { flag: '--url', option: 'url', argument: 'url', required: true, secret: true, prompt: 'Webhook URL', probe: 'https://example.com/hook' },
+    { flag: '--secret', option: 'secret', argument: 'secret', required: false, secret: true, prompt: 'HMAC signing secret (empty: requests are not signed)' },
   ],
 }
+
+/** The flag of a per-event message: `--message-stalled`. */
+export const messageFlag = (kind: RunEventKind): string => `--message-${kind}`
+/** Its commander option name: `messageStalled`. */
+const messageOption = (kind: RunEventKind): string => `message${kind[0]?.toUpperCase() ?? ''}${kind.slice(1)}`
 
 interface AddOptions {
   webhookUrl?: string
@@ -153,43 +110,168 @@ interface AddOptions {
   message?: string
   events?: string
   yes?: boolean
+  ifMissing?: boolean
+  [perEventMessage: `message${string}`]: string | undefined
+}
+
+/** The library's argument names as the flags of a type, for its error messages. */
+export function flagsOf(type: string | undefined): Record<string, string> {
+  const flags: Record<string, string> = { message: '--message', headers: '--header', events: '--events', timeoutMs: '--timeout' }
+  for (const spec of TYPE_FLAGS[type ?? ''] ?? []) flags[spec.argument] = spec.flag
+  return flags
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
-function parseEvents(text: string): RunEventKind[] {
+/** Why `text` is not a list of events for `--events`, or true. */
+export function checkEvents(text: string): true | string {
   const events = text.split(',').map((e) => e.trim()).filter((e) => e !== '')
   const unknown = events.filter((e) => !RUN_EVENT_KINDS.includes(e as RunEventKind))
-  if (events.length === 0 || unknown.length > 0) throw fail(2, `--events: expected a comma-separated list of ${RUN_EVENT_KINDS.join(', ')}, got "${text}"`)
-  return events as RunEventKind[]
+  if (events.length === 0 || unknown.length > 0) return `--events: expected a comma-separated list of ${RUN_EVENT_KINDS.join(', ')}, got "${text}"`
+  return true
+}
+
+function parseEvents(text: string): RunEventKind[] {
+  const checked = checkEvents(text)
+  if (checked !== true) throw fail(2, checked)
+  return [...new Set(text.split(',').map((e) => e.trim()).filter((e) => e !== ''))] as RunEventKind[]
+}
+
+/** Why `template` is not a usable message template for `flag`, or true. */
+export function checkTemplate(flag: string, template: string): true | string {
+  try {
+    compileTemplate(template)
+    return true
+  } catch (error) {
+    return `${flag}: ${(error as Error).message}`
+  }
+}
+
+/**
+ * Why `value` cannot be argument `argument` of a `type` notifier, or true: the type's own
+ * validation, run with the values gathered so far and stand-ins for the required ones not
+ * asked yet; complaints about other arguments are not this value's fault.
+ */
+export function checkArgument(type: string, argument: string, value: unknown, gathered: Record<string, unknown>): true | string {
+  const definition = findNotifierType(type)
+  if (definition === undefined) return `unknown notifier type "${type}"`
+  const trial: Record<string, unknown> = {}
+  for (const spec of TYPE_FLAGS[type] ?? []) if (spec.probe !== undefined) trial[spec.argument] = spec.probe
+  try {
+    definition.validate({ ...trial, ...gathered, [argument]: value })
+    return true
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    if (!message.includes(`argument "${argument}"`)) return true
+    return redactText(message.replace(`argument "${argument}"`, flagsOf(type)[argument] ?? argument))
+  }
+}
+
+/** Reads one `NAME=VALUE` of `--header`; the value becomes a secret. */
+export function parseHeader(text: string): [string, string] | string {
+  const at = text.indexOf('=')
+  if (at <= 0) return '--header: expected NAME=VALUE'
+  return [text.slice(0, at).trim(), text.slice(at + 1)]
+}
+
+function addHeader(headers: Record<string, string>, name: string, value: string): void {
+  // defineProperty: a header named "__proto__" stays a plain field.
+  Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true })
+  rememberSecret(value)
 }
 
 function parseHeaders(values: string[]): Record<string, string> {
   const headers: Record<string, string> = {}
   for (const value of values) {
-    const at = value.indexOf('=')
-    if (at <= 0) throw fail(2, '--header: expected NAME=VALUE')
-    // defineProperty: a header named "__proto__" stays a plain field.
-    Object.defineProperty(headers, value.slice(0, at).trim(), { value: value.slice(at + 1), enumerable: true, writable: true, configurable: true })
-    secrets.push(value.slice(at + 1))
+    const parsed = parseHeader(value)
+    if (typeof parsed === 'string') throw fail(2, parsed)
+    addHeader(headers, ...parsed)
   }
   return headers
 }
 
-/** Takes a value from its flag, else from a prompt on a terminal, else fails naming the flag. */
-async function valueFor(spec: ArgumentFlag, given: string | undefined): Promise<string | undefined> {
+/** On a terminal, asks for headers one at a time until an empty answer. */
+async function askHeaders(): Promise<Record<string, string>> {
+  const headers: Record<string, string> = {}
+  for (;;) {
+    const answer = await cliIO().input('Request header NAME=VALUE (empty: no more headers)', {
+      validate: (text) => {
+        if (text.trim() === '') return true
+        const parsed = parseHeader(text)
+        if (typeof parsed === 'string') return parsed
+        const trial: Record<string, string> = { ...headers }
+        Object.defineProperty(trial, parsed[0], { value: parsed[1], enumerable: true })
+        return checkArgument('webhook', 'headers', trial, {})
+      },
+    })
+    if (answer.trim() === '') return headers
+    const parsed = parseHeader(answer) as [string, string]
+    addHeader(headers, ...parsed)
+  }
+}
+
+/** Takes a value from its flag, else from a prompt on a terminal, else fails naming the flag (when required). */
+async function valueFor(type: string, spec: ArgumentFlag, given: string | undefined, gathered: Record<string, unknown>): Promise<string | undefined> {
   if (given !== undefined) return given
-  if (!spec.required) return undefined
-  if (!io.interactive) throw fail(2, `missing ${spec.flag} (stdin is not a terminal, so nothing can be asked)`)
-  return io.input(spec.prompt, { secret: spec.secret })
+  const io = cliIO()
+  if (!io.interactive) {
+    if (spec.required) throw fail(2, `missing ${spec.flag} (stdin is not a terminal, so nothing can be asked)`)
+    return undefined
+  }
+  const answer = await io.input(spec.prompt, {
+    secret: spec.secret,
+    ...(spec.default !== undefined ? { default: spec.default } : {}),
+    validate: (value) => {
+      if (value === '') return spec.required ? `${spec.flag}: a value is required` : true
+      return checkArgument(type, spec.argument, value, gathered)
+    },
+  })
+  // An empty answer or the default kept: nothing stored, as when the flag is left out.
+  return answer === '' || answer === spec.default ? undefined : answer
+}
+
+/** The events from `--events`, else the checkbox on a terminal (defaults ticked); undefined means the default. */
+async function eventsFor(given: string | undefined): Promise<RunEventKind[] | undefined> {
+  if (given !== undefined) return parseEvents(given)
+  const io = cliIO()
+  if (!io.interactive) return undefined
+  const chosen = await io.checkbox(
+    'Events to send',
+    RUN_EVENT_KINDS.map((kind) => ({ value: kind, checked: DEFAULT_NOTIFIER_EVENTS.includes(kind) })),
+    { validate: (values) => (values.length > 0 ? true : 'choose at least one event') },
+  )
+  const same = chosen.length === DEFAULT_NOTIFIER_EVENTS.length && DEFAULT_NOTIFIER_EVENTS.every((kind) => chosen.includes(kind))
+  return same ? undefined : (chosen as RunEventKind[])
+}
+
+/** The per-event templates from `--message-<event>`, else asked on a terminal for each event on request. */
+async function messagesFor(options: AddOptions, events: readonly RunEventKind[]): Promise<Partial<Record<RunEventKind, string>> | undefined> {
+  const messages: Partial<Record<RunEventKind, string>> = {}
+  for (const kind of RUN_EVENT_KINDS) {
+    const template = options[messageOption(kind) as `message${string}`]
+    if (template === undefined) continue
+    if (!events.includes(kind)) throw fail(2, `${messageFlag(kind)}: this notifier does not send ${kind} events (its events: ${events.join(',')}); add ${kind} to --events`)
+    const checked = checkTemplate(messageFlag(kind), template)
+    if (checked !== true) throw fail(2, checked)
+    messages[kind] = template
+  }
+  const io = cliIO()
+  if (Object.keys(messages).length === 0 && io.interactive && (await io.confirm('Set a different message for some events?', { default: false }))) {
+    for (const kind of events) {
+      const template = await io.input(`Message for ${kind} events (empty: the message above)`, { validate: (text) => (text === '' ? true : checkTemplate(messageFlag(kind), text)) })
+      if (template !== '') messages[kind] = template
+    }
+  }
+  return Object.keys(messages).length > 0 ? messages : undefined
 }
 
 async function addCommand(typeArgument: string | undefined, options: AddOptions, command: Command): Promise<void> {
   for (const flag of Object.values(TYPE_FLAGS).flat()) {
     const value = options[flag.option]
-    if (flag.secret && typeof value === 'string') secrets.push(value)
+    if (flag.secret && typeof value === 'string') rememberSecret(value)
   }
-  const root = repoRoot(command)
+  const root = repoRoot(command, 'create')
+  const io = cliIO()
   let type = typeArgument
   if (type === undefined) {
     if (!io.interactive) throw fail(2, `missing notifier type: add one of ${notifierTypeNames().join(', ')}`)
@@ -205,52 +287,70 @@ async function addCommand(typeArgument: string | undefined, options: AddOptions,
 
   const args: Record<string, unknown> = {}
   for (const flag of flags) {
-    const value = await valueFor(flag, options[flag.option] as string | undefined)
+    const value = await valueFor(type, flag, options[flag.option] as string | undefined, args)
     if (value === undefined) continue
-    if (flag.secret) secrets.push(value)
+    if (flag.secret) rememberSecret(value)
     args[flag.argument] = value
   }
   if (options.header.length > 0) args['headers'] = parseHeaders(options.header)
-  if (options.message !== undefined) args['message'] = options.message
-  else if (io.interactive) args['message'] = await io.input('Message template (Aim style, e.g. {run.hash})', { default: entryFromSpec({ type: 'logger' }).arguments['message'] as string })
+  else if (type === 'webhook' && io.interactive) {
+    const headers = await askHeaders()
+    if (Object.keys(headers).length > 0) args['headers'] = headers
+  }
+  if (options.message !== undefined) {
+    const checked = checkTemplate('--message', options.message)
+    if (checked !== true) throw fail(2, checked)
+    args['message'] = options.message
+  } else if (io.interactive) {
+    args['message'] = await io.input('Message template (Aim style, e.g. {run.hash})', { default: AIM_DEFAULT_MESSAGE, validate: (text) => checkTemplate('--message', text) })
+  }
   const spec: NotifierSpec = { type, arguments: args }
-  if (options.events !== undefined) spec.events = parseEvents(options.events)
+  const events = await eventsFor(options.events)
+  if (events !== undefined) spec.events = events
+  const messages = await messagesFor(options, events ?? DEFAULT_NOTIFIER_EVENTS)
+  if (messages !== undefined) spec.messages = messages
 
-  const preview = entryFromSpec(spec) // validates now: a mistake shows before the question
+  const inFlags = flagsOf(type)
+  let preview
+  try {
+    preview = entryFromSpec(spec) // validates now: a mistake shows before the question
+  } catch (error) {
+    throw failWith(error, inFlags)
+  }
+  const existing = options.ifMissing === true ? await findSameNotifier(root, spec) : undefined
+  if (existing !== undefined) {
+    out(`Notifier ${existing.id} (${existing.type}) has these arguments already: nothing added.`)
+    return
+  }
   out(JSON.stringify(redactEntry(preview), null, 2))
   if (options.yes !== true && io.interactive && !(await io.confirm('Save notifier configuration above?'))) {
     out('Not saved.')
     return
   }
-  const entry = await addNotifier(root, { ...spec, id: preview.id })
-  out(`Added notifier ${entry.id} (${entry.type}).`)
+  const created = newRepoNote(root)
+  const entry = await addNotifier(root, { ...spec, id: preview.id, ifMissing: options.ifMissing === true }).catch((error: unknown) => {
+    throw failWith(error, inFlags)
+  })
+  if (created !== undefined) note(created)
+  if (entry.id !== preview.id) out(`Notifier ${entry.id} (${entry.type}) has these arguments already: nothing added.`)
+  else out(`Added notifier ${entry.id} (${entry.type}).`)
 }
 
-function deliveryColumn(listing: NotifierListing): string {
-  const { delivery } = listing
-  if (listing.problem !== null) return `skipped: ${listing.problem}`
-  const parts: string[] = []
-  if (delivery.lastDeliveryAt !== null) parts.push(`ok ${new Date(delivery.lastDeliveryAt).toISOString()} (${delivery.delivered})`)
-  if (delivery.lastErrorAt !== null) parts.push(`error ${new Date(delivery.lastErrorAt).toISOString()}: ${delivery.lastError ?? ''}`)
-  return parts.length > 0 ? parts.join('; ') : '-'
-}
-
-async function listCommand(options: { json?: boolean }, command: Command): Promise<void> {
-  const listings = await listNotifiers(repoRoot(command))
+async function listCommand(options: { json?: boolean; wide?: boolean }, command: Command): Promise<void> {
+  const listings = await listNotifiers(repoRoot(command, 'repo'))
   if (options.json === true) {
     out(JSON.stringify(listings, null, 2))
     return
   }
-  // Aim's columns first, in Aim's widths, then ours.
-  out(`${'NOTIFIER ID'.padEnd(40)} ${'TYPE'.padEnd(10)} ${'STATUS'.padEnd(10)} ${'EVENTS'.padEnd(26)} LAST DELIVERY / LAST ERROR`)
-  for (const listing of listings) {
-    out(`${listing.id.padEnd(40)} ${listing.type.padEnd(10)} ${listing.status.padEnd(10)} ${listing.events.join(',').padEnd(26)} ${deliveryColumn(listing)}`)
-  }
+  for (const line of formatNotifierTable(listings, { wide: options.wide === true })) out(line)
 }
 
-async function testCommand(id: string | undefined, options: { timeout: string }, command: Command): Promise<void> {
-  const timeoutMs = Number(options.timeout)
-  const results = await testNotifiers(repoRoot(command), id, { timeoutMs, writeLine: (line) => out(line) })
+/** The default of `notifiers test --timeout`, in ms. */
+const DEFAULT_TEST_TIMEOUT_MS = 10_000
+
+async function testCommand(id: string | undefined, options: { timeout?: number }, command: Command): Promise<void> {
+  const root = repoRoot(command, 'repo')
+  const results = await testNotifiers(root, id, { timeoutMs: options.timeout ?? DEFAULT_TEST_TIMEOUT_MS, writeLine: (line) => out(line) })
   if (results.length === 0) {
     out('No enabled notifiers to test.')
     return
@@ -270,30 +370,34 @@ export function registerNotifierCommands(program: Command): void {
   const notifiers = program
     .command('notifiers')
     .description('manage the notifiers of a repo (add, list, enable, disable, remove, test, log level)')
-    // Subcommands created below inherit this; it sends commander's own messages through `io`.
-    .configureOutput({ writeOut: (text) => io.out(text), writeErr: (text) => io.err(redactText(text)) })
+    // Subcommands created below inherit this: commander's own messages, secrets redacted.
+    .configureOutput({ writeOut: (text) => cliIO().out(text), writeErr: (text) => cliIO().err(redactText(text)) })
     .exitOverride()
 
-  notifiers
+  const add = notifiers
     .command('add')
-    .description('add a notifier; values not given as flags are asked for on a terminal')
-    .argument('[type]', 'slack, workplace, logger, webhook, or a registered custom type')
+    .description('add a notifier; on a terminal, values not given as flags are asked for (creates the repo if there is none)')
+    .argument('[type]', `${notifierTypeNames().join(', ')}, or a type registered from code`)
     .option('--webhook-url <URL>', 'slack: the incoming-webhook URL (secret)')
     .option('--group-id <N>', 'workplace: the group id')
     .option('--access-token <TOKEN>', 'workplace: the access token (secret)')
-    .option('--base-url <URL>', 'workplace: the Graph API base URL (default https://graph.facebook.com)')
+    .option('--base-url <URL>', `workplace: the Graph API base URL (default: ${DEFAULT_GRAPH_BASE_URL})`)
     .option('--url <URL>', 'webhook: the URL to POST to (secret)')
-    .option('--header <NAME=VALUE>', 'webhook: a request header (repeatable; values are secret)', collect, [])
-    .option('--secret <SECRET>', 'webhook: HMAC signing secret (secret)')
-    .option('--message <TEMPLATE>', "message template, Aim style ({run.hash}); default: Aim's message")
-    .option('--events <LIST>', `events to send, comma-separated among ${RUN_EVENT_KINDS.join(',')} (default stalled,failed,recovered)`)
-    .option('-y, --yes', 'save without asking "Save notifier configuration above? [Y/n]"')
+    .option('--header <NAME=VALUE>', 'webhook: a request header, repeatable; values are secret (default: none)', collect, [])
+    .option('--secret <SECRET>', 'webhook: HMAC signing secret (secret; default: none, requests unsigned)')
+    .option('--message <TEMPLATE>', `message template, Aim style ({run.hash}) (default: Aim's "${AIM_DEFAULT_MESSAGE}")`)
+    .option('--events <LIST>', `events to send, comma-separated among ${RUN_EVENT_KINDS.join(',')} (default: ${DEFAULT_NOTIFIER_EVENTS.join(',')})`)
+  for (const kind of RUN_EVENT_KINDS) add.option(`${messageFlag(kind)} <TEMPLATE>`, `message template for ${kind} events only (default: --message, else the default ${kind} message)`)
+  add
+    .option('--if-missing', 'add nothing if a notifier of this type with the same arguments exists (default: always add)')
+    .option('-y, --yes', 'save without asking "Save notifier configuration above? [Y/n]" (default: ask on a terminal)')
     .action(action(addCommand))
 
   notifiers
     .command('list')
-    .description('list the notifiers: NOTIFIER ID, TYPE, STATUS, EVENTS, LAST DELIVERY / LAST ERROR (secrets redacted)')
-    .option('--json', 'print JSON')
+    .description('list the notifiers: NOTIFIER ID, TYPE, STATUS, LAST DELIVERY (80 columns; secrets redacted)')
+    .option('--wide', 'also EVENTS, and the full LAST DELIVERY / LAST ERROR')
+    .option('--json', 'print JSON: every field')
     .action(action(listCommand))
 
   const byId = (name: string, description: string, fn: (root: string, id: string) => Promise<void>, done: string): void => {
@@ -303,7 +407,7 @@ export function registerNotifierCommands(program: Command): void {
       .argument('<ID>', 'notifier id (see `notifiers list`)')
       .action(
         action(async (id: string, _options: unknown, command: Command) => {
-          await fn(repoRoot(command), id)
+          await fn(repoRoot(command, 'repo'), id)
           out(`Notifier ${id} ${done}.`)
         }),
       )
@@ -316,7 +420,7 @@ export function registerNotifierCommands(program: Command): void {
     .command('test')
     .description('send a test message through every enabled notifier, or the one given; exit 1 if any failed')
     .argument('[ID]', 'notifier id (default: every enabled notifier)')
-    .option('--timeout <MS>', 'how long one notifier may take', '10000')
+    .option('--timeout <MS>', `how long one notifier may take (default: ${DEFAULT_TEST_TIMEOUT_MS})`, numberFlag('--timeout', false))
     .action(action(testCommand))
 
   notifiers
@@ -324,7 +428,7 @@ export function registerNotifierCommands(program: Command): void {
     .description("print Aim's log level for the watcher")
     .action(
       action(async (_options: unknown, command: Command) => {
-        out(logLevelName(await getLogLevel(repoRoot(command))))
+        out(logLevelName(await getLogLevel(repoRoot(command, 'repo'))))
       }),
     )
 
@@ -334,7 +438,7 @@ export function registerNotifierCommands(program: Command): void {
     .argument('<LEVEL>', 'DEBUG, INFO, WARNING, ERROR, CRITICAL, or a number 0-50')
     .action(
       action(async (level: string, _options: unknown, command: Command) => {
-        const value = await setLogLevel(repoRoot(command), level)
+        const value = await setLogLevel(repoRoot(command, 'repo'), level)
         out(`Log level set to ${logLevelName(value)} (${value}).`)
       }),
     )

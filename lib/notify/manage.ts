@@ -32,6 +32,13 @@ export interface NotifierSpec {
   messages?: Partial<Record<RunEventKind, string>>
   /** Default: `enabled`. */
   status?: 'enabled' | 'disabled'
+  /**
+   * For {@link addNotifier}: when a notifier of the same `type` with the same `arguments` is
+   * configured already, return it instead of adding another, so that a script that sets up its
+   * notifiers can run again without duplicating them. Its `events`, `messages` and `status` are
+   * left as they are. Default: false (every call adds a notifier).
+   */
+  ifMissing?: boolean
 }
 
 /** One notifier as listed: secrets redacted, with how its deliveries went. */
@@ -110,14 +117,55 @@ export function entryFromSpec(spec: NotifierSpec): NotifierEntry {
   return validateEntry(entry)
 }
 
-/** Adds a notifier and returns its stored entry (not redacted: the caller gave the secrets). */
+/** JSON with every object's keys in order: equal for arguments that differ only in key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  )
+}
+
+/** The configured entry of the same type with the same arguments (both normalised), if any. */
+function sameNotifier(entries: readonly NotifierEntry[], wanted: NotifierEntry): NotifierEntry | undefined {
+  const key = canonicalJson(wanted.arguments)
+  return entries.find((entry) => {
+    if (entry.type !== wanted.type) return false
+    try {
+      return canonicalJson(validateEntry(structuredClone(entry)).arguments) === key
+    } catch {
+      return false // an entry that does not validate is nobody's twin
+    }
+  })
+}
+
+/**
+ * The configured notifier that `addNotifier(root, { ...spec, ifMissing: true })` would return
+ * instead of adding one: same type, same arguments. Undefined when there is none.
+ */
+export async function findSameNotifier(root: string, spec: NotifierSpec): Promise<NotifierEntry | undefined> {
+  const paths = pathsOf(root)
+  return sameNotifier((await readNotificationsConfig(paths)).notifiers, entryFromSpec(spec))
+}
+
+/**
+ * Adds a notifier and returns its stored entry (not redacted: the caller gave the secrets).
+ * With `ifMissing: true`, an entry of the same type and arguments already configured is
+ * returned instead, and nothing is written.
+ */
 export async function addNotifier(root: string, spec: NotifierSpec): Promise<NotifierEntry> {
   const paths = pathsOf(root)
   const entry = entryFromSpec(spec)
-  await updateNotificationsConfig(paths, (draft) => {
+  if (spec.ifMissing !== undefined && typeof spec.ifMissing !== 'boolean') throw new InvalidOptionError(`Expected \`ifMissing\` to be a boolean, got ${describeValue(spec.ifMissing)}`)
+  if (spec.ifMissing === true) {
+    // Read first so that a script run again writes nothing; checked again under the lock below.
+    const existing = await findSameNotifier(root, spec)
+    if (existing !== undefined) return existing
+  }
+  return updateNotificationsConfig(paths, (draft) => {
+    const existing = spec.ifMissing === true ? sameNotifier(draft.notifiers, entry) : undefined
+    if (existing !== undefined) return existing
     draft.notifiers.push(entry)
+    return entry
   })
-  return entry
 }
 
 async function readStatusLeniently(paths: RepoPaths): Promise<NotifierStatusMap> {
