@@ -36,6 +36,15 @@ export interface ServiceDependencies {
   durable?: boolean
 }
 
+/** A warning line on standard error, written synchronously (it reaches the terminal while the main thread is blocked). */
+function warnLine(line: string): void {
+  try {
+    writeSync(2, `${line}\n`)
+  } catch {
+    // No standard error to write to: the Watcher's `error` event still says it.
+  }
+}
+
 /** A running actor service. */
 export interface ActorService {
   readonly runtime: RepoRuntime
@@ -65,6 +74,8 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
           // the host starts a new owner and re-establishes the runs that still report.
           onLost: (error: AimStatusError) => {
             void runtime?.close()
+            // Said where a person reads a training process's complaints, once per lost lease.
+            warnLine(`aim-status: this process was frozen and another owner adopted its runs in ${startup.root}; sending nothing for them, they come back at their next report`)
             post({ kind: 'lease-lost', error: toPlainError(error) })
           },
           onError: (error) => post({ kind: 'error', error: toPlainError(error) }),
