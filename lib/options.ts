@@ -109,6 +109,7 @@ function checkText(value: unknown, label: string): string | undefined {
   if (typeof value !== 'string') throw new InvalidOptionError(`Expected \`${label}\` to be a string, got ${describeValue(value)}`)
   if (value.length > 256) throw new OutOfRangeError(`Expected \`${label}\` to be at most 256 characters, got ${value.length}`)
   // Names end up in chat messages and log lines: control characters would forge lines.
+  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(value)) throw new InvalidOptionError(`Expected \`${label}\` without control characters, got ${describeValue(value)}`)
   return value
 }

@@ -61,6 +61,8 @@ t.test('a reopened hash continues from the highest idx; checkins: false writes n
 t.test('renewals keep the promise visible to a once-a-second watcher, without a file per report', async (t) => {
   const folder = join(mkdtempSync(join(tmpdir(), 'aim-checkins-')), 'check_ins')
   const clock = new ManualClock()
+  // The actor and the publisher each need the other: the actor's hook finds the publisher when it runs.
+  // eslint-disable-next-line prefer-const
   let publisher!: CheckinPublisher
   const actor = new RepoActor({ clock, repo: '/r', host: 'h', pid: 1, onEvent: () => undefined, onProgress: (info) => publisher.sync(info.hash, info.deadlineAt) })
   const errors: unknown[] = []

@@ -196,7 +196,7 @@ t.test('on a terminal: a refused value is asked again, and Aim\'s [Y/n] question
     at = await term.waitFor(`Message for ${kind} events`, at)
     term.type('\r')
   }
-  at = await term.waitFor('Save notifier configuration above? [Y/n]', at)
+  await term.waitFor('Save notifier configuration above? [Y/n]', at)
   term.type('\r')
   t.equal(await term.exited, 0, term.screen())
   t.notOk(term.screen().includes('EAAtokensecretvalue0123456789'), 'the token was never shown')

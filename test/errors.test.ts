@@ -39,7 +39,7 @@ t.test('every code crosses a thread as its class, with its code, name, message a
 })
 
 t.test('an error thrown from its own class comes back as that class', async (t) => {
-  const cases: Array<[Error & { code: string }, Function]> = [
+  const cases: Array<[Error & { code: string }, abstract new (...args: never[]) => Error]> = [
     [new errors.InvalidOptionError('bad option'), errors.InvalidOptionError],
     [new errors.OutOfRangeError('too big'), errors.OutOfRangeError],
     [new errors.InvalidIdError('bad id'), errors.InvalidIdError],

@@ -60,9 +60,8 @@ t.test('owner identity and liveness', async (t) => {
   t.teardown(() => void shell.kill('SIGKILL'))
   const [line] = (await once(createInterface({ input: shell.stdout! }), 'line')) as [string]
   const zombiePid = Number(line)
-  let ticks = procTicks(zombiePid)
   for (let i = 0; i < 200 && !readFileSync(`/proc/${zombiePid}/stat`, 'latin1').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 10))
-  ticks = procTicks(zombiePid)
+  const ticks = procTicks(zombiePid)
   t.equal(ownerLiveness({ ...me, pid: zombiePid, startTicks: ticks }), 'dead', 'a zombie is dead')
 })
 

@@ -359,9 +359,8 @@ t.test('a write asked for from inside produce queues behind the one in progress'
   const path = join(dir, 'owners', 'reentrant.json')
   const owner = currentOwner('process')
   let produced = 0
-  let writer!: SnapshotWriter
   const nested: Array<Promise<void>> = []
-  writer = new SnapshotWriter({
+  const writer: SnapshotWriter = new SnapshotWriter({
     path,
     lease: { generation: 1, assertGeneration() {} },
     produce: () => {

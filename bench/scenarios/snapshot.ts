@@ -61,6 +61,8 @@ async function coalescing(dir: string, runs: number, seconds: number): Promise<C
   const path = join(dir, `${owner.id}.json`)
   const lease = await acquireLease(path, owner, { staleMs: 10_000 })
   let changes = 0
+  // Assigned once, after the actor whose hook uses it.
+  // eslint-disable-next-line prefer-const
   let writer: SnapshotWriter | undefined
   const actor = benchActor(() => {
     changes++

@@ -61,6 +61,8 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
   const port = startup.port as MessagePort
   const post = (message: ActorMessage) => port.postMessage(message)
   const clock = dependencies.clock ?? systemClock
+  // Assigned once, after the lease: a lease lost before then has no runtime to close.
+  // eslint-disable-next-line prefer-const
   let runtime: RepoRuntime | undefined
   const owner =
     dependencies.durable === false

@@ -85,6 +85,8 @@ export function formatStatus(status: RepoStatus, now: number = monotonicNow()): 
         `${run.owner.kind} ${run.owner.pid}@${run.owner.host} ${run.owner.state}`,
         `${duration(now - run.lastProgressAt)} ago`,
         deadline,
+        // Control characters in a reason become spaces: never sent to the terminal.
+        // eslint-disable-next-line no-control-regex
         (run.reason ?? '').replace(/[\u0000-\u001f\u007f]/g, ' '),
       ])
     }

@@ -69,12 +69,12 @@ export class DurableOwner {
 
   /** Takes the lease on the snapshot. Rejects with `AIM_STATUS_LOCKED` when a live owner holds it. */
   static async acquire(options: DurableOwnerOptions): Promise<DurableOwner> {
-    let owner: DurableOwner | undefined
     const lease = await acquireLease(options.path, options.owner, {
       ...(options.staleMs !== undefined ? { staleMs: options.staleMs } : {}),
       onLost: (error) => options.onLost(error),
     })
-    owner = new DurableOwner(
+    // The writer's fence asks the owner, which exists by the time anything is written.
+    const owner: DurableOwner = new DurableOwner(
       lease,
       (produce) =>
         new SnapshotWriter({
@@ -85,7 +85,7 @@ export class DurableOwner {
               return lease.generation
             },
             assertGeneration: () => {
-              if (owner !== undefined && !owner.mayAct()) throw lostError(lease)
+              if (!owner.mayAct()) throw lostError(lease)
             },
           },
           clock: options.clock,

@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises'
 import type { RunInfo, RunStatus } from '../model.js'
 import { checkRunHash } from '../repo.js'
-import { AimStatusError, CorruptFileError, ErrorCodes, describeValue } from '../errors.js'
+import { AimStatusError, ErrorCodes, describeValue } from '../errors.js'
 import { setAside, unreadableError, writeFileAtomic } from './files.js'
 import type { AtomicWriteOptions } from './files.js'
 import { parseOwnerInfo } from './owner.js'
@@ -338,7 +338,7 @@ export async function writeSnapshotAtomic(path: string, snapshot: Snapshot, opti
 /**
  * Reads and checks a snapshot. Resolves null when there is no file. A truncated, unparsable or
  * invalid file is renamed to `<name>.corrupt-<time>` and the promise rejects with a
- * {@link CorruptFileError} (`AIM_STATUS_CORRUPT_FILE`, with `setAsidePath`). A file of a newer
+ * `CorruptFileError` (`AIM_STATUS_CORRUPT_FILE`, with `setAsidePath`). A file of a newer
  * format version rejects with the same code but stays where it is. A file that cannot be read
  * (permissions, a parent that is not a folder) rejects with `AIM_STATUS_INVALID_PATH`.
  */

@@ -16,6 +16,7 @@ export interface Terminal {
 }
 
 /** ANSI escape sequences (colours, cursor moves, erasures). */
+// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r/g
 
 /** Quotes one word for `sh -c`. */
