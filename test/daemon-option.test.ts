@@ -1,6 +1,7 @@
 // watch({ daemon: true }) starts a detached aim-watcher for the repo, which reports the run when
 // its training process is SIGKILLed.
 import t from 'tap'
+import { eventually } from './support/eventually.js'
 import { readFileSync, existsSync, mkdtempSync, mkdirSync } from 'node:fs'
 import { spawn, spawnSync } from 'node:child_process'
 import { rm } from 'node:fs/promises'
@@ -22,7 +23,7 @@ t.test('a SIGKILLed training process that asked for a daemon is reported failed 
   await child.waitForLine('READY')
   // The daemon was started detached; wait until it holds the repo.
   const leasePath = daemonLeasePath(statusLayout(repoPaths(repo)))
-  const daemonPid = await until(async () => {
+  const daemonPid = await eventually(async () => {
     const pid = (await inspectLease(leasePath)).holder?.pid
     return pid !== undefined && pid !== child.process.pid ? pid : undefined
   }, 'a separate daemon process holds the repo')
@@ -33,22 +34,11 @@ t.test('a SIGKILLed training process that asked for a daemon is reported failed 
   // in either order: wait for each of them, not for the first one alone.
   const log = join(repo, '.aim', 'status', 'daemon.log')
   const logText = (): string => (existsSync(log) ? readFileSync(log, 'utf8') : '')
-  await until(() => (/asked_for_daemon/.test(logText()) && /process gone/.test(logText()) ? true : undefined), 'the daemon log says the run failed: process gone')
-  await until(() => (logText().includes("❗️ Something wrong with Run 'asked_for_daemon'. Please check. ❗️") ? true : undefined), "the default logger printed Aim's message")
+  await eventually(() => (/asked_for_daemon/.test(logText()) && /process gone/.test(logText()) ? true : undefined), 'the daemon log says the run failed: process gone')
+  await eventually(() => (logText().includes("❗️ Something wrong with Run 'asked_for_daemon'. Please check. ❗️") ? true : undefined), "the default logger printed Aim's message")
   t.match(logText(), /process gone/, 'the daemon log says the run failed: process gone')
   t.match(logText(), /❗️ Something wrong with Run 'asked_for_daemon'\. Please check\. ❗️/, "and its default logger printed Aim's message")
 })
-
-/** Checks `probe` until it gives a value; rejects naming `what` after a generous minute. */
-async function until<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
-  const giveUpAt = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > giveUpAt) throw new Error(`never happened within ${timeoutMs} ms: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 /** SIGTERMs a process that is not our child and waits until it is gone, so that no daemon outlives its test. */
 async function stopProcess(pid: number): Promise<void> {
@@ -62,7 +52,7 @@ async function stopProcess(pid: number): Promise<void> {
   }
   if (!alive()) return
   process.kill(pid, 'SIGTERM')
-  await until(() => (alive() ? undefined : true), `daemon ${pid} exits after SIGTERM`)
+  await eventually(() => (alive() ? undefined : true), `daemon ${pid} exits after SIGTERM`)
 }
 
 t.test("start --announce sends Aim's start message through the notifiers; without it nothing is sent", async (t) => {

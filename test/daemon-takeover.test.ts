@@ -1,6 +1,7 @@
 // The daemon against orphaned snapshots written with the state layer: dead pids, exit markers,
 // corrupt files, a daemon killed mid-delivery, racing daemons, standby, status and ensureDaemon.
 import t from 'tap'
+import { eventually } from './support/eventually.js'
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -177,10 +178,10 @@ t.test('ensureDaemon starts one daemon, then finds it', async (t) => {
   })
   const logFile = join(statusLayout(repoPaths(root)).status, 'daemon.log')
   // Wait for it to hold the repo: its log says so.
-  while (!(existsSync(logFile) && readFileSync(logFile, 'utf8').includes(' active '))) await sleep(50)
+  await eventually(() => existsSync(logFile) && readFileSync(logFile, 'utf8').includes(' active '), 'the started daemon logs that it is active')
   t.same(await ensureDaemon(root, { staleMs: 2000 }), { started: false, pid: started.pid }, 'the running daemon holds the repo')
   process.kill(started.pid as number, 'SIGTERM')
-  while (readFileSync(logFile, 'utf8').includes(' stopped ') === false) await sleep(50)
+  await eventually(() => readFileSync(logFile, 'utf8').includes(' stopped '), 'the daemon logs that it stopped after SIGTERM')
   t.pass('stopped by SIGTERM')
 })
 

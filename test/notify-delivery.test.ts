@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { eventually } from './support/eventually.js'
 import { ManualClock, systemClock } from '../lib/clock.js'
 import type { Notifier, NotifierEntry } from '../lib/notify/contract.js'
 import type { RunEvent, RunEventKind } from '../lib/model.js'
@@ -21,11 +22,6 @@ function makeEvent(hash: string, kind: RunEventKind = 'stalled', episode = 1): R
 function slackNotifier(id: string, endpoint: FakeEndpoint, extra: Partial<NotifierEntry> = {}): Notifier {
   const entry = validateEntry({ id, type: 'slack', status: 'enabled', arguments: { url: `${endpoint.base}/services/${id}`, message: '{run.hash} {event}' }, ...extra })
   return createNotifier(entry, context)
-}
-
-/** Waits (polling every few ms) until a condition holds; the test's own timeout bounds it. */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5))
 }
 
 /** Replies from a script, one per request; the last one repeats. */
@@ -222,10 +218,10 @@ t.test('persist happens before the send, and each outcome is persisted before it
   release()
   await accepted
   await server.waitForRequests(1)
-  await until(() => log.some((line) => line.startsWith('retrying')))
+  await eventually(() => log.some((line) => line.startsWith('retrying')), 'a retrying outcome')
   h.clock.advance(500)
   await server.waitForRequests(2)
-  await until(() => log.some((line) => line.startsWith('notified')))
+  await eventually(() => log.some((line) => line.startsWith('notified')), 'a notified outcome')
   t.same(log, [
     'persist start (0 requests, 1 pending)',
     'persist end',

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { eventually } from './support/eventually.js'
 import type { Test } from 'tap'
 import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -243,11 +244,6 @@ t.test('an unreadable folder gives a clear coded error', async (t) => {
   await t.rejects(readSnapshot(join(notFolder, 'x.json')), { code: 'AIM_STATUS_INVALID_PATH', message: /not a folder/ })
 })
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5))
-  if (!condition()) throw new Error(`never happened: ${what}`)
-}
-
 async function writerSetup(t: Test, options: { intervalMs?: number; onError?: (e: unknown) => void } = {}) {
   const layout = statusLayout({ status: join(t.testdir(), 'status') })
   const owner = currentOwner('process')
@@ -272,7 +268,7 @@ t.test('writer: ordinary changes coalesce to one write per interval, produced on
   for (let i = 0; i < 50; i++) writer.markDirty()
   t.equal(state.produced, 0, 'nothing serialised before the write')
   clock.advance(0)
-  await until(() => writer.writes === 1, 'first write')
+  await eventually(() => writer.writes === 1, 'first write')
   t.equal(state.produced, 1, 'fifty changes, one write')
   state.runs = [run('abc'), run('def')]
   writer.markDirty()
@@ -281,7 +277,7 @@ t.test('writer: ordinary changes coalesce to one write per interval, produced on
   await new Promise((resolve) => setTimeout(resolve, 30))
   t.equal(writer.writes, 1, 'not before the interval has passed since the last write')
   clock.advance(1)
-  await until(() => writer.writes === 2, 'second write')
+  await eventually(() => writer.writes === 2, 'second write')
   t.equal(state.produced, 2)
   t.same((await readSnapshot(path))?.runs.map((r) => r.hash), ['abc', 'def'])
   t.match(await readSnapshot(path), { generation: 1, writtenAt: clock.now() }, 'stamped with the generation and the clock')
@@ -331,13 +327,13 @@ t.test('writer: an I/O failure is reported and retried at the next interval', as
   writeFileSync(owners, 'not a folder')
   writer.markDirty()
   clock.advance(1000)
-  await until(() => errors.length === 1, 'error reported')
+  await eventually(() => errors.length === 1, 'error reported')
   t.match(errors[0], { code: /EEXIST|ENOTDIR/ })
   t.ok(writer.dirty, 'still dirty')
   rmSync(owners)
   mkdirSync(owners)
   clock.advance(1000)
-  await until(() => writer.writes === 2, 'retried')
+  await eventually(() => writer.writes === 2, 'retried')
   t.ok(statSync(path).isFile())
 })
 

@@ -1,6 +1,7 @@
 // Notifiers through a running watcher: configuration followed without restart, real loopback
 // endpoints answering like Slack, the registry on the Watcher.
 import t from 'tap'
+import { eventually } from './support/eventually.js'
 import { once } from 'node:events'
 import { Watcher } from '../lib/watcher.js'
 import { tempRepo } from './support/temp-repo.js'
@@ -25,10 +26,9 @@ t.test('a Slack notifier added while the watcher runs receives the next stall, o
       if (r.notifierId === entry.id) resolve(r)
     })
   })
-  t.same((await watcher.activeNotifiers()).map((n) => n.id).length, 1)
   // The running watcher follows config.json without a restart: wait until it uses the new entry.
-  await waitFor(async () => (await watcher.activeNotifiers()).some((n) => n.id === entry.id))
-  t.notOk((await watcher.activeNotifiers()).some((n) => n.id === 'default-logger'), 'the default logger steps aside')
+  await eventually(async () => (await watcher.activeNotifiers()).some((n) => n.id === entry.id), 'the watcher uses the new notifier')
+  t.same((await watcher.activeNotifiers()).map((n) => n.id), [entry.id], 'exactly the configured notifier: the default logger steps aside')
   run.reportProgress(0.05)
   const report = await notified
   t.equal(report.eventKind, 'stalled')
@@ -69,10 +69,3 @@ t.test('testNotifiers sends through each enabled notifier and reports each outco
   t.equal(byId.get(b.id), 'permanent')
 })
 
-async function waitFor(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  throw new Error('condition never became true')
-}
