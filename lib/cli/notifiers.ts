@@ -34,6 +34,7 @@ import {
   type NotifierSpec,
 } from '../notify/manage.js'
 import { CliExit, repoRoot } from './common.js'
+import { forTerminal } from '../text.js'
 
 /** Where the commands read and write; replaceable so that tests can run `main()` in-process. */
 export interface NotifierCliIO {
@@ -244,7 +245,8 @@ async function listCommand(options: { json?: boolean }, command: Command): Promi
   // Aim's columns first, in Aim's widths, then ours.
   out(`${'NOTIFIER ID'.padEnd(40)} ${'TYPE'.padEnd(10)} ${'STATUS'.padEnd(10)} ${'EVENTS'.padEnd(26)} LAST DELIVERY / LAST ERROR`)
   for (const listing of listings) {
-    out(`${listing.id.padEnd(40)} ${listing.type.padEnd(10)} ${listing.status.padEnd(10)} ${listing.events.join(',').padEnd(26)} ${deliveryColumn(listing)}`)
+    // Config text comes from a shared file: escape sequences in it never reach the terminal.
+    out(`${forTerminal(listing.id).padEnd(40)} ${forTerminal(listing.type).padEnd(10)} ${listing.status.padEnd(10)} ${forTerminal(listing.events.join(',')).padEnd(26)} ${forTerminal(deliveryColumn(listing))}`)
   }
 }
 
@@ -257,10 +259,10 @@ async function testCommand(id: string | undefined, options: { timeout: string },
   }
   let failed = 0
   for (const { id: notifierId, type, outcome } of results) {
-    if (outcome.kind === 'delivered') out(`${notifierId} ${type}: delivered${outcome.detail !== undefined ? ` (${outcome.detail})` : ''}`)
+    if (outcome.kind === 'delivered') out(forTerminal(`${notifierId} ${type}: delivered${outcome.detail !== undefined ? ` (${outcome.detail})` : ''}`))
     else {
       failed += 1
-      out(`${notifierId} ${type}: FAILED (${outcome.kind}): ${outcome.error}`)
+      out(forTerminal(`${notifierId} ${type}: FAILED (${outcome.kind}): ${outcome.error}`))
     }
   }
   if (failed > 0) throw fail(1, `${failed} of ${results.length} notifier(s) failed`)
