@@ -13,7 +13,7 @@
  * @module
  */
 import { spawn } from 'node:child_process'
-import { closeSync, existsSync } from 'node:fs'
+import { closeSync, existsSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AimStatusError, ErrorCodes, InvalidOptionError, describeValue } from './errors.js'
@@ -72,7 +72,8 @@ export async function ensureDaemon(root: string, options: EnsureDaemonOptions = 
   // Never through a link planted at the name (it is set aside); the daemon rotates the file.
   const logPath = join(layout.status, 'daemon.log')
   args.push('--log-file', logPath)
-  const log = openAppendReplacingSync(logPath, STATE_FILE_MODE).fd
+  const { fd: log, setAsidePath } = openAppendReplacingSync(logPath, STATE_FILE_MODE)
+  if (setAsidePath !== null) writeSync(log, `${new Date().toISOString()} WARN  log-set-aside file=${logPath} setAside=${setAsidePath} why="not a plain file with one link: never written through"\n`)
   try {
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], cwd: resolved })
     // A failure to start (no such file, no permission) rejects instead of crashing the caller.

@@ -195,10 +195,12 @@ export function createExclusiveSync(path: string, data: string | Uint8Array, mod
   try {
     if (data.length > 0) writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data)
   } catch (error) {
-    throw stateWriteError(path, error)
-  } finally {
     closeSync(fd)
+    // Ours (created exclusively): a half-written claim is not left behind.
+    fs.rmSync(path, { force: true })
+    throw stateWriteError(path, error)
   }
+  closeSync(fd)
   return true
 }
 
