@@ -13,14 +13,15 @@
  * @module
  */
 import { spawn } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, existsSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AimStatusError, ErrorCodes, InvalidOptionError, describeValue } from './errors.js'
 import { repoPaths, resolveRepoRoot } from './repo.js'
-import { STATE_FILE_MODE, STATE_FOLDER_MODE } from './state/files.js'
+import { STATE_FILE_MODE } from './state/files.js'
+import { openAppendReplacingSync } from './state/safe-fs.js'
 import { inspectLease, DEFAULT_STALE_MS } from './state/lease.js'
-import { daemonLeasePath, statusLayout } from './state/layout.js'
+import { daemonLeasePath, prepareStatusFolders, statusLayout } from './state/layout.js'
 
 /** Options of {@link ensureDaemon}. */
 export interface EnsureDaemonOptions {
@@ -63,12 +64,16 @@ export async function ensureDaemon(root: string, options: EnsureDaemonOptions = 
   const bin = daemonBinPath()
   // The package was not built (`npm run build` compiles the entry).
   if (!existsSync(bin)) throw new AimStatusError(ErrorCodes.INVALID_PATH, `The aim-watcher entry ${bin} does not exist: build the package (npm run build)`)
-  mkdirSync(layout.status, { recursive: true, mode: STATE_FOLDER_MODE })
+  prepareStatusFolders(layout)
   const args = [bin, '--repo', resolved, 'start']
   if (options.staleMs !== undefined) args.push('--stale-ms', String(options.staleMs))
   if (options.pollMs !== undefined) args.push('--poll-ms', String(options.pollMs))
   if (options.jsonLogs === true) args.push('--json-logs')
-  const log = openSync(join(layout.status, 'daemon.log'), 'a', STATE_FILE_MODE)
+  // Never through a link planted at the name (it is set aside); the daemon rotates the file.
+  const logPath = join(layout.status, 'daemon.log')
+  args.push('--log-file', logPath)
+  const { fd: log, setAsidePath } = openAppendReplacingSync(logPath, STATE_FILE_MODE)
+  if (setAsidePath !== null) writeSync(log, `${new Date().toISOString()} WARN  log-set-aside file=${logPath} setAside=${setAsidePath} why="not a plain file with one link: never written through"\n`)
   try {
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], cwd: resolved })
     // A failure to start (no such file, no permission) rejects instead of crashing the caller.

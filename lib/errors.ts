@@ -38,6 +38,20 @@ export const ErrorCodes = {
   LEASE_LOST: 'AIM_STATUS_LEASE_LOST',
   /** A message between threads of an unknown kind (a thread of another version of the package). */
   UNKNOWN_MESSAGE: 'AIM_STATUS_UNKNOWN_MESSAGE',
+  /** A folder or file under `.aim/` cannot be written: permission denied, or a read-only file system. The error's `path` names it. */
+  STATE_UNWRITABLE: 'AIM_STATUS_STATE_UNWRITABLE',
+  /** The file system of the repo's state is full (or over quota). The error's `path` names what could not be written. */
+  STATE_FULL: 'AIM_STATUS_STATE_FULL',
+  /** A folder under `.aim/` (`status/`, `owners/`, `check_ins/`, …) exists but is not a folder. The error's `path` names it. */
+  STATE_NOT_A_FOLDER: 'AIM_STATUS_STATE_NOT_A_FOLDER',
+  /** A folder under `.aim/` is a link that leads outside the repo: refused. The error's `path` names it. */
+  STATE_OUTSIDE_REPO: 'AIM_STATUS_STATE_OUTSIDE_REPO',
+  /**
+   * A file under `.aim/` is not a plain file this package could have written (a symbolic link, a
+   * FIFO, a device, a folder, a file with other hard links) or is larger than its cap: it is never
+   * read, written or followed. The error's `path` names it.
+   */
+  UNSAFE_FILE: 'AIM_STATUS_UNSAFE_FILE',
 } as const
 
 /** One of {@link ErrorCodes}' values. */
@@ -111,6 +125,11 @@ export const ERROR_CLASSES: { readonly [C in ErrorCode]: typeof AimStatusError |
   [ErrorCodes.LOCKED]: AimStatusError,
   [ErrorCodes.LEASE_LOST]: AimStatusError,
   [ErrorCodes.UNKNOWN_MESSAGE]: AimStatusError,
+  [ErrorCodes.STATE_UNWRITABLE]: AimStatusError,
+  [ErrorCodes.STATE_FULL]: AimStatusError,
+  [ErrorCodes.STATE_NOT_A_FOLDER]: AimStatusError,
+  [ErrorCodes.STATE_OUTSIDE_REPO]: AimStatusError,
+  [ErrorCodes.UNSAFE_FILE]: AimStatusError,
 }
 
 /** An error of the class {@link ERROR_CLASSES} gives for `code`. */

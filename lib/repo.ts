@@ -6,7 +6,7 @@
  * @module
  */
 import { existsSync } from 'node:fs'
-import { dirname, isAbsolute, join, resolve, sep } from 'node:path'
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path'
 import { AimStatusError, ErrorCodes, InvalidIdError, describeValue } from './errors.js'
 
 /** The name of Aim's folder inside a repo root: `.aim`, or `$__AIM_REPO_NAME__`. */
@@ -66,6 +66,18 @@ export function repoPaths(root: string): RepoPaths {
     config: join(notifications, 'config.json'),
     lastRunNotifications: join(notifications, 'last_run_notifications'),
   }
+}
+
+/**
+ * The repo root of a path under `<root>/.aim/`: the parent of its nearest ancestor named like
+ * Aim's folder; null when it has none.
+ */
+export function repoRootOf(path: string): string | null {
+  const name = aimFolderName()
+  for (let dir = dirname(path); dir !== dirname(dir); dir = dirname(dir)) {
+    if (basename(dir) === name) return dirname(dir)
+  }
+  return null
 }
 
 /** Run hashes: Aim makes 24 hex digits; we accept what Aim's file names can carry safely. */

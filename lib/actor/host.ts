@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url'
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import { wrap, releaseProxy, type Remote } from 'comlink'
 import { Piscina } from 'piscina'
-import { AimStatusError, ErrorCodes, toPlainError } from '../errors.js'
+import { AimStatusError, ErrorCodes, fromPlainError, toPlainError, type PlainError } from '../errors.js'
 import { testHooks, type HostTestHooks } from '../internal.js'
 import type { NotifierEntry } from '../notify/contract.js'
 import { currentOwner, type OwnerInfo } from '../state/owner.js'
@@ -207,7 +207,9 @@ export class ActorHost {
     // Piscina refs its own port while the start-up task runs; the ping is ours to ref.
     port1.ref()
     try {
-      await Promise.race([this.#pool.run(startup, { transferList: [port2, types.port2] as never }), gone])
+      const started = (await Promise.race([this.#pool.run(startup, { transferList: [port2, types.port2] as never }), gone])) as { startFailed?: PlainError } | undefined
+      // The thread could not start the service (a status folder linked out of the repo, a full disk): its coded error.
+      if (started?.startFailed !== undefined) throw fromPlainError(started.startFailed)
       await Promise.race([control.ping(), gone])
     } catch (error) {
       control[releaseProxy]()

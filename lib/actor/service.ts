@@ -15,7 +15,7 @@ import type { NotifierEntry } from '../notify/contract.js'
 import { AimStatusError } from '../errors.js'
 import { repoPaths } from '../repo.js'
 import { DurableOwner } from '../owner/durable-owner.js'
-import { snapshotPath, statusLayout } from '../state/layout.js'
+import { prepareStatusFolders, snapshotPath, statusLayout } from '../state/layout.js'
 import { highestEpisode } from '../state/snapshot-query.js'
 import { RepoRuntime } from './runtime.js'
 import { registerRemoteTypes } from './custom-types.js'
@@ -64,11 +64,14 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
   // Assigned once, after the lease: a lease lost before then has no runtime to close.
   // eslint-disable-next-line prefer-const
   let runtime: RepoRuntime | undefined
+  const layout = statusLayout(repoPaths(startup.root))
+  // A status folder that is a link out of the repo, not writable or full rejects here, coded.
+  if (dependencies.durable !== false) prepareStatusFolders(layout)
   const owner =
     dependencies.durable === false
       ? undefined
       : await DurableOwner.acquire({
-          path: snapshotPath(statusLayout(repoPaths(startup.root)), startup.owner.id),
+          path: snapshotPath(layout, startup.owner.id),
           owner: startup.owner,
           clock,
           ...(startup.leaseStaleMs !== undefined ? { staleMs: startup.leaseStaleMs } : {}),

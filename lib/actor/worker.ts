@@ -5,9 +5,20 @@
  * running between tasks), and it never keeps the training process alive by itself.
  * @module
  */
+import { toPlainError, type PlainError } from '../errors.js'
 import { startActorService } from './service.js'
 import type { ActorStartup } from './protocol.js'
 
-export default async function startActor(startup: ActorStartup): Promise<void> {
-  await startActorService(startup)
+/**
+ * Resolves undefined once the service listens; a failure to start resolves its plain form
+ * instead of throwing, because an error thrown from a task reaches the host without its `code`
+ * (structured clone keeps only name, message and stack).
+ */
+export default async function startActor(startup: ActorStartup): Promise<{ startFailed: PlainError } | undefined> {
+  try {
+    await startActorService(startup)
+    return undefined
+  } catch (error) {
+    return { startFailed: toPlainError(error) }
+  }
 }

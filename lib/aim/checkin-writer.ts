@@ -30,10 +30,12 @@
  * thin file-system part.
  * @module
  */
-import { mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs'
+import { readdirSync, unlinkSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { AimStatusError, ErrorCodes, OutOfRangeError, describeValue } from '../errors.js'
 import { type Clock, systemClock } from '../clock.js'
 import { checkRunHash, safeChild } from '../repo.js'
+import { createExclusiveSync, ensureStateFolder } from '../state/safe-fs.js'
 import { type CheckinFlag, MAX_CHECKIN_IDX, MAX_EXPECT_NEXT_IN, formatCheckinName, parseCheckinName } from './checkins.js'
 
 /** What the newest file on disk promises a watcher. Times are epoch ms of the writer's clock. */
@@ -64,6 +66,9 @@ export interface CheckinWritePlan {
 
 /** The default {@link CheckinWritePolicy}. */
 export const DEFAULT_CHECKIN_WRITE_POLICY: Readonly<CheckinWritePolicy> = { renewLeadMs: 3000, minRenewIntervalMs: 1000 }
+
+// How many taken names in a row a write passes over before it gives up (and is tried again later).
+const MAX_TAKEN_NAMES = 64
 
 // The format counts whole seconds: a promise on disk may overshoot its deadline by up to this.
 const ROUNDING_MS = 1000
@@ -100,6 +105,12 @@ export function planCheckinWrite(
 export interface CheckinWriterOptions {
   /** The check-ins folder, `repoPaths(root).checkins`. Created when missing. */
   folder: string
+  /**
+   * The repo root the folder must stay inside (a `check_ins` that is a link leading elsewhere is
+   * refused with `AIM_STATUS_STATE_OUTSIDE_REPO`). Default: two levels up from `folder`
+   * (`<root>/.aim/check_ins`).
+   */
+  root?: string
   /** The run's hash (checked: 1 to 64 characters of `[A-Za-z0-9_]`). */
   hash: string
   /** The clock deadlines are measured on. Default: {@link systemClock}. */
@@ -165,7 +176,7 @@ export class CheckinWriter {
       renewLeadMs: checkDuration(options.renewLeadMs, 'renewLeadMs', DEFAULT_CHECKIN_WRITE_POLICY.renewLeadMs),
       minRenewIntervalMs: checkDuration(options.minRenewIntervalMs, 'minRenewIntervalMs', DEFAULT_CHECKIN_WRITE_POLICY.minRenewIntervalMs),
     }
-    mkdirSync(options.folder, { recursive: true })
+    ensureStateFolder(options.folder, options.root ?? dirname(dirname(options.folder)))
     let lastIdx = 0
     const found: string[] = []
     for (const name of readdirSync(options.folder)) {
@@ -224,11 +235,19 @@ export class CheckinWriter {
   }
 
   #write(flag: CheckinFlag, expectNextIn: number): string {
-    const idx = this.#lastIdx + 1
-    if (idx > MAX_CHECKIN_IDX) throw new OutOfRangeError(`Run '${this.hash}' has used every check-in idx`)
     const now = this.#clock.now()
-    const name = formatCheckinName({ hash: this.hash, idx, flag, time: this.#wallNow() / 1000, expectNextIn })
-    writeFileSync(safeChild(this.folder, name), '')
+    // The names are predictable, and the folder is shared: anyone may have planted a file or a
+    // link at the next name. Each name is created exclusively and never through a link; a name
+    // already taken is passed over (watchers take the highest idx) for the next idx.
+    let idx = this.#lastIdx
+    let name: string
+    for (let tries = 0; ; tries++) {
+      idx += 1
+      if (idx > MAX_CHECKIN_IDX) throw new OutOfRangeError(`Run '${this.hash}' has used every check-in idx`)
+      name = formatCheckinName({ hash: this.hash, idx, flag, time: this.#wallNow() / 1000, expectNextIn })
+      if (createExclusiveSync(safeChild(this.folder, name), '', 0o666)) break
+      if (tries >= MAX_TAKEN_NAMES) throw new AimStatusError(ErrorCodes.UNSAFE_FILE, `${MAX_TAKEN_NAMES + 1} check-in names of run '${this.hash}' in a row were already taken in ${this.folder}; not written`)
+    }
     this.#lastIdx = idx
     this.#disk = { writtenAt: now, promisedUntil: expectNextIn === 0 ? Infinity : now + expectNextIn * 1000 }
     // Delete the older files of this flag. Failing to is harmless (watchers take the highest

@@ -13,6 +13,7 @@ import { promises as fs } from 'node:fs'
 import { AimStatusError, ErrorCodes, InvalidIdError, OutOfRangeError, describeValue } from '../errors.js'
 import { RUN_HASH_PATTERN } from '../repo.js'
 import { writeFileAtomic } from '../state/files.js'
+import { readStateFile } from '../state/safe-fs.js'
 
 /** Run hash -> the last idx a notification was sent for. */
 export type LastRunNotifications = Map<string, number>
@@ -44,14 +45,9 @@ export function parseLastRunNotifications(text: string, path = 'last_run_notific
  * {@link recordLastRunNotifications}, which sets a corrupt file aside).
  */
 export async function readLastRunNotifications(path: string): Promise<LastRunNotifications> {
-  let text: string
-  try {
-    text = await fs.readFile(path, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Map()
-    throw error
-  }
-  return parseLastRunNotifications(text, path)
+  // A plain file only, never through a link, never blocking on a FIFO (AIM_STATUS_UNSAFE_FILE).
+  const text = await readStateFile(path)
+  return text === null ? new Map() : parseLastRunNotifications(text, path)
 }
 
 /** Replaces the file atomically with `record` (keys sorted, as Python's `json.dump` of a dict reads naturally). */

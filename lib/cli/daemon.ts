@@ -32,8 +32,9 @@ export function registerDaemonCommands(program: Command): void {
     .option('--stale-ms <MS>', `a lease untouched this long counts as orphaned; at least ${MIN_STALE_MS} (default: ${DEFAULT_STALE_MS})`, numberFlag('--stale-ms', true))
     .option('--poll-ms <MS>', `scan interval where file events are not available, and standby retry interval (default: ${DEFAULT_POLL_MS})`, numberFlag('--poll-ms', true))
     .option('--json-logs', 'log JSON lines instead of human-readable lines')
+    .option('--log-file <PATH>', 'append the log to this file (never through a link; rotated past 10 MiB, 3 old files kept) instead of stdout')
     .option('--announce', "send Aim's \"Watcher is running for repo …\" through the notifiers on becoming a repo's sender")
-    .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean; announce?: boolean }, command: Command) => {
+    .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean; announce?: boolean; logFile?: string }, command: Command) => {
       const roots = repoRoots(command, 'folder')
       let daemon: Daemon
       try {
@@ -44,6 +45,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
           jsonLogs: options.jsonLogs === true,
           announce: options.announce === true,
+          ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
         })
       } catch (error) {
         throw failWith(error, DAEMON_FLAGS)

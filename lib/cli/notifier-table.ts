@@ -5,6 +5,7 @@
  * @module
  */
 import type { NotifierListing } from '../notify/manage.js'
+import { forTerminal } from '../text.js'
 
 /** The width the default table keeps to. */
 export const NARROW_WIDTH = 80
@@ -56,7 +57,8 @@ export function formatNotifierTable(listings: readonly NotifierListing[], option
   if (options.wide === true) {
     return [
       `${'NOTIFIER ID'.padEnd(40)} ${'TYPE'.padEnd(10)} ${'STATUS'.padEnd(10)} ${'EVENTS'.padEnd(26)} LAST DELIVERY / LAST ERROR`,
-      ...listings.map((l) => `${l.id.padEnd(40)} ${l.type.padEnd(10)} ${l.status.padEnd(10)} ${l.events.join(',').padEnd(26)} ${deliveryDetail(l)}`),
+      // Config text comes from a shared file: escape sequences in it never reach the terminal.
+      ...listings.map((l) => `${forTerminal(l.id).padEnd(40)} ${forTerminal(l.type).padEnd(10)} ${l.status.padEnd(10)} ${forTerminal(l.events.join(',')).padEnd(26)} ${forTerminal(deliveryDetail(l))}`),
     ]
   }
   const fixed = 40 + 1 + 10 + 1 + 10 + 1
@@ -64,6 +66,6 @@ export function formatNotifierTable(listings: readonly NotifierListing[], option
   return [
     `${'NOTIFIER ID'.padEnd(40)} ${'TYPE'.padEnd(10)} ${'STATUS'.padEnd(10)} ${fit('LAST DELIVERY', rest)}`,
     // An id longer than its column is printed whole: it is what `enable ID` and the others take.
-    ...listings.map((l) => `${l.id.padEnd(40)} ${fit(l.type, 10).padEnd(10)} ${l.status.padEnd(10)} ${fit(lastOutcome(l, now), rest)}`),
+    ...listings.map((l) => `${forTerminal(l.id).padEnd(40)} ${fit(forTerminal(l.type), 10).padEnd(10)} ${l.status.padEnd(10)} ${fit(forTerminal(lastOutcome(l, now)), rest)}`),
   ]
 }

@@ -16,6 +16,7 @@
  * replaced by their redacted form in everything this module prints, errors included.
  * @module
  */
+import { mkdirSync } from 'node:fs'
 import type { Command } from 'commander'
 import type { RunEventKind } from '../model.js'
 import { RUN_EVENT_KINDS } from '../model.js'
@@ -39,6 +40,7 @@ import {
 } from '../notify/manage.js'
 import { cliIO, fail, failWith, forgetSecrets, newRepoNote, note, numberFlag, out, redactText, rememberSecret, repoRoot, setCliIO, type CliIO } from './common.js'
 import { formatNotifierTable } from './notifier-table.js'
+import { forTerminal } from '../text.js'
 
 /** The program's input and output, as the notifier commands see them (see {@link CliIO}). */
 export type NotifierCliIO = CliIO
@@ -328,6 +330,8 @@ async function addCommand(typeArgument: string | undefined, options: AddOptions,
     return
   }
   const created = newRepoNote(root)
+  // The repo's own folder is the user's path, made as asked; what goes under .aim is the state layer's.
+  if (created !== undefined) mkdirSync(root, { recursive: true })
   const entry = await addNotifier(root, { ...spec, id: preview.id, ifMissing: options.ifMissing === true }).catch((error: unknown) => {
     throw failWith(error, inFlags)
   })
@@ -357,10 +361,10 @@ async function testCommand(id: string | undefined, options: { timeout?: number }
   }
   let failed = 0
   for (const { id: notifierId, type, outcome } of results) {
-    if (outcome.kind === 'delivered') out(`${notifierId} ${type}: delivered${outcome.detail !== undefined ? ` (${outcome.detail})` : ''}`)
+    if (outcome.kind === 'delivered') out(forTerminal(`${notifierId} ${type}: delivered${outcome.detail !== undefined ? ` (${outcome.detail})` : ''}`))
     else {
       failed += 1
-      out(`${notifierId} ${type}: FAILED (${outcome.kind}): ${outcome.error}`)
+      out(forTerminal(`${notifierId} ${type}: FAILED (${outcome.kind}): ${outcome.error}`))
     }
   }
   if (failed > 0) throw fail(1, `${failed} of ${results.length} notifier(s) failed`)

@@ -19,11 +19,14 @@
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, lstatSync, readdirSync, statSync } from 'node:fs'
-import { open, readFile, rm } from 'node:fs/promises'
+import { closeSync, constants, fstatSync, openSync, readFileSync, lstatSync, readdirSync, statSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { basename, dirname, join } from 'node:path'
+import { repoRootOf } from '../repo.js'
 import { writeFileAtomicSync } from '../state/files.js'
+import { ensureStateFolder, openExclusive, readStateFile, readStateFileSync, stateError, stateWriteError } from '../state/safe-fs.js'
+import { ErrorCodes } from '../errors.js'
 
 /** The file systems on which Aim uses `flock` (aim.storage.locking.FileSystemInspector). */
 const FLOCK_CAPABLE_FILESYSTEMS = new Set(['ext3', 'ext4', 'xfs', 'zfs', 'apfs', 'nfs4'])
@@ -104,7 +107,7 @@ export function senderReplaced(leasePath: string, generation: number, ownerId: s
     const n = Number(name.slice(prefix.length))
     if (!Number.isSafeInteger(n) || n <= generation) continue
     try {
-      if (!readFileSync(join(dirname(leasePath), name), 'utf8').includes(`"id":"${ownerId}"`)) return true
+      if (!(readStateFileSync(join(dirname(leasePath), name)) ?? '').includes(`"id":"${ownerId}"`)) return true
     } catch {
       return true // claimed, not yet written: somebody else's
     }
@@ -119,7 +122,7 @@ export function senderReplaced(leasePath: string, generation: number, ownerId: s
  * With `fencing`, the lock is held under the daemon's sender lease (see the module comment).
  */
 export async function acquireAimWatcherLock(notificationsFolder: string, warn: (message: string) => void, fencing?: AimLockFencing): Promise<AimWatcherLock | null> {
-  mkdirSync(notificationsFolder, { recursive: true })
+  ensureStateFolder(notificationsFolder, repoRootOf(join(notificationsFolder, 'x')) ?? notificationsFolder, 0o755)
   const path = join(notificationsFolder, 'watcher.lock')
   const lock = aimLockKind(notificationsFolder) === 'flock' ? await acquireFlock(path, warn, fencing) : await acquireSoft(`${path}.softlock`, fencing)
   if (lock === null || fencing === undefined) return lock
@@ -156,7 +159,7 @@ const NOT_OURS = 'a process that is not an aim-status daemon (a Python aim-watch
 export function describeAimLockHolder(recordPath: string): string {
   let record: Partial<AimLockRecord>
   try {
-    record = JSON.parse(readFileSync(recordPath, 'utf8')) as Partial<AimLockRecord>
+    record = JSON.parse(readStateFileSync(recordPath) ?? '') as Partial<AimLockRecord>
   } catch {
     return NOT_OURS
   }
@@ -183,43 +186,76 @@ function isAlive(pid: number): boolean {
  * waits for EOF on the pipe for at most a second: status 124 means the pipe is still open.
  */
 const HELPER_SCRIPT = [
+  'flock --nonblock --conflict-exit-code 75 3 || exit $?',
   'echo held',
   'lease=$1 gen=$2 owner=$3',
   'while :; do',
-  '  timeout 1 cat >/dev/null; [ $? -eq 124 ] || exit 0',
+  '  timeout 1 cat >/dev/null 3<&-; [ $? -eq 124 ] || exit 0',
   '  for f in "$lease".fence-*; do',
   '    n=${f##*.fence-}',
   '    case $n in ""|*[!0-9]*) continue ;; esac',
   '    [ "$n" -gt "$gen" ] || continue',
+  // Not a plain file (a link, a FIFO that grep would block on): never ours, so a takeover.
+  '    [ -f "$f" ] && [ ! -L "$f" ] || exit 0',
   '    grep -q "\\"id\\":\\"$owner\\"" "$f" 2>/dev/null || exit 0',
   '  done',
   'done',
 ].join('\n')
 
+/** Held until released, whatever happens to any lease (tools, tests). */
+const UNFENCED_SCRIPT = 'flock --nonblock --conflict-exit-code 75 3 || exit $?; echo held; exec cat >/dev/null'
+
+// flock(1) opens its file itself, following links and blocking on a FIFO; so the file is opened
+// here (never through a link, never blocking, a plain file only) and handed to it as fd 3.
+const LOCK_FILE_FLAGS = constants.O_RDONLY | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0)
+
+function openLockFile(path: string): number {
+  let fd: number
+  try {
+    fd = openSync(path, LOCK_FILE_FLAGS, 0o644)
+  } catch (error) {
+    throw stateWriteError(path, error)
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd)
+    throw stateError(ErrorCodes.UNSAFE_FILE, path, `Refusing ${path}: it is not a plain file`)
+  }
+  return fd
+}
+
 function acquireFlock(path: string, warn: (message: string) => void, fencing: AimLockFencing | undefined): Promise<AimWatcherLock | null> {
   return new Promise((resolve) => {
-    let child: ChildProcess
-    // Unfenced (tools, tests): held until released, whatever happens to any lease.
-    const program = fencing === undefined ? ['sh', '-c', 'echo held; exec cat >/dev/null'] : ['sh', '-c', HELPER_SCRIPT, 'sh', fencing.leasePath, String(fencing.generation), fencing.ownerId]
-    try {
-      // `flock` exits 75 at once when the lock is held; otherwise it runs the helper, which
-      // says so and then holds the lock as the module comment describes.
-      child = spawn('flock', ['--nonblock', '--conflict-exit-code', '75', path, ...program], {
-        stdio: ['pipe', 'pipe', 'ignore'],
-      })
-    } catch (error) {
-      warn(`cannot take Python Aim's watcher lock (${String(error)}); a Python aim-watcher on this repo would not be kept out`)
+    const unheld = (why: string): void => {
+      warn(`cannot take Python Aim's watcher lock (${why}); a Python aim-watcher on this repo would not be kept out`)
       resolve({ kind: 'flock', path, release: async () => undefined })
+    }
+    let fd: number
+    try {
+      fd = openLockFile(path)
+    } catch (error) {
+      unheld((error as Error).message)
       return
     }
+    let child: ChildProcess
+    const program = fencing === undefined ? ['-c', UNFENCED_SCRIPT] : ['-c', HELPER_SCRIPT, 'sh', fencing.leasePath, String(fencing.generation), fencing.ownerId]
+    try {
+      // `flock` exits 75 at once when the lock is held; otherwise the helper says so and then
+      // holds the lock as the module comment describes.
+      child = spawn('sh', program, { stdio: ['pipe', 'pipe', 'ignore', fd] })
+    } catch (error) {
+      closeSync(fd)
+      unheld(String(error))
+      return
+    }
+    // Only the helper keeps the file open: the lock goes when the helper goes.
+    closeSync(fd)
     let settled = false
     let releasing = false
     const exited = new Promise<void>((done) => child.once('close', () => done()))
     child.once('error', (error) => {
       if (settled) return
       settled = true
-      warn(`cannot take Python Aim's watcher lock (${error.message}); a Python aim-watcher on this repo would not be kept out`)
-      resolve({ kind: 'flock', path, release: async () => undefined })
+      unheld(error.message)
     })
     child.once('exit', (code) => {
       if (settled) {
@@ -228,6 +264,11 @@ function acquireFlock(path: string, warn: (message: string) => void, fencing: Ai
         return
       }
       settled = true
+      // 127: no `flock` program (not Linux): our own daemon lease still keeps our daemons apart.
+      if (code === 127) {
+        unheld('the flock program is missing')
+        return
+      }
       if (code !== 75) warn(`flock exited with code ${String(code)} while taking ${path}`)
       resolve(null)
     })
@@ -271,7 +312,7 @@ async function acquireSoft(path: string, fencing: AimLockFencing | undefined): P
   }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const handle = await open(path, 'wx', 0o600)
+      const handle = await openExclusive(path, 0o600)
       await handle.writeFile(JSON.stringify(mine))
       await handle.close()
       return { kind: 'soft', path, release: () => rm(path, { force: true }) }
@@ -289,7 +330,8 @@ async function acquireSoft(path: string, fencing: AimLockFencing | undefined): P
 
 async function isOurStaleSoftLock(path: string): Promise<boolean> {
   try {
-    const owner = JSON.parse(await readFile(path, 'utf8')) as Partial<SoftLockOwner>
+    // Not a plain file (a FIFO, a link): not ours, respected, and never waited on.
+    const owner = JSON.parse((await readStateFile(path)) ?? '') as Partial<SoftLockOwner>
     if (owner.by !== 'aim-status') return false
     const lease = owner.lease
     if (lease !== undefined && typeof lease.path === 'string' && Number.isSafeInteger(lease.generation) && typeof lease.ownerId === 'string' && senderReplaced(lease.path, lease.generation, lease.ownerId)) return true

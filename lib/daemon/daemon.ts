@@ -17,6 +17,7 @@ import { DEFAULT_STALE_MS, MIN_STALE_MS } from '../state/lease.js'
 import { MIN_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { currentOwner, type OwnerInfo } from '../state/owner.js'
 import { createLog, type DaemonLog } from './log.js'
+import { LogFile } from './log-file.js'
 import { RepoWatch } from './repo-watch.js'
 
 /** Default {@link DaemonOptions.pollMs}. */
@@ -63,8 +64,14 @@ export interface DaemonOptions {
   tombstoneMs?: number
   /** How long ended runs stay listed in the daemon's snapshot, ms. Default one day. */
   keepEndedMs?: number
-  /** Where the log goes, one line at a time. Default: stdout. */
+  /** Where the log goes, one line at a time. Default: stdout, or {@link logFile}. */
   writeLine?: (line: string) => void
+  /**
+   * A file the log is appended to instead of stdout, opened safely (never through a link) and
+   * rotated past 10 MiB, keeping 3 old files (see `log-file.ts`). `ensureDaemon()` passes
+   * `status/daemon.log`. Default: none.
+   */
+  logFile?: string
   /** Time source of the runtimes. Default: the system clock. */
   clock?: Clock
   /** Delivery overrides (timeouts, backoff, budget). Default: the outbox's defaults. */
@@ -76,7 +83,7 @@ function integer(name: string, value: unknown, min: number): number {
   return value
 }
 
-const KNOWN = new Set(['repos', 'grace', 'staleMs', 'pollMs', 'jsonLogs', 'announce', 'tombstoneMs', 'keepEndedMs', 'writeLine', 'clock', 'delivery'])
+const KNOWN = new Set(['repos', 'grace', 'staleMs', 'pollMs', 'jsonLogs', 'announce', 'tombstoneMs', 'keepEndedMs', 'writeLine', 'logFile', 'clock', 'delivery'])
 
 /** The daemon. */
 export class Daemon {
@@ -88,6 +95,7 @@ export class Daemon {
   readonly pollMs: number
   #started: Promise<void> | null = null
   #closing: Promise<void> | null = null
+  readonly #logFile: LogFile | null
 
   constructor(options: DaemonOptions = {}) {
     if (options === null || typeof options !== 'object') throw new InvalidOptionError(`Expected daemon options to be an object, got ${describeValue(options)}`)
@@ -101,8 +109,13 @@ export class Daemon {
     const tombstoneMs = integer('tombstoneMs', options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS, 0)
     const keepEndedMs = integer('keepEndedMs', options.keepEndedMs ?? DEFAULT_KEEP_ENDED_MS, 0)
     const roots = [...new Set(repos.length > 0 ? repos.map((r) => resolveRepoRoot(r)) : [resolveRepoRoot(undefined)])]
-    const write = options.writeLine ?? ((line: string) => void process.stdout.write(`${line}\n`))
+    if (options.logFile !== undefined && (typeof options.logFile !== 'string' || options.logFile === '')) throw new InvalidOptionError(`Expected \`logFile\` to be a file path, got ${describeValue(options.logFile)}`)
+    let setAside: string | null = null
+    this.#logFile = options.logFile !== undefined && options.writeLine === undefined ? new LogFile(options.logFile, { onSetAside: (aside) => (setAside = aside) }) : null
+    const file = this.#logFile
+    const write = options.writeLine ?? (file !== null ? (line: string) => file.writeLine(line) : (line: string) => void process.stdout.write(`${line}\n`))
     this.log = createLog({ json: options.jsonLogs === true, write })
+    if (setAside !== null) this.log.warn('log-set-aside', { file: options.logFile, setAside, why: 'not a plain file with one link (a symbolic link?): never written through' })
     this.owner = currentOwner('daemon')
     const clock = options.clock ?? systemClock
     // The logger notifier's own lines: as they are in human mode, one record each in JSON mode.
@@ -141,6 +154,7 @@ export class Daemon {
       this.log.info('stopping', { pid: this.owner.pid })
       await this.#started?.catch(() => undefined)
       await Promise.all(this.repos.map((repo) => repo.close()))
+      this.#logFile?.close()
     })()
     return this.#closing
   }

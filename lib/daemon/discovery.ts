@@ -5,7 +5,7 @@
  * find nothing new). It decides nothing: the planner does.
  * @module
  */
-import { stat } from 'node:fs/promises'
+import { lstat } from 'node:fs/promises'
 import { inspectLease, type HolderState } from '../state/lease.js'
 import { listOwnerIds, snapshotPath, type StatusLayout } from '../state/layout.js'
 import { readSnapshot, type Snapshot } from '../state/snapshot.js'
@@ -29,6 +29,8 @@ export interface Findings {
   markerOnly: string[]
   /** Entries that could not be looked at, with why (one owner never stops the others). */
   errors: Array<{ id: string; error: unknown }>
+  /** Every owner id listed in `owners/` or `exits/` (looked at or skipped). */
+  listed: Set<string>
 }
 
 /** What {@link Discovery} needs. */
@@ -53,14 +55,17 @@ export class Discovery {
    * Lists and looks at every entry. Rejects (with `AIM_STATUS_INVALID_PATH`) only when a folder
    * cannot be listed; a bad entry is reported in `errors`.
    */
-  async scan(isTombstone: (id: string) => boolean, stillOpen: () => boolean = () => true): Promise<Findings> {
+  async scan(isTombstone: (id: string) => boolean, stillOpen: () => boolean = () => true, isHeldBack: (id: string) => boolean = () => false): Promise<Findings> {
     const { layout, staleMs, selfId } = this.#options
     const ids = await listOwnerIds(layout.owners)
     const exitIds = await listOwnerIds(layout.exits)
     const snapshots = new Set(ids)
-    const findings: Findings = { orphans: [], live: [], markerOnly: [], errors: [] }
-    for (const id of new Set([...ids, ...exitIds])) {
+    const listed = new Set([...ids, ...exitIds])
+    const findings: Findings = { orphans: [], live: [], markerOnly: [], errors: [], listed }
+    for (const id of listed) {
       if (!stillOpen()) break
+      // An entry that failed lately waits out its backoff (see quarantine.ts).
+      if (isHeldBack(id)) continue
       try {
         const hasSnapshot = snapshots.has(id)
         const isSelf = id === selfId
@@ -94,7 +99,7 @@ export class Discovery {
   async #liveSnapshot(id: string, path: string): Promise<Snapshot | null> {
     let stamp: string
     try {
-      const info = await stat(path)
+      const info = await lstat(path)
       stamp = `${info.ino}:${info.size}:${info.mtimeMs}`
     } catch {
       return null // retired meanwhile

@@ -7,6 +7,7 @@
  * escaped so one record is always one line, and long values are cut.
  * @module
  */
+import { oneLine } from '../text.js'
 
 /** How bad a record is. */
 export type LogLevel = 'info' | 'warn' | 'error'
@@ -35,9 +36,7 @@ const MAX_VALUE = 1000
 const RESERVED = new Set(['time', 'level', 'event'])
 
 function clean(value: string): string {
-  // eslint-disable-next-line no-control-regex
-  const escaped = value.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`))
-  return escaped.length > MAX_VALUE ? `${escaped.slice(0, MAX_VALUE - 3)}...` : escaped
+  return oneLine(value, MAX_VALUE)
 }
 
 function human(value: string | number | boolean | null): string {

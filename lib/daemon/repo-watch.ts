@@ -26,7 +26,6 @@
  * @module
  */
 import { watch as fsWatch, type FSWatcher } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
 import { systemClock, type Clock } from '../clock.js'
 import { DEFAULT_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { ErrorCodes, toPlainError } from '../errors.js'
@@ -34,14 +33,14 @@ import { announceWatcher } from '../notify/manage.js'
 import { RepoRuntime, type RuntimeOptions } from '../actor/runtime.js'
 import { DurableOwner } from '../owner/durable-owner.js'
 import { repoPaths, type RepoPaths } from '../repo.js'
-import { STATE_FOLDER_MODE } from '../state/files.js'
-import { snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
+import { ownerIdOfFileName, prepareStatusFolders, snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
 import { adoptOrphan } from '../state/lease.js'
 import type { OwnerInfo } from '../state/owner.js'
 import { AimRuns } from './aim-runs.js'
 import { Discovery } from './discovery.js'
 import type { DaemonLog } from './log.js'
 import { adoptionOrder } from './planner.js'
+import { Quarantine } from './quarantine.js'
 import { Sender, type SenderHold } from './sender.js'
 import { Takeover } from './takeover.js'
 import { DeadlineTimer } from '../timer.js'
@@ -110,6 +109,10 @@ export class RepoWatch {
   #again = false
   #standbyHolder: string | null = null
   #closing: Promise<void> | null = null
+  /** Owner entries that failed lately: said once, retried with backoff. */
+  readonly #quarantine: Quarantine
+  /** The last message of each repo-level trouble (`repo-error`, `state-unreadable`, …): said once until it changes or clears. */
+  readonly #said = new Map<string, string>()
 
   constructor(options: RepoWatchOptions) {
     this.#options = options
@@ -125,6 +128,7 @@ export class RepoWatch {
       onLost: (which, error) => this.#lost(which, error),
     })
     this.#discovery = new Discovery({ layout: this.layout, staleMs: options.staleMs, selfId: options.owner.id })
+    this.#quarantine = new Quarantine(options.pollMs)
     // The poll paces reads of the file system, which happen in real time whatever clock the
     // deadlines run on (tests move the injected clock without starving the scans).
     this.#pollTimer = new DeadlineTimer(systemClock, () => void this.#step(), { keepsProcessAlive: true })
@@ -189,7 +193,8 @@ export class RepoWatch {
       } while (this.#again && this.#state !== 'closed')
     }
     this.#busy = run()
-      .catch((error: unknown) => this.#logError('repo-error', error))
+      .then(() => void this.#said.delete('repo-error'))
+      .catch((error: unknown) => this.#logOnce('repo-error', error))
       .finally(() => {
         this.#busy = null
         this.#schedule()
@@ -202,16 +207,25 @@ export class RepoWatch {
     this.#pollTimer.arm(systemClock.now() + this.#options.pollMs)
   }
 
-  /** A file event: scan soon, gathering a burst of events into one scan. */
-  #soon(): void {
+  /**
+   * A file event: scan soon, gathering a burst of events into one scan. Only a snapshot or
+   * marker of another owner counts: fences, locks, temp files and set-aside files change when
+   * anyone (this daemon included) claims, locks or writes, and our own snapshot is ours; a
+   * rescan for those would feed on itself. An entry held back after failing waits its turn.
+   */
+  #soon(name: string | null): void {
+    if (name !== null) {
+      const id = ownerIdOfFileName(name)
+      if (id === null || id === this.#options.owner.id || this.#quarantine.blocked(id)) return
+    }
     if (this.#state !== 'active' || this.#soonTimer.dueAt !== null) return
     this.#soonTimer.arm(systemClock.now() + 25)
   }
 
   async #tryActivate(): Promise<void> {
     const { owner, staleMs, log } = this.#options
-    await mkdir(this.layout.owners, { recursive: true, mode: STATE_FOLDER_MODE })
-    await mkdir(this.layout.exits, { recursive: true, mode: STATE_FOLDER_MODE })
+    // Real folders inside the repo, or a coded error (a status folder linked elsewhere, unwritable, full).
+    prepareStatusFolders(this.layout)
     const attempt = await this.#sender.attempt()
     if (attempt.kind === 'standby') {
       // Said once per holder, not once per retry.
@@ -304,7 +318,7 @@ export class RepoWatch {
     const watchers: FSWatcher[] = []
     for (const folder of [this.layout.owners, this.layout.exits]) {
       try {
-        const watcher = fsWatch(folder, { persistent: false }, () => this.#soon())
+        const watcher = fsWatch(folder, { persistent: false }, (_event, name) => this.#soon(typeof name === 'string' ? name : null))
         // Where fs.watch fails later (a folder removed, NFS), the poll carries on alone.
         watcher.on('error', () => watcher.close())
         watchers.push(watcher)
@@ -352,11 +366,19 @@ export class RepoWatch {
     }
     let findings
     try {
-      findings = await this.#discovery.scan((id) => session.takeover.isTombstone(id), () => !session.closed)
+      // A status folder swapped for a link out of the repo is refused before anything in it is read.
+      prepareStatusFolders(this.layout)
+      findings = await this.#discovery.scan(
+        (id) => session.takeover.isTombstone(id),
+        () => !session.closed,
+        (id) => this.#quarantine.blocked(id),
+      )
+      this.#said.delete('state-unreadable')
     } catch (error) {
-      this.#logError('state-unreadable', error)
+      this.#logOnce('state-unreadable', error)
       return
     }
+    this.#quarantine.keepOnly(findings.listed)
     const { takeover } = session
     await takeover.retireTombstones()
     for (const { id, error } of findings.errors) this.#ownerError(id, error)
@@ -369,6 +391,7 @@ export class RepoWatch {
       try {
         const adoption = await adoptOrphan(snapshotPath(this.layout, id), this.#options.owner, { staleMs: this.#options.staleMs })
         if (adoption !== null) await takeover.adopt(id, adoption)
+        this.#quarantine.cleared(id)
       } catch (error) {
         this.#ownerError(id, error)
       }
@@ -380,15 +403,29 @@ export class RepoWatch {
     if (session.closed) return
     try {
       await session.aim.scan()
+      this.#said.delete('checkins-error')
     } catch (error) {
-      this.#logError('checkins-error', error)
+      this.#logOnce('checkins-error', error)
     }
   }
 
+  /** One owner entry's trouble: logged the first time (and when it changes), then retried with backoff, silently. */
   #ownerError(id: string, error: unknown): void {
+    const plain = toPlainError(error)
+    // A set-aside file's new name changes every time: the problem is what is left of the message.
+    if (!this.#quarantine.failed(id, `${plain.code ?? plain.name}: ${plain.message.replace(/\.corrupt-\d+/g, '')}`)) return
     const code = (error as { code?: unknown }).code
     if (code === ErrorCodes.CORRUPT_FILE) this.#options.log.error('corrupt-state-file', { repo: this.root, owner: id, error: toPlainError(error).message })
     else this.#logError('owner-error', error, { owner: id })
+  }
+
+  /** A repo-level trouble that may repeat every poll: said once until its message changes or it clears. */
+  #logOnce(event: string, error: unknown): void {
+    const plain = toPlainError(error)
+    const message = `${plain.code ?? ''} ${plain.message}`
+    if (this.#said.get(event) === message) return
+    this.#said.set(event, message)
+    this.#logError(event, error)
   }
 
   #logError(event: string, error: unknown, fields: Record<string, string> = {}): void {

@@ -4,14 +4,15 @@
  * unlike the daemon, it never sets a bad file aside, it only says so.
  * @module
  */
-import { readFile } from 'node:fs/promises'
 import { monotonicNow } from '../clock.js'
 import type { RunInfo } from '../model.js'
 import { repoPaths } from '../repo.js'
 import { inspectLease, DEFAULT_STALE_MS } from '../state/lease.js'
 import { daemonLeasePath, listOwnerIds, snapshotPath, statusLayout } from '../state/layout.js'
 import type { OwnerKind } from '../state/owner.js'
+import { MAX_SNAPSHOT_BYTES, readStateFile } from '../state/safe-fs.js'
 import { parseSnapshot } from '../state/snapshot.js'
+import { forTerminal } from '../text.js'
 
 /** How a snapshot's holder looks: running, dead (pid gone on this host), or stale (lease untouched). */
 export type HolderStatus = 'alive' | 'dead' | 'stale'
@@ -47,7 +48,10 @@ export async function repoStatus(root: string, options: { staleMs?: number; now?
   for (const id of await listOwnerIds(layout.owners)) {
     const path = snapshotPath(layout, id)
     try {
-      const snapshot = parseSnapshot(JSON.parse(await readFile(path, 'utf8')))
+      // Never blocks on a FIFO nor follows a link: `status` answers whatever is in the folder.
+      const text = await readStateFile(path, { maxBytes: MAX_SNAPSHOT_BYTES })
+      if (text === null) continue // retired while we listed
+      const snapshot = parseSnapshot(JSON.parse(text))
       const holder = await inspectLease(path, { staleMs })
       const who = snapshot.adoptedBy ?? snapshot.owner
       const owner = { id, kind: who.kind, pid: who.pid, host: who.host, state: stateOf(holder) }
@@ -85,14 +89,12 @@ export function formatStatus(status: RepoStatus, now: number = monotonicNow()): 
         `${run.owner.kind} ${run.owner.pid}@${run.owner.host} ${run.owner.state}`,
         `${duration(now - run.lastProgressAt)} ago`,
         deadline,
-        // Control characters in a reason become spaces: never sent to the terminal.
-        // eslint-disable-next-line no-control-regex
-        (run.reason ?? '').replace(/[\u0000-\u001f\u007f]/g, ' '),
+        forTerminal(run.reason ?? ''),
       ])
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
     for (const row of rows) lines.push(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd())
   }
-  for (const problem of status.problems) lines.push(`unreadable snapshot ${problem.owner}: ${problem.error}`)
+  for (const problem of status.problems) lines.push(`unreadable snapshot ${problem.owner}: ${forTerminal(problem.error)}`)
   return lines.join('\n')
 }

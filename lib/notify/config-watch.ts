@@ -12,13 +12,14 @@
  * @module
  */
 import { watch, type FSWatcher } from 'node:fs'
-import { readFile, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { basename } from 'node:path'
 import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
 import { DeadlineTimer } from '../timer.js'
 import { OutOfRangeError, describeValue } from '../errors.js'
 import type { RepoPaths } from '../repo.js'
+import { readStateFile } from '../state/safe-fs.js'
 import { parseNotificationsConfig, type NotificationsConfig } from './config.js'
 
 /** Options of {@link watchNotificationsConfig}. */
@@ -61,6 +62,7 @@ export function watchNotificationsConfig(paths: RepoPaths, onChange: (config: No
   let lastText: string | undefined // content of the last configuration reported (null file = '')
   let lastBadText: string | undefined // so one corrupt state is reported once
   let lastStat = ''
+  let lastReadError: string | undefined
   // Armed while a burst of change events is gathered: the file is read when it fires.
   const debounce = new DeadlineTimer(clock, () => void read())
   // Armed for the next stat, `pollMs` after the last one ended.
@@ -77,13 +79,9 @@ export function watchNotificationsConfig(paths: RepoPaths, onChange: (config: No
     }
     reading = true
     try {
-      let text: string
-      try {
-        text = await readFile(paths.config, 'utf8')
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-        text = ''
-      }
+      // Never blocks on a FIFO nor follows a link (AIM_STATUS_UNSAFE_FILE, through onError).
+      const text = (await readStateFile(paths.config)) ?? ''
+      lastReadError = undefined
       if (closed || text === lastText) return
       let config: NotificationsConfig
       try {
@@ -99,7 +97,10 @@ export function watchNotificationsConfig(paths: RepoPaths, onChange: (config: No
       lastBadText = undefined
       onChange(config)
     } catch (error) {
-      onError(error as Error)
+      // One unreadable state (a FIFO, a link, no permission) is reported once, not every poll.
+      const message = (error as Error).message
+      if (message !== lastReadError) onError(error as Error)
+      lastReadError = message
     } finally {
       reading = false
       if (readAgain && !closed) {

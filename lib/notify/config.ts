@@ -15,12 +15,12 @@
  * holds webhook URLs and tokens.
  * @module
  */
-import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { writeFileAtomic } from '../state/files.js'
+import { ensureStateFolder, NO_FOLLOW_LOCK_FS, readStateFile } from '../state/safe-fs.js'
 import { AimStatusError, ErrorCodes, describeValue } from '../errors.js'
-import type { RepoPaths } from '../repo.js'
+import { repoRootOf, type RepoPaths } from '../repo.js'
 import type { NotifierEntry } from './contract.js'
 import { findNotifierType, validateEntry } from './registry.js'
 
@@ -67,19 +67,37 @@ export interface ConfigDraft {
 const corrupt = (file: string, why: string, cause?: unknown): AimStatusError =>
   new AimStatusError(ErrorCodes.CORRUPT_FILE, `${file}: ${why}`, cause === undefined ? undefined : { cause })
 
+/**
+ * The deepest nesting a stored entry may have. Deeper values are refused before anything
+ * recursive (`JSON.stringify`, `structuredClone`, a validator) touches them: a few thousand
+ * levels overflow the stack.
+ */
+export const MAX_CONFIG_DEPTH = 32
+
+/** The path of the first value nested `limit` levels deep or more (`arguments.a[0].b`), or null. Iterative. */
+export function tooDeepField(value: unknown, limit: number, prefix = ''): string | null {
+  const stack: Array<[unknown, string, number]> = [[value, prefix, 0]]
+  while (stack.length > 0) {
+    const [current, path, depth] = stack.pop() as [unknown, string, number]
+    if (current === null || typeof current !== 'object') continue
+    if (depth >= limit) return path
+    const array = Array.isArray(current)
+    for (const [key, child] of Object.entries(current)) stack.push([child, array ? `${path}[${key}]` : path === '' ? key : `${path}.${key}`, depth + 1])
+  }
+  return null
+}
+
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === 'object' && !Array.isArray(value)
 
-/** Reads and parses a JSON file; `undefined` when it does not exist; CORRUPT_FILE when it does not parse. */
+/**
+ * Reads and parses a JSON file; `undefined` when it does not exist; CORRUPT_FILE when it does not
+ * parse; AIM_STATUS_UNSAFE_FILE when it is not a plain file (a link, a FIFO: never followed or
+ * waited on) or larger than 1 MiB.
+ */
 export async function readJsonFile(file: string): Promise<unknown> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
-  }
-  return parseJsonText(file, text)
+  const text = await readStateFile(file)
+  return text === null ? undefined : parseJsonText(file, text)
 }
 
 function parseJsonText(file: string, text: string): unknown {
@@ -98,13 +116,15 @@ function parseJsonText(file: string, text: string): unknown {
  * took it), so that two writers never both commit.
  */
 export async function withFileLock<T>(file: string, fn: (assertHeld: () => void) => Promise<T>): Promise<T> {
-  await mkdir(dirname(file), { recursive: true })
+  // The file is always under `<root>/.aim/`: its folder must stay inside the repo.
+  ensureStateFolder(dirname(file), repoRootOf(file) ?? dirname(file), 0o755)
   let compromised: Error | undefined
   let release: () => Promise<void>
   try {
     release = await lockfile.lock(file, {
       // The file may not exist yet; with realpath the lock fails with ENOENT.
       realpath: false,
+      fs: NO_FOLLOW_LOCK_FS,
       stale: 10_000,
       retries: { retries: 80, factor: 1.4, minTimeout: 5, maxTimeout: 250, randomize: true },
       // The default handler throws from a timer, which would crash the process.
@@ -162,6 +182,10 @@ function isWellFormed(key: string, value: unknown): value is NotifierEntry {
   return isPlainObject(value) && value['id'] === key && typeof value['type'] === 'string'
 }
 
+function typeOf(value: unknown): { type?: string } {
+  return isPlainObject(value) && typeof value['type'] === 'string' ? { type: value['type'] } : {}
+}
+
 function malformedReason(key: string, value: unknown): string {
   if (!isPlainObject(value)) return `expected an object, got ${describeValue(value)}`
   if (value['id'] !== key) return `its id ${describeValue(value['id'])} differs from its key`
@@ -179,6 +203,11 @@ function loadConfig(file: string, raw: unknown): NotificationsConfig {
   const level = storedLogLevel(section)
   if (level !== undefined) config.logLevel = level
   for (const [key, value] of entries) {
+    const deep = tooDeepField(value, MAX_CONFIG_DEPTH)
+    if (deep !== null) {
+      config.invalid.push({ id: key, ...typeOf(value), error: `${ErrorCodes.INVALID_NOTIFIER}: notifier ${describeValue(key)}: field ${describeValue(deep)} is nested more than ${MAX_CONFIG_DEPTH} levels deep` })
+      continue
+    }
     if (!isWellFormed(key, value)) {
       config.invalid.push({ id: key, error: malformedReason(key, value) })
       continue
@@ -276,6 +305,9 @@ function serialise(parsed: ParsedConfig, draft: ConfigDraft, file: string): stri
 export async function updateNotificationsConfig<T>(paths: RepoPaths, mutate: (draft: ConfigDraft) => T | Promise<T>): Promise<T> {
   return withFileLock(paths.config, async (assertHeld) => {
     const parsed = parseConfig(paths.config, await readJsonFile(paths.config))
+    // Written back whole: a value too deep for JSON.stringify stops the change before anything is touched.
+    const deep = tooDeepField(parsed.document, MAX_CONFIG_DEPTH + 3)
+    if (deep !== null) throw corrupt(paths.config, `field ${describeValue(deep)} is nested more than ${MAX_CONFIG_DEPTH} levels deep; fix or remove it by hand (nothing was written)`)
     const draft: ConfigDraft = {
       // A deep copy: the draft may be edited freely, and unchanged entries are found by comparison.
       notifiers: parsed.entries.filter(([key, value]) => isWellFormed(key, value)).map(([, value]) => structuredClone(value) as NotifierEntry),

@@ -181,20 +181,23 @@ async function readStatusLeniently(paths: RepoPaths): Promise<NotifierStatusMap>
 export async function listNotifiers(root: string): Promise<NotifierListing[]> {
   const paths = pathsOf(root)
   const [config, statuses] = await Promise.all([readNotificationsConfig(paths), readStatusLeniently(paths)])
+  // Stored entries that failed validation keep whatever shape the file gave them: each field is
+  // read for what it is (a status of 1 lists as invalid, it does not crash the listing).
   const listing = (entry: NotifierEntry, problem: string | null): NotifierListing => ({
     id: entry.id,
     type: entry.type,
-    status: entry.status,
-    events: Array.isArray(entry.events) ? entry.events : [...DEFAULT_NOTIFIER_EVENTS],
-    entry: redactEntry(entry),
+    status: entry.status === 'enabled' || entry.status === 'disabled' ? entry.status : 'disabled',
+    events: Array.isArray(entry.events) ? entry.events.filter((e): e is RunEventKind => typeof e === 'string') : [...DEFAULT_NOTIFIER_EVENTS],
+    entry: entry.arguments !== null && typeof entry.arguments === 'object' && !Array.isArray(entry.arguments) ? redactEntry(entry) : { ...entry, arguments: {} },
     usable: problem === null,
     problem,
     delivery: statuses[entry.id] ?? emptyDeliveryStatus(),
   })
+  const stub = (id: string, type: string | undefined): NotifierEntry => ({ id, type: type ?? '?', status: 'disabled', arguments: {} })
   return [
     ...config.notifiers.map((entry) => listing(entry, null)),
     ...config.unknownTypes.map((entry) => listing(entry, `unknown notifier type "${entry.type}": skipped`)),
-    ...config.invalid.flatMap((problem) => (problem.entry === undefined ? [] : [listing(problem.entry, problem.error)])),
+    ...config.invalid.map((problem) => listing(problem.entry ?? stub(problem.id, problem.type), problem.error)),
   ]
 }
 

@@ -13,12 +13,13 @@
  * the repo's actor thread.
  * @module
  */
-import { readFileSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import type { RepoPaths } from '../repo.js'
 import { checkRunHash } from '../repo.js'
-import { describeValue } from '../errors.js'
+import { ErrorCodes, describeValue } from '../errors.js'
 import { setAside, unreadableError, writeFileAtomicSync } from './files.js'
 import { exitMarkerPath, statusLayout } from './layout.js'
+import { readStateFileSync } from './safe-fs.js'
 import { parseOwnerInfo } from './owner.js'
 import type { OwnerInfo } from './owner.js'
 
@@ -159,13 +160,15 @@ function parseExitMarker(value: unknown): ExitMarker {
  */
 export async function readExitMarker(paths: Pick<RepoPaths, 'status'>, ownerId: string): Promise<ExitMarker | null> {
   const path = exitMarkerPath(statusLayout(paths), ownerId)
-  let text: string
+  let text: string | null
   try {
-    text = readFileSync(path, 'utf8')
+    // Never blocks on a FIFO, never follows a link, never reads more than a marker can hold.
+    text = readStateFileSync(path)
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
+    if ((error as { code?: unknown }).code === ErrorCodes.UNSAFE_FILE) throw await setAside(path, (error as Error).message)
     throw unreadableError(path, error)
   }
+  if (text === null) return null
   try {
     const marker = parseExitMarker(JSON.parse(text))
     if (marker.owner.id !== ownerId) throw new Error(`owner.id ${marker.owner.id} is not the file's ${ownerId}`)

@@ -6,12 +6,18 @@
  * does (it is not atomic: two processes can both remove a stale lock and both `mkdir` it).
  *
  * Fences are only ever added while the snapshot lives, so "has generation g been superseded?"
- * is one `stat` of `fence-<g+1>`. They are removed with the snapshot.
+ * is one `lstat` of `fence-<g+1>`. They are removed with the snapshot.
+ *
+ * Links are never followed: a claim is created with `O_EXCL|O_NOFOLLOW`, a name is "taken" when
+ * any entry has it (a dangling link too: `lstat`), and a fence that is not a plain file (a link,
+ * a FIFO, a folder planted by someone else) is a used number with no holder and no age, so it
+ * never keeps a lease from being taken: the next claim goes to the number after it.
  * @module
  */
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { readdirSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { STATE_FILE_MODE } from './files.js'
+import { createExclusiveSync, entryExists, lstatOrNull, readStateFileSync } from './safe-fs.js'
 import { parseOwnerInfo } from './owner.js'
 import type { OwnerInfo } from './owner.js'
 
@@ -23,19 +29,13 @@ export function fencePath(snapshotPath: string, generation: number): string {
 /** The highest claimed generation, 0 when none. */
 export function highestGeneration(snapshotPath: string): number {
   let generation = 0
-  while (existsSync(fencePath(snapshotPath, generation + 1))) generation += 1
+  while (entryExists(fencePath(snapshotPath, generation + 1))) generation += 1
   return generation
 }
 
 /** Claims generation `n` for `holder`; false when somebody else claimed it first. */
 export function claimGeneration(snapshotPath: string, generation: number, holder: OwnerInfo): boolean {
-  try {
-    writeFileSync(fencePath(snapshotPath, generation), JSON.stringify(holder), { flag: 'wx', mode: STATE_FILE_MODE })
-    return true
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
-    throw error
-  }
+  return createExclusiveSync(fencePath(snapshotPath, generation), JSON.stringify(holder), STATE_FILE_MODE)
 }
 
 /** A fence's holder and when it was claimed; holder null while it is being written or if unreadable. */
@@ -47,14 +47,13 @@ export interface FenceRecord {
 /** Reads generation `n`'s fence; null when it does not exist. */
 export function readFence(snapshotPath: string, generation: number): FenceRecord | null {
   const path = fencePath(snapshotPath, generation)
-  let claimedAt: number
+  const entry = lstatOrNull(path)
+  if (entry === null) return null
+  // Not a claim of ours (we only ever create plain files): a used number, held by nobody, idle forever.
+  if (!entry.isFile()) return { holder: null, claimedAt: -Infinity }
+  const claimedAt = entry.mtimeMs
   try {
-    claimedAt = statSync(path).mtimeMs
-  } catch {
-    return null
-  }
-  try {
-    return { holder: parseOwnerInfo(JSON.parse(readFileSync(path, 'utf8')), 'fence'), claimedAt }
+    return { holder: parseOwnerInfo(JSON.parse(readStateFileSync(path) ?? ''), 'fence'), claimedAt }
   } catch {
     // Created but not yet written (or damaged): the claim counts, its holder is unknown.
     return { holder: null, claimedAt }

@@ -13,6 +13,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { mkdir, open, rename, rm } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { AimStatusError, CorruptFileError, ErrorCodes } from '../errors.js'
+import { openExclusive, openExclusiveSync, stateWriteError } from './safe-fs.js'
 
 /** State files hold run names and delivery state: owner-only, like Aim's config. */
 export const STATE_FILE_MODE = 0o600
@@ -33,13 +34,26 @@ export interface AtomicWriteOptions {
   beforeRename?: () => void
 }
 
-/** Writes `data` to `path` atomically and durably (see the module notes); mode 0600. */
+/**
+ * Writes `data` to `path` atomically and durably (see the module notes); mode 0600. The temp
+ * file is created exclusively and never through a link, and the rename replaces whatever entry
+ * is at `path` (a link planted there is replaced, never followed). Failures of the file system
+ * are coded (`AIM_STATUS_STATE_FULL`, `AIM_STATUS_STATE_UNWRITABLE`, …), naming the path.
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
+  try {
+    await writeAtomic(path, data, options)
+  } catch (error) {
+    throw stateWriteError(path, error)
+  }
+}
+
+async function writeAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions): Promise<void> {
   const folder = dirname(path)
   await mkdir(folder, { recursive: true, mode: STATE_FOLDER_MODE })
   const temp = tempPathFor(path)
   try {
-    const handle = await open(temp, 'wx', STATE_FILE_MODE)
+    const handle = await openExclusive(temp, STATE_FILE_MODE)
     try {
       await handle.writeFile(data)
       await handle.sync()
@@ -57,11 +71,19 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
 
 /** The synchronous twin of {@link writeFileAtomic}, for `exit` handlers. */
 export function writeFileAtomicSync(path: string, data: string): void {
+  try {
+    writeAtomicSync(path, data)
+  } catch (error) {
+    throw stateWriteError(path, error)
+  }
+}
+
+function writeAtomicSync(path: string, data: string): void {
   const folder = dirname(path)
   mkdirSync(folder, { recursive: true, mode: STATE_FOLDER_MODE })
   const temp = tempPathFor(path)
   try {
-    const fd = openSync(temp, 'wx', STATE_FILE_MODE)
+    const fd = openExclusiveSync(temp, STATE_FILE_MODE)
     try {
       writeSync(fd, data)
       fsyncSync(fd)

@@ -16,14 +16,17 @@
  * @module
  */
 import { readdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { RepoPaths } from '../repo.js'
 import { safeChild } from '../repo.js'
-import { unreadableError } from './files.js'
+import { STATE_FOLDER_MODE, unreadableError } from './files.js'
+import { ensureStateFolder } from './safe-fs.js'
 import { checkOwnerId } from './owner.js'
 
 /** Absolute paths inside a repo's status folder. */
 export interface StatusLayout {
+  /** The repo root: every folder of the layout must stay inside it. */
+  root: string
   /** `<root>/.aim/status` */
   status: string
   /** `status/owners`: snapshots, their leases and fences. */
@@ -37,6 +40,8 @@ export interface StatusLayout {
 /** The status layout of a repo. */
 export function statusLayout(paths: Pick<RepoPaths, 'status'>): StatusLayout {
   return {
+    // status is always <root>/<aim folder>/status (repo.ts).
+    root: dirname(dirname(paths.status)),
     status: paths.status,
     owners: join(paths.status, 'owners'),
     exits: join(paths.status, 'exits'),
@@ -55,6 +60,16 @@ export function daemonLeasePath(layout: StatusLayout): string {
 /** Who holds Python Aim's watcher lock for which of our daemons (`status/aim-lock.json`). */
 export function aimLockRecordPath(layout: StatusLayout): string {
   return join(layout.status, 'aim-lock.json')
+}
+
+/**
+ * Makes `status/`, `owners/` and `exits/` (when missing) and checks that each is a real folder
+ * inside the repo: a `status` that is a link leading outside the repo throws
+ * `AIM_STATUS_STATE_OUTSIDE_REPO`; a file in its place `AIM_STATUS_STATE_NOT_A_FOLDER`; no
+ * permission `AIM_STATUS_STATE_UNWRITABLE`; a full disk `AIM_STATUS_STATE_FULL`.
+ */
+export function prepareStatusFolders(layout: StatusLayout): void {
+  for (const folder of [layout.owners, layout.exits]) ensureStateFolder(folder, layout.root, STATE_FOLDER_MODE)
 }
 
 /** `owners/<ownerId>.json`; throws `AIM_STATUS_INVALID_ID` for an unsafe id. */

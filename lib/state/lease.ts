@@ -20,12 +20,13 @@
  * @module
  */
 import fs from 'node:fs'
-import { mkdir, rm, stat } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { AimStatusError, ErrorCodes, OutOfRangeError, describeValue } from '../errors.js'
 import { STATE_FOLDER_MODE } from './files.js'
 import { claimGeneration, fencePath, highestGeneration, readFence, removeFences } from './fence.js'
+import { entryExists, lstatOrNull, stateWriteError } from './safe-fs.js'
 import { ownerLiveness } from './owner.js'
 import type { OwnerInfo, OwnerLiveness } from './owner.js'
 import { readSnapshot, writeSnapshotAtomic } from './snapshot.js'
@@ -105,12 +106,10 @@ function resolveTimes(options: LeaseOptions): { staleMs: number; updateMs: numbe
   return { staleMs, updateMs }
 }
 
-async function mtimeOf(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).mtimeMs
-  } catch {
-    return null
-  }
+/** A lock folder's mtime; null when there is none, or when what is there is not a folder (never ours). */
+function lockMtimeOf(path: string): number | null {
+  const entry = lstatOrNull(path)
+  return entry?.isDirectory() === true ? entry.mtimeMs : null
 }
 
 /** Looks at a snapshot's lease: who holds it, and whether they are orphaned. */
@@ -118,7 +117,7 @@ export async function inspectLease(snapshotPath: string, options: Pick<LeaseOpti
   const { staleMs } = resolveTimes({ staleMs: options.staleMs ?? DEFAULT_STALE_MS })
   const generation = highestGeneration(snapshotPath)
   const fence = generation > 0 ? readFence(snapshotPath, generation) : null
-  const lockMtime = await mtimeOf(`${snapshotPath}.lock`)
+  const lockMtime = lockMtimeOf(`${snapshotPath}.lock`)
   // Lock mtimes can be set up to 1 s ahead (proper-lockfile rounds up to whole seconds).
   const touched = Math.max(lockMtime ?? -Infinity, fence?.claimedAt ?? -Infinity)
   const idleMs = Math.max(0, Date.now() - touched)
@@ -200,7 +199,7 @@ class FencedLease implements Lease {
   /** Whether a newer generation has been claimed; marks the lease lost if so. */
   superseded(): boolean {
     if (this.#lostError !== null) return true
-    if (fs.existsSync(fencePath(this.path, this.generation + 1))) this.markLost(`generation ${this.generation + 1} was claimed by another owner`)
+    if (entryExists(fencePath(this.path, this.generation + 1))) this.markLost(`generation ${this.generation + 1} was claimed by another owner`)
     return this.#lostError !== null
   }
 
@@ -215,7 +214,8 @@ class FencedLease implements Lease {
     try {
       // Age our fence first: with the lock gone too, the snapshot is an orphan at once, so a
       // daemon carries on a released snapshot without waiting for staleness.
-      fs.utimesSync(fencePath(this.path, this.generation), 0, 0)
+      // lutimes: a link planted at our fence's name is aged itself, never what it points to.
+      fs.lutimesSync(fencePath(this.path, this.generation), 0, 0)
     } catch {
       // Retired with the snapshot already: nothing to age.
     }
@@ -235,14 +235,15 @@ class FencedLease implements Lease {
     const refuse = (callback: (error: NodeJS.ErrnoException) => void): void => {
       callback(Object.assign(new Error('superseded by a newer generation'), { code: 'ENOENT' }))
     }
+    // lstat and lutimes: a link planted at the lock's name is looked at and touched itself, never followed.
     return {
       mkdir: fs.mkdir,
-      stat: fs.stat,
+      stat: fs.lstat,
       realpath: fs.realpath,
       utimes: (path: string, atime: Date, mtime: Date, callback: (error: NodeJS.ErrnoException | null) => void) => {
         if (this.superseded()) refuse(callback)
         else
-          fs.utimes(path, atime, mtime, (error) => {
+          fs.lutimes(path, atime, mtime, (error) => {
             // A refresh confirms the lease only if it was confirmed recently: after a long
             // silence (a freeze) an adopter may already be past its look at the lock and about
             // to claim, so only a claim of the next generation (confirm()) settles it.
@@ -267,7 +268,9 @@ class FencedLease implements Lease {
  */
 async function takeLease(snapshotPath: string, holder: OwnerInfo, options: LeaseOptions): Promise<FencedLease | null> {
   const { staleMs, updateMs } = resolveTimes(options)
-  await mkdir(dirname(snapshotPath), { recursive: true, mode: STATE_FOLDER_MODE })
+  await mkdir(dirname(snapshotPath), { recursive: true, mode: STATE_FOLDER_MODE }).catch((error: unknown) => {
+    throw stateWriteError(dirname(snapshotPath), error)
+  })
   const state = await inspectLease(snapshotPath, { staleMs })
   if (!state.orphaned) return null
   const generation = state.generation + 1
@@ -287,6 +290,8 @@ async function takeLease(snapshotPath: string, holder: OwnerInfo, options: Lease
       onCompromised: (error) => lease.markLost(`its lock was compromised (${error.message})`),
     })
   } catch (error) {
+    const coded = stateWriteError(`${snapshotPath}.lock`, error)
+    if (coded !== error) throw coded
     throw new AimStatusError(ErrorCodes.LOCKED, `Could not lock ${snapshotPath} after claiming generation ${generation}: ${(error as Error).message}`, { cause: error })
   }
   lease.attach(unlock)
@@ -316,10 +321,17 @@ export interface Adoption {
  * Adopts an orphaned snapshot: resolves null when its holder is alive (lock fresh and, on this
  * host, its pid alive), when another adopter won, or when there is no snapshot to adopt.
  * Otherwise it holds the lease at the next generation and has written the snapshot back with
- * that generation and `adoptedBy: adopter`. A snapshot that cannot be read is set aside and the
- * promise rejects with its `AIM_STATUS_CORRUPT_FILE` error (the lease is released).
+ * that generation and `adoptedBy: adopter`. The snapshot is read and checked before any
+ * generation is claimed: one that is not valid is set aside and the promise rejects with its
+ * `AIM_STATUS_CORRUPT_FILE` error; one that is not a plain file rejects with
+ * `AIM_STATUS_UNSAFE_FILE` (set aside too); one that cannot be read rejects with
+ * `AIM_STATUS_INVALID_PATH`; in each case no fence is left behind.
  */
 export async function adoptOrphan(snapshotPath: string, adopter: OwnerInfo, options: LeaseOptions = {}): Promise<Adoption | null> {
+  // Read (and check) before claiming anything: a snapshot that cannot be read or is not valid
+  // (a folder, a link, a FIFO, garbage) rejects here and leaves no new fence behind, so a bad
+  // entry costs one look per try instead of one fence per scan.
+  if ((await readSnapshot(snapshotPath)) === null) return null
   const lease = await takeLease(snapshotPath, adopter, options)
   if (lease === null) return null
   let snapshot: Snapshot | null

@@ -5,14 +5,15 @@
  * a new key, never a repeat of one already notified.
  * @module
  */
-import { readFile } from 'node:fs/promises'
 import { listOwnerIds, snapshotPath, type StatusLayout } from './layout.js'
+import { MAX_SNAPSHOT_BYTES, readStateFile } from './safe-fs.js'
 import { parseSnapshot, type Snapshot } from './snapshot.js'
 
 /** A snapshot as it is, or null: a query never sets a file aside (that is its owner's or adopter's call). */
 async function peek(path: string): Promise<Snapshot | null> {
   try {
-    return parseSnapshot(JSON.parse(await readFile(path, 'utf8')))
+    const text = await readStateFile(path, { maxBytes: MAX_SNAPSHOT_BYTES })
+    return text === null ? null : parseSnapshot(JSON.parse(text))
   } catch {
     return null
   }

@@ -6,12 +6,12 @@
  * (`<name>.corrupt-<time>`) and reported with `AIM_STATUS_CORRUPT_FILE`, never a crash.
  * @module
  */
-import { readFile } from 'node:fs/promises'
 import type { RunInfo, RunStatus } from '../model.js'
 import { checkRunHash } from '../repo.js'
 import { AimStatusError, ErrorCodes, describeValue } from '../errors.js'
 import { setAside, unreadableError, writeFileAtomic } from './files.js'
 import type { AtomicWriteOptions } from './files.js'
+import { MAX_SNAPSHOT_BYTES, readStateFile } from './safe-fs.js'
 import { parseOwnerInfo } from './owner.js'
 import type { OwnerInfo } from './owner.js'
 
@@ -337,19 +337,23 @@ export async function writeSnapshotAtomic(path: string, snapshot: Snapshot, opti
 
 /**
  * Reads and checks a snapshot. Resolves null when there is no file. A truncated, unparsable or
- * invalid file is renamed to `<name>.corrupt-<time>` and the promise rejects with a
- * `CorruptFileError` (`AIM_STATUS_CORRUPT_FILE`, with `setAsidePath`). A file of a newer
+ * invalid file, and anything that is not a plain file (a folder, a symbolic link, a FIFO: never
+ * opened through, never waited on) or is larger than {@link MAX_SNAPSHOT_BYTES}, is renamed to
+ * `<name>.corrupt-<time>` and the promise rejects with a `CorruptFileError`
+ * (`AIM_STATUS_CORRUPT_FILE`, with `setAsidePath`). A file of a newer
  * format version rejects with the same code but stays where it is. A file that cannot be read
  * (permissions, a parent that is not a folder) rejects with `AIM_STATUS_INVALID_PATH`.
  */
 export async function readSnapshot(path: string): Promise<Snapshot | null> {
-  let text: string
+  let text: string | null
   try {
-    text = await readFile(path, 'utf8')
+    text = await readStateFile(path, { maxBytes: MAX_SNAPSHOT_BYTES })
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
+    // Not a plain file (a folder, a link, a FIFO) or huge: never ours, never read; set aside.
+    if ((error as { code?: unknown }).code === ErrorCodes.UNSAFE_FILE) throw await setAside(path, (error as Error).message)
     throw unreadableError(path, error)
   }
+  if (text === null) return null
   let parsed: unknown
   try {
     parsed = JSON.parse(text)

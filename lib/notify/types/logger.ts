@@ -9,6 +9,7 @@ import type { RunEvent } from '../../model.js'
 import { templateFor } from '../contract.js'
 import { compileTemplate } from '../template.js'
 import { checkMessageArgument } from './arguments.js'
+import { oneLine } from '../../text.js'
 
 export const loggerType: NotifierType = {
   type: 'logger',
@@ -21,7 +22,8 @@ export const loggerType: NotifierType = {
       entry,
       render: (event: RunEvent) => compileTemplate(templateFor(entry, event.kind)).render(event),
       async send(_event, rendered) {
-        context.writeLine(rendered)
+        // One line, always: a run's reason or name with a newline must not forge a line of the watcher's log.
+        context.writeLine(oneLine(rendered))
         return { kind: 'delivered' }
       },
     }
