@@ -1,26 +1,26 @@
 /**
  * `ensureDaemon()`: starts an `aim-watcher` daemon for a repo unless one already holds it.
  *
- * When to use it: on a machine where nobody runs `aim-watcher start` as a service (a laptop, a
- * one-off cloud box), so that a training process that is killed (SIGKILL, out-of-memory
- * killer) or frozen is still reported: the in-process watcher dies with its process, the
- * daemon does not. Where a service manager (systemd, see `examples/aim-watcher.service`) runs
- * the daemon, it is not needed. The daemon it starts outlives the caller: it keeps watching
- * until stopped (`kill <pid>`; SIGTERM stops it cleanly).
+ * `watch()` calls it by default (its `daemon` option), so that a training process that is
+ * killed (SIGKILL, out-of-memory killer) or frozen is still reported: the in-process watcher
+ * dies with its process, the daemon does not. Where a service manager (systemd, see
+ * `examples/aim-watcher.service`) runs the daemon, that one holds the repo and is simply used.
+ * The daemon it starts outlives the caller, and exits by itself once it has had nothing to watch
+ * for `exitWhenIdle` seconds (`start --exit-when-idle`); SIGTERM stops it cleanly at any time.
  *
  * It lives beside the facade, not in `daemon/`: it only spawns the daemon's program and reads
  * its lease, so that the module behind `watch()` loads none of the daemon's code.
  * @module
  */
 import { spawn } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AimStatusError, ErrorCodes, InvalidOptionError, describeValue } from './errors.js'
 import { repoPaths, resolveRepoRoot } from './repo.js'
 import { STATE_FILE_MODE, STATE_FOLDER_MODE } from './state/files.js'
 import { inspectLease, DEFAULT_STALE_MS } from './state/lease.js'
-import { daemonLeasePath, statusLayout } from './state/layout.js'
+import { daemonLeasePath, statusLayout, type StatusLayout } from './state/layout.js'
 
 /** Options of {@link ensureDaemon}. */
 export interface EnsureDaemonOptions {
@@ -30,6 +30,39 @@ export interface EnsureDaemonOptions {
   pollMs?: number
   /** `--json-logs` for the daemon's log. Default false. */
   jsonLogs?: boolean
+  /**
+   * `--exit-when-idle`: the daemon exits once it has had nothing to watch (no live training
+   * process, no run or notification outstanding) for this many seconds. Default: none (it runs
+   * until stopped); `watch()` passes its `daemon.exitWhenIdle` (300 s unless given).
+   */
+  exitWhenIdle?: number
+}
+
+/** The daemon's log in the repo: `<root>/.aim/status/daemon.log`. */
+export const DAEMON_LOG_NAME = 'daemon.log'
+
+/** A log larger than this when a daemon is started is rotated to `daemon.log.1` first. */
+export const DAEMON_LOG_ROTATE_BYTES = 4 * 1024 * 1024
+
+/**
+ * Opens the daemon's log for appending (mode 0600, never through a symbolic link), rotating it
+ * to `daemon.log.1` first when it has grown past {@link DAEMON_LOG_ROTATE_BYTES}: the one place
+ * the log is opened. Returns the file descriptor, for the daemon's standard output and error.
+ */
+export function openDaemonLog(layout: Pick<StatusLayout, 'status'>): number {
+  const path = join(layout.status, DAEMON_LOG_NAME)
+  const open = (): number => openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, STATE_FILE_MODE)
+  let fd = open()
+  try {
+    if (fstatSync(fd).size > DAEMON_LOG_ROTATE_BYTES) {
+      closeSync(fd)
+      renameSync(path, `${path}.1`)
+      fd = open()
+    }
+  } catch {
+    // Another daemon rotated it meanwhile: append to what is there now.
+  }
+  return fd
 }
 
 /** What {@link ensureDaemon} did. */
@@ -49,9 +82,10 @@ export function daemonBinPath(): string {
 
 /**
  * Starts a detached `aim-watcher --repo <root> start` unless a live daemon holds the repo's
- * daemon lease. Its output is appended to `<root>/.aim/status/daemon.log` (mode 0600); it is
- * unref'd, so the caller's process may end at any time. Two callers racing may both start one:
- * the second waits as a hot standby, which is harmless.
+ * daemon lease. Its output is appended to `<root>/.aim/status/daemon.log` (see
+ * {@link openDaemonLog}); it is unref'd, so the caller's process may end at any time. Two
+ * callers racing may both start one: the second finds the repo held, and (started with
+ * `exitWhenIdle`) exits at once, else waits as a hot standby.
  */
 export async function ensureDaemon(root: string, options: EnsureDaemonOptions = {}): Promise<EnsureDaemonResult> {
   if (typeof root !== 'string' || root === '') throw new InvalidOptionError(`Expected \`root\` to be a folder path, got ${describeValue(root)}`)
@@ -68,7 +102,8 @@ export async function ensureDaemon(root: string, options: EnsureDaemonOptions = 
   if (options.staleMs !== undefined) args.push('--stale-ms', String(options.staleMs))
   if (options.pollMs !== undefined) args.push('--poll-ms', String(options.pollMs))
   if (options.jsonLogs === true) args.push('--json-logs')
-  const log = openSync(join(layout.status, 'daemon.log'), 'a', STATE_FILE_MODE)
+  if (options.exitWhenIdle !== undefined) args.push('--exit-when-idle', String(options.exitWhenIdle))
+  const log = openDaemonLog(layout)
   try {
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], cwd: resolved })
     // A failure to start (no such file, no permission) rejects instead of crashing the caller.

@@ -7,6 +7,8 @@ import { toPlainError } from '../errors.js'
 import { Daemon } from '../daemon/daemon.js'
 import { formatStatus, repoStatus } from '../daemon/status.js'
 import { CliExit, repoRoot, repoRoots } from './common.js'
+import { ensureDaemon } from '../daemon-launch.js'
+import { systemClock } from '../clock.js'
 
 function number(flag: string, integer: boolean) {
   return (value: string): number => {
@@ -32,6 +34,30 @@ function stopSignal(): Promise<NodeJS.Signals> {
   })
 }
 
+/**
+ * An idle daemon has let go of its repos; a training process that started in the meantime may
+ * have found it still holding them, and started none. Looked at again now that the leases are
+ * released: a repo with a live training process gets a fresh daemon (unless one holds it now).
+ */
+async function handOverIfNeeded(daemon: Daemon, options: { staleMs?: number; pollMs?: number; jsonLogs?: boolean; exitWhenIdle?: number }): Promise<void> {
+  for (const repo of daemon.repos) {
+    try {
+      const status = await repoStatus(repo.root, { staleMs: daemon.staleMs })
+      const live = status.runs.some((run) => run.owner.kind === 'process' && run.owner.state === 'alive' && (run.status === 'running' || run.status === 'stalled'))
+      if (!live) continue
+      const started = await ensureDaemon(repo.root, {
+        staleMs: daemon.staleMs,
+        ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+        ...(options.jsonLogs === true ? { jsonLogs: true } : {}),
+        ...(options.exitWhenIdle !== undefined ? { exitWhenIdle: options.exitWhenIdle } : {}),
+      })
+      daemon.log.info('handed-over', { repo: repo.root, pid: started.pid, started: started.started })
+    } catch (error) {
+      daemon.log.error('hand-over-failed', { repo: repo.root, error: toPlainError(error).message })
+    }
+  }
+}
+
 export function registerDaemonCommands(program: Command): void {
   program
     .command('start')
@@ -41,7 +67,8 @@ export function registerDaemonCommands(program: Command): void {
     .option('--poll-ms <MS>', 'scan interval where file events are not available, and standby retry interval', number('--poll-ms', true))
     .option('--json-logs', 'log JSON lines instead of human-readable lines')
     .option('--announce', "send Aim's \"Watcher is running for repo …\" through the notifiers on becoming a repo's sender")
-    .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean; announce?: boolean }, command: Command) => {
+    .option('--exit-when-idle <S>', 'exit after S seconds with nothing to watch (no live training process, nothing pending), or at once when another daemon holds every repo; for daemons started on demand (default: run until stopped)', number('--exit-when-idle', false))
+    .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean; announce?: boolean; exitWhenIdle?: number }, command: Command) => {
       let daemon: Daemon
       try {
         daemon = new Daemon({
@@ -51,6 +78,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
           jsonLogs: options.jsonLogs === true,
           announce: options.announce === true,
+          ...(options.exitWhenIdle !== undefined ? { exitWhenIdle: options.exitWhenIdle } : {}),
         })
       } catch (error) {
         const plain = toPlainError(error)
@@ -60,24 +88,45 @@ export function registerDaemonCommands(program: Command): void {
       // Listening before starting: a signal during start-up still stops cleanly.
       const signal = stopSignal()
       await daemon.start()
-      await signal
+      const why = await Promise.race([signal, daemon.idle])
       await daemon.close()
+      if (why === 'idle') await handOverIfNeeded(daemon, options)
     })
   program
     .command('status')
-    .description('list the runs known in the repo, their owners and deadlines')
-    .option('--json', 'print JSON')
+    .description('list every run known in the repo (Node and Python), its owner, who watches it, its deadline')
+    .option('--json', 'print JSON (with --watch: one document per line)')
+    .option('--watch', 'refresh until interrupted')
+    .option('--interval <S>', 'seconds between refreshes with --watch (default 1)', number('--interval', false))
     .option('--stale-ms <MS>', 'staleness used to judge owners (as the daemon\'s)', number('--stale-ms', true))
-    .action(async (options: { json?: boolean; staleMs?: number }, command: Command) => {
+    .action(async (options: { json?: boolean; watch?: boolean; interval?: number; staleMs?: number }, command: Command) => {
       const root = repoRoot(command)
-      let status
-      try {
-        status = await repoStatus(root, options.staleMs !== undefined ? { staleMs: options.staleMs } : {})
-      } catch (error) {
-        const plain = toPlainError(error)
-        process.stderr.write(`aim-watcher: ${plain.code ?? plain.name}: ${plain.message}\n`)
-        throw new CliExit(1)
+      const interval = options.interval ?? 1
+      if (!(interval >= 0.1 && interval <= 3600)) {
+        process.stderr.write(`aim-watcher: AIM_STATUS_OUT_OF_RANGE: --interval expects 0.1 to 3600 seconds, got ${interval}\n`)
+        throw new CliExit(2)
       }
-      process.stdout.write(options.json === true ? `${JSON.stringify(status, null, 2)}\n` : `${formatStatus(status)}\n`)
+      const print = async (): Promise<void> => {
+        let status
+        try {
+          status = await repoStatus(root, options.staleMs !== undefined ? { staleMs: options.staleMs } : {})
+        } catch (error) {
+          const plain = toPlainError(error)
+          process.stderr.write(`aim-watcher: ${plain.code ?? plain.name}: ${plain.message}\n`)
+          throw new CliExit(1)
+        }
+        if (options.json === true) process.stdout.write(options.watch === true ? `${JSON.stringify(status)}\n` : `${JSON.stringify(status, null, 2)}\n`)
+        // On a terminal, each refresh replaces the last one; piped, they follow one another.
+        else process.stdout.write(`${options.watch === true && process.stdout.isTTY ? '\x1b[H\x1b[2J' : ''}${formatStatus(status)}\n${options.watch === true && !process.stdout.isTTY ? '\n' : ''}`)
+      }
+      await print()
+      if (options.watch !== true) return
+      const stop = stopSignal()
+      let stopped = false
+      void stop.then(() => (stopped = true))
+      while (!stopped) {
+        await Promise.race([stop, new Promise<void>((resolve) => systemClock.setTimer(() => resolve(), interval * 1000, { keepsProcessAlive: true }))])
+        if (!stopped) await print()
+      }
     })
 }
