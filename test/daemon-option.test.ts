@@ -38,7 +38,8 @@ t.test('a SIGKILLed training process that asked for a daemon is reported failed 
   child.process.kill('SIGKILL')
   await child.exited
   const log = join(repo, '.aim', 'status', 'daemon.log')
-  const reported = () => existsSync(log) && /asked_for_daemon/.test(readFileSync(log, 'utf8')) && /process gone/.test(readFileSync(log, 'utf8'))
+  // The failure is logged first, the default logger's line once delivered: waited for both.
+  const reported = () => existsSync(log) && /asked_for_daemon/.test(readFileSync(log, 'utf8')) && /process gone/.test(readFileSync(log, 'utf8')) && /Something wrong with Run 'asked_for_daemon'/.test(readFileSync(log, 'utf8'))
   for (let i = 0; i < 600 && !reported(); i++) await new Promise((resolve) => setTimeout(resolve, 100))
   t.ok(reported(), 'the daemon log says the run failed: process gone')
   t.match(readFileSync(log, 'utf8'), /❗️ Something wrong with Run 'asked_for_daemon'\. Please check\. ❗️/, 'and its default logger printed Aim\'s message')
