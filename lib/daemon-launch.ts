@@ -1,12 +1,12 @@
 /**
  * `ensureDaemon()`: starts an `aim-watcher` daemon for a repo unless one already holds it.
  *
- * When to use it: on a machine where nobody runs `aim-watcher start` as a service (a laptop, a
- * one-off cloud box), so that a training process that is killed (SIGKILL, out-of-memory
- * killer) or frozen is still reported: the in-process watcher dies with its process, the
- * daemon does not. Where a service manager (systemd, see `examples/aim-watcher.service`) runs
- * the daemon, it is not needed. The daemon it starts outlives the caller: it keeps watching
- * until stopped (`kill <pid>`; SIGTERM stops it cleanly).
+ * `watch()` calls it by default (its `daemon` option), so that a training process that is
+ * killed (SIGKILL, out-of-memory killer) or frozen is still reported: the in-process watcher
+ * dies with its process, the daemon does not. Where a service manager (systemd, see
+ * `examples/aim-watcher.service`) runs the daemon, that one holds the repo and is simply used.
+ * The daemon it starts outlives the caller, and exits by itself once it has had nothing to watch
+ * for `exitWhenIdle` seconds (`start --exit-when-idle`); SIGTERM stops it cleanly at any time.
  *
  * It lives beside the facade, not in `daemon/`: it only spawns the daemon's program and reads
  * its lease, so that the module behind `watch()` loads none of the daemon's code.
@@ -31,7 +31,16 @@ export interface EnsureDaemonOptions {
   pollMs?: number
   /** `--json-logs` for the daemon's log. Default false. */
   jsonLogs?: boolean
+  /**
+   * `--exit-when-idle`: the daemon exits once it has had nothing to watch (no live training
+   * process, no run or notification outstanding) for this many seconds. Default: none (it runs
+   * until stopped); `watch()` passes its `daemon.exitWhenIdle` (300 s unless given).
+   */
+  exitWhenIdle?: number
 }
+
+/** The daemon's log in the repo: `<root>/.aim/status/daemon.log` (rotated by the daemon itself, see `start --log-file`). */
+export const DAEMON_LOG_NAME = 'daemon.log'
 
 /** What {@link ensureDaemon} did. */
 export interface EnsureDaemonResult {
@@ -50,9 +59,10 @@ export function daemonBinPath(): string {
 
 /**
  * Starts a detached `aim-watcher --repo <root> start` unless a live daemon holds the repo's
- * daemon lease. Its output is appended to `<root>/.aim/status/daemon.log` (mode 0600); it is
- * unref'd, so the caller's process may end at any time. Two callers racing may both start one:
- * the second waits as a hot standby, which is harmless.
+ * daemon lease. Its output is appended to `<root>/.aim/status/daemon.log`, never through a link
+ * planted at that name, and rotated by the daemon; it is unref'd, so the caller's process may end at any time. Two
+ * callers racing may both start one: the second finds the repo held, and (started with
+ * `exitWhenIdle`) exits at once, else waits as a hot standby.
  */
 export async function ensureDaemon(root: string, options: EnsureDaemonOptions = {}): Promise<EnsureDaemonResult> {
   if (typeof root !== 'string' || root === '') throw new InvalidOptionError(`Expected \`root\` to be a folder path, got ${describeValue(root)}`)
@@ -69,8 +79,9 @@ export async function ensureDaemon(root: string, options: EnsureDaemonOptions = 
   if (options.staleMs !== undefined) args.push('--stale-ms', String(options.staleMs))
   if (options.pollMs !== undefined) args.push('--poll-ms', String(options.pollMs))
   if (options.jsonLogs === true) args.push('--json-logs')
+  if (options.exitWhenIdle !== undefined) args.push('--exit-when-idle', String(options.exitWhenIdle))
   // Never through a link planted at the name (it is set aside); the daemon rotates the file.
-  const logPath = join(layout.status, 'daemon.log')
+  const logPath = join(layout.status, DAEMON_LOG_NAME)
   args.push('--log-file', logPath)
   const { fd: log, setAsidePath } = openAppendReplacingSync(logPath, STATE_FILE_MODE)
   if (setAsidePath !== null) writeSync(log, `${new Date().toISOString()} WARN  log-set-aside file=${logPath} setAside=${setAsidePath} why="not a plain file with one link: never written through"\n`)

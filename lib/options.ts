@@ -32,12 +32,26 @@ export interface WatcherOptions {
    */
   keepAlive?: boolean
   /**
-   * Make sure an `aim-watcher` daemon watches the repo: if none holds it, start one, detached,
-   * logging to `<repo>/.aim/status/daemon.log`. Then a run whose process is SIGKILLed, runs
-   * out of memory or freezes is still reported. Use it where no service manager runs the daemon
-   * (a laptop, a one-off cloud box); where systemd runs it, leave it off. Default: false.
+   * Make sure an `aim-watcher` daemon watches the repo, so that a run whose process is
+   * SIGKILLed, runs out of memory or freezes is still reported: when the first run is watched
+   * and no daemon holds the repo, one is started, detached, logging to
+   * `<repo>/.aim/status/daemon.log`. A daemon started so exits by itself once it has had nothing
+   * to watch for `exitWhenIdle` seconds (default {@link DEFAULT_DAEMON_IDLE_SECONDS}: 300);
+   * one started by hand or by a service manager runs until stopped, and is then simply used.
+   * `false` starts nothing (where systemd runs the daemon, say).
+   *
+   * Default: true, unless the environment variable `AIM_STATUS_DAEMON` is `0`, `false`, `no`
+   * or `off` (a whole cluster's setting); an explicit value here wins over the variable.
    */
-  daemon?: boolean
+  daemon?: boolean | { exitWhenIdle?: number }
+  /**
+   * Seconds a dying process waits for its unfinished runs' failure to reach the notifiers
+   * before it goes on dying (an uncaught exception, an unhandled rejection, `process.exit(n)`,
+   * SIGTERM/SIGINT/SIGHUP without a handler of the program's): the exit code or signal is
+   * unchanged. What is not delivered by then stays in the outbox on disk for a daemon. 0 does
+   * not wait (a daemon reports the runs). Default {@link DEFAULT_EXIT_TIMEOUT_SECONDS}: 5.
+   */
+  exitTimeout?: number
 }
 
 /** Options of `watch()`. */
@@ -61,6 +75,18 @@ export interface WatchOptions extends WatcherOptions {
   checkins?: boolean
 }
 
+/** Default `exitWhenIdle` of a daemon that `watch()` starts, seconds. */
+export const DEFAULT_DAEMON_IDLE_SECONDS = 300
+
+/** Default {@link WatcherOptions.exitTimeout}, seconds. */
+export const DEFAULT_EXIT_TIMEOUT_SECONDS = 5
+
+/** The longest {@link WatcherOptions.exitTimeout} accepted, seconds: a dying process should not linger. */
+export const MAX_EXIT_TIMEOUT_SECONDS = 60
+
+/** The environment variable that turns the default daemon off (`0`, `false`, `no`, `off`). */
+export const DAEMON_ENV = 'AIM_STATUS_DAEMON'
+
 /** Aim's watcher's grace, in seconds. */
 export const DEFAULT_GRACE_SECONDS = 100
 
@@ -70,7 +96,7 @@ export const DEFAULT_GRACE_SECONDS = 100
  */
 export const MAX_SECONDS = 30 * 24 * 3600
 
-const WATCHER_KEYS = ['repo', 'notifiers', 'keepAlive', 'daemon'] as const
+const WATCHER_KEYS = ['repo', 'notifiers', 'keepAlive', 'daemon', 'exitTimeout'] as const
 const WATCH_KEYS = [...WATCHER_KEYS, 'hash', 'name', 'experiment', 'grace', 'checkins'] as const
 
 /** A new run hash as Aim makes one: the first 24 hex digits of a uuid4's randomness. */
@@ -124,12 +150,42 @@ export function checkNotifierSpecs(value: unknown, label = 'notifiers'): Notifie
   })
 }
 
+/** Whether to make sure a daemon watches the repo, and how long one started so lingers when idle. */
+export type DaemonChoice = false | { exitWhenIdle: number }
+
 /** The checked options of a watcher. */
 export interface ResolvedWatcherOptions {
   repo: string | undefined
   notifiers: NotifierEntry[]
   keepAlive: boolean | undefined
-  daemon: boolean
+  /** Undefined when not given: the watcher keeps what it had ({@link defaultDaemonChoice} at first). */
+  daemon: DaemonChoice | undefined
+  exitTimeout: number | undefined
+}
+
+/** The daemon choice when none is given: on, unless `AIM_STATUS_DAEMON` turns it off. */
+export function defaultDaemonChoice(env: NodeJS.ProcessEnv = process.env): DaemonChoice {
+  const value = env[DAEMON_ENV]?.trim().toLowerCase()
+  return value === '0' || value === 'false' || value === 'no' || value === 'off' ? false : { exitWhenIdle: DEFAULT_DAEMON_IDLE_SECONDS }
+}
+
+function checkDaemon(value: unknown): DaemonChoice | undefined {
+  if (value === undefined) return undefined
+  if (value === false) return false
+  if (value === true) return { exitWhenIdle: DEFAULT_DAEMON_IDLE_SECONDS }
+  if (value === null || Array.isArray(value) || typeof value !== 'object') throw new InvalidOptionError(`Expected \`daemon\` to be a boolean or { exitWhenIdle }, got ${describeValue(value)}`)
+  const o = value as Record<string, unknown>
+  checkKnownKeys(o, ['exitWhenIdle'], 'daemon')
+  const idle = o['exitWhenIdle'] === undefined ? DEFAULT_DAEMON_IDLE_SECONDS : checkSeconds(o['exitWhenIdle'], 'daemon.exitWhenIdle')
+  if (idle < 1) throw new OutOfRangeError(`Expected \`daemon.exitWhenIdle\` to be at least 1 second, got ${describeValue(idle)}`)
+  return { exitWhenIdle: idle }
+}
+
+function checkExitTimeout(value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  const seconds = checkSeconds(value, 'exitTimeout')
+  if (seconds > MAX_EXIT_TIMEOUT_SECONDS) throw new OutOfRangeError(`Expected \`exitTimeout\` to be a number of seconds from 0 to ${MAX_EXIT_TIMEOUT_SECONDS}, got ${describeValue(value)}`)
+  return seconds
 }
 
 /** Checks the options of `Watcher.open()`. */
@@ -144,7 +200,13 @@ function resolveCommon(o: Record<string, unknown>): ResolvedWatcherOptions {
   if (repo !== undefined && (typeof repo !== 'string' || repo === '' || repo.includes('\0'))) {
     throw new InvalidOptionError(`Expected \`repo\` to be a folder path, got ${describeValue(repo)}`)
   }
-  return { repo: repo as string | undefined, notifiers: checkNotifierSpecs(o['notifiers']), keepAlive: checkBoolean(o['keepAlive'], 'keepAlive'), daemon: checkBoolean(o['daemon'], 'daemon') ?? false }
+  return {
+    repo: repo as string | undefined,
+    notifiers: checkNotifierSpecs(o['notifiers']),
+    keepAlive: checkBoolean(o['keepAlive'], 'keepAlive'),
+    daemon: checkDaemon(o['daemon']),
+    exitTimeout: checkExitTimeout(o['exitTimeout']),
+  }
 }
 
 /** The checked options of a run. */

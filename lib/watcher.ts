@@ -20,7 +20,9 @@ import { installExitMarker } from './state/exit-marker.js'
 import { holdsNewestGeneration } from './state/fence.js'
 import { snapshotPath, statusLayout } from './state/layout.js'
 import type { OwnerInfo } from './state/owner.js'
-import { resolveWatchOptions, resolveWatcherOptions, type WatchOptions, type WatcherOptions } from './options.js'
+import { DEFAULT_EXIT_TIMEOUT_SECONDS, defaultDaemonChoice, resolveWatchOptions, resolveWatcherOptions, type DaemonChoice, type ResolvedWatcherOptions, type WatchOptions, type WatcherOptions } from './options.js'
+import { monotonicNow } from './clock.js'
+import { controllingTerminal } from './terminal.js'
 import { ActorHost } from './actor/host.js'
 import { ensureDaemon } from './daemon-launch.js'
 import { customTypeNames } from './actor/custom-types.js'
@@ -62,6 +64,13 @@ export interface WatcherEvents {
 
 const watchers = new Map<string, Promise<Watcher>>()
 
+/** The terminal this process was started from, for its snapshot (read once: it does not change). */
+let terminal: string | undefined | null = null
+function terminalOption(): { terminal?: string } {
+  if (terminal === null) terminal = controllingTerminal()
+  return terminal === undefined ? {} : { terminal }
+}
+
 /** Watches the runs of one repo from this process. */
 export class Watcher extends EventEmitter<WatcherEvents> {
   /** The absolute repo root. */
@@ -78,6 +87,12 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   /** The entry this watcher has in the per-process table, so that only its own is removed. */
   #registration: Promise<Watcher> | undefined
   #daemonEnsured: Promise<void> | undefined
+  /** Whether to make sure a daemon watches the repo (the last choice given, else the default). */
+  #daemon: DaemonChoice = defaultDaemonChoice()
+  /** The daemon choice was given in code (a failure to start one is then an error, not a warning). */
+  #daemonExplicit = false
+  /** Seconds a dying process waits for its runs' failure to be sent. */
+  #exitTimeout = DEFAULT_EXIT_TIMEOUT_SECONDS
 
   private constructor(root: string) {
     super()
@@ -98,8 +113,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       pending.catch(() => watchers.delete(root))
     }
     const watcher = await pending
-    if (resolved.daemon) await watcher.#ensureDaemon()
-    if (resolved.keepAlive !== undefined) watcher.#liveHost().setKeepAlive(resolved.keepAlive)
+    watcher.#apply(resolved)
     if (resolved.notifiers.length > 0) await watcher.#addNotifiers(resolved.notifiers)
     return watcher
   }
@@ -113,6 +127,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         onMessage: (message) => watcher.#onActorMessage(message),
         onRestart: (error) => watcher.#onActorRestart(error),
         onOwner: (owner) => watcher.#onOwner(owner),
+        ...terminalOption(),
       })
       return watcher
     })()
@@ -123,8 +138,6 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   async watch(options: WatchOptions = {}): Promise<Run> {
     this.#assertOpen('watch')
     const resolved = resolveWatchOptions(options)
-    if (resolved.keepAlive !== undefined) this.#liveHost().setKeepAlive(resolved.keepAlive)
-    if (resolved.daemon) await this.#ensureDaemon()
     if (resolved.repo !== undefined && resolveRepoRoot(resolved.repo) !== this.root) {
       throw new AimStatusError(ErrorCodes.INVALID_PATH, `This watcher watches ${this.root}, not ${resolveRepoRoot(resolved.repo)}`)
     }
@@ -132,6 +145,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     if (this.#runs.has(resolved.hash)) {
       throw new AimStatusError(ErrorCodes.RUN_ALREADY_OPEN, `Run '${resolved.hash}' is already being watched in this process`)
     }
+    this.#apply(resolved)
     if (resolved.notifiers.length > 0) await this.#addNotifiers(resolved.notifiers)
     const channel: RunChannel = {
       post: (message) => this.#host?.post(message),
@@ -148,6 +162,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     // The run is in the snapshot before the caller starts training: a process killed a moment
     // later is still known to a daemon.
     await host.call((control) => control.flush())
+    // After the flush: a daemon deciding, just now, that it has nothing left to watch either
+    // sees this run's snapshot or has let go of the repo, so that this check starts a new one.
+    await this.#ensureDaemon()
     return run
   }
 
@@ -278,10 +295,38 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     }
   }
 
-  /** Starts a daemon for this repo unless one holds it (once per watcher). */
+  /** The options that last until changed: keep-alive, the daemon choice, the exit timeout. */
+  #apply(resolved: ResolvedWatcherOptions): void {
+    if (resolved.keepAlive !== undefined) this.#liveHost().setKeepAlive(resolved.keepAlive)
+    if (resolved.daemon !== undefined) {
+      this.#daemon = resolved.daemon
+      this.#daemonExplicit = true
+    }
+    if (resolved.exitTimeout !== undefined) this.#exitTimeout = resolved.exitTimeout
+  }
+
+  /**
+   * Starts a daemon for this repo unless one holds it (once per watcher, when its first run is
+   * watched). Asked for in code, a failure rejects; by default it is said on standard error and
+   * watching goes on: the training must not stop because a daemon could not start.
+   */
   async #ensureDaemon(): Promise<void> {
-    this.#daemonEnsured ??= ensureDaemon(this.root).then(() => undefined)
-    await this.#daemonEnsured
+    const choice = this.#daemon
+    if (choice === false) return
+    const explicit = this.#daemonExplicit
+    this.#daemonEnsured ??= ensureDaemon(this.root, { exitWhenIdle: choice.exitWhenIdle }).then(
+      () => undefined,
+      (error: unknown) => {
+        if (explicit) throw error
+        process.stderr.write(`@aim/status: could not start an aim-watcher daemon for ${this.root} (${error instanceof Error ? error.message : String(error)}); runs are watched by this process only\n`)
+      },
+    )
+    try {
+      await this.#daemonEnsured
+    } catch (error) {
+      this.#daemonEnsured = undefined
+      throw error
+    }
   }
 
   #liveHost(): ActorHost {
@@ -329,15 +374,24 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   }
 
   /**
-   * Each owner (one per actor thread) gets an exit marker: if this process exits with runs
-   * unfinished, the marker says so synchronously, with the exit code or signal, and a daemon
-   * reports those runs failed at once instead of waiting for their deadlines.
+   * Each owner (one per actor thread) reports its process's death: if this process exits with
+   * runs unfinished, the thread fails them (`exited with code 1 (Error: …)`, `killed by
+   * SIGTERM`) and sends that while the process waits, bounded; then the exit marker says so
+   * synchronously, so that a daemon reports what the process could not, once.
    */
   #onOwner(owner: OwnerInfo): void {
     this.#uninstallExitMarker?.()
     const paths = repoPaths(this.root)
     const snapshot = snapshotPath(statusLayout(paths), owner.id)
-    this.#uninstallExitMarker = installExitMarker(paths, owner, () => [...this.#unfinished], () => holdsNewestGeneration(snapshot, owner.id))
+    this.#uninstallExitMarker = installExitMarker(
+      paths,
+      owner,
+      () => [...this.#unfinished],
+      () => holdsNewestGeneration(snapshot, owner.id),
+      // The process reports its own death: the thread fails the runs and sends that while this
+      // thread waits, at most exitTimeout seconds.
+      (runs, reason) => (this.#exitTimeout > 0 ? (this.#host?.lastWords(runs, reason, monotonicNow(), Date.now() + this.#exitTimeout * 1000) ?? null) : null),
+    )
   }
 
   /**

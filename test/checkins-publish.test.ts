@@ -10,6 +10,9 @@ import { RepoActor } from '../lib/actor/actor.js'
 import { CheckinPublisher } from '../lib/actor/checkin-publisher.js'
 import { tempRepo } from './support/temp-repo.js'
 
+// Not about daemons: the watchers opened here start none (the default would start one per repo).
+process.env['AIM_STATUS_DAEMON'] = '0'
+
 /** `{run_hash}-{idx:016d}-{flag}-{unix_time:011.2f}-{expect_next_in:05d}`, split on `-` into five fields. */
 function parseAimName(name: string) {
   const fields = name.split('-')

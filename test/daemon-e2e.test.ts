@@ -53,15 +53,17 @@ t.test('SIGKILL: the daemon reports the run failed once, with the reason', async
   t.ok(figures.every((ms) => ms < 10_000), 'well within the poll and stale periods')
 })
 
-t.test('exit code 3, an uncaught throw, a clean finish before exit', async (t) => {
+t.test('exit code 3, an uncaught throw, a clean finish before exit: with no time to report them, the exit marker tells the daemon', async (t) => {
   const { slack, root, daemon } = await watchedRepo(t)
-  const exit3 = startChild(TRAIN, [root, 'exits_three', 'exit3'])
+  // exitTimeout 0: the processes leave their deaths to the daemon (deaths-e2e tests the other way).
+  const env = { TRAIN_EXIT_TIMEOUT: '0' }
+  const exit3 = startChild(TRAIN, [root, 'exits_three', 'exit3'], { env })
   t.equal((await exit3.exited).code, 3)
   t.equal((await daemon.waitEvent((l) => l.event === 'failed' && l['hash'] === 'exits_three'))['reason'], 'exited with code 3')
-  const thrower = startChild(TRAIN, [root, 'throws', 'throw'])
+  const thrower = startChild(TRAIN, [root, 'throws', 'throw'], { env })
   t.equal((await thrower.exited).code, 1)
   t.match((await daemon.waitEvent((l) => l.event === 'failed' && l['hash'] === 'throws'))['reason'], /^exited with code 1 \(Error: boom\)$/)
-  const finisher = startChild(TRAIN, [root, 'finishes', 'finish'])
+  const finisher = startChild(TRAIN, [root, 'finishes', 'finish'], { env })
   await finisher.waitForLine('FINISHED')
   t.equal((await finisher.exited).code, 0)
   await slack.waitForRequests(2)

@@ -42,8 +42,9 @@ t.test('a script that ends exits, although its watcher thread is alive; it leave
   const owners = readdirSync(join(repo, '.aim', 'status', 'owners')).filter((f) => f.endsWith('.json'))
   t.equal(owners.length, 1, 'one owner snapshot')
   const snapshot = await readSnapshot(join(repo, '.aim', 'status', 'owners', owners[0] as string))
-  // watch() resolved only once the run was durable; later reports are coalesced (about 1 s).
-  t.match(snapshot, { format: 'aim-status/snapshot', owner: { kind: 'process', pid: child.process.pid }, runs: [{ hash: 'leaves_early', status: 'running' }] })
+  // The process reported its own end as it exited: the run is failed on disk, with the reason.
+  t.match(snapshot, { format: 'aim-status/snapshot', owner: { kind: 'process', pid: child.process.pid }, runs: [{ hash: 'leaves_early', status: 'failed', reason: 'exited with code 0' }] })
   const marker = JSON.parse(readFileSync(join(repo, '.aim', 'status', 'exits', owners[0] as string), 'utf8'))
-  t.match(marker, { exitCode: 0, unfinishedRuns: ['leaves_early'] }, 'the exit marker names the unfinished run and the exit code')
+  t.match(marker, { exitCode: 0, unfinishedRuns: ['leaves_early'], reportedRuns: ['leaves_early'] }, 'the exit marker names the unfinished run, the exit code, and that it was reported')
+  t.ok(child.lines.includes("❗️ Something wrong with Run 'leaves_early'. Please check. ❗️"), 'the default logger said so on its way out')
 })

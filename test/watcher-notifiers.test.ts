@@ -8,6 +8,9 @@ import { tempRepo } from './support/temp-repo.js'
 import type { DeliveryReport } from '../lib/notify/delivery-report.js'
 import { startEndpoint, slackReply } from './support/fake-endpoints.js'
 
+// Not about daemons: the watchers opened here start none (the default would start one per repo).
+process.env['AIM_STATUS_DAEMON'] = '0'
+
 t.test('a Slack notifier added while the watcher runs receives the next stall, once', async (t) => {
   const slack = await startEndpoint(() => slackReply())
   t.teardown(() => slack.close())

@@ -10,6 +10,9 @@ import { watch } from '../lib/watch.js'
 import { registerNotifierType } from '../lib/notify/registry.js'
 import type { RunEvent } from '../lib/model.js'
 
+// Not about daemons: the watchers opened here start none (the default would start one per repo).
+process.env['AIM_STATUS_DAEMON'] = '0'
+
 t.test('validation at the edge: each mistake is a coded error naming the option', async (t) => {
   const { repo, closeFirst } = tempRepo(t)
   closeFirst(async () => (await Watcher.open({ repo })).close())

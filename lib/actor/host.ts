@@ -26,6 +26,7 @@ import { AimStatusError, ErrorCodes, fromPlainError, toPlainError, type PlainErr
 import { testHooks, type HostTestHooks } from '../internal.js'
 import type { NotifierEntry } from '../notify/contract.js'
 import { currentOwner, type OwnerInfo } from '../state/owner.js'
+import type { LastWords } from '../process-death.js'
 import { customTypeNames, serveCustomTypes } from './custom-types.js'
 import { portEndpoint } from './port-endpoint.js'
 import { isActorMessage, type ActorControl, type ActorMessage, type ActorStartup, type HostMessage } from './protocol.js'
@@ -50,6 +51,8 @@ export interface HostOptions {
   onOwner?(owner: OwnerInfo): void
   /** Lease staleness for the snapshot, ms. Default: the state layer's. */
   leaseStaleMs?: number
+  /** The terminal the process was started from, kept in its snapshot (lib/terminal.ts). Default: none. */
+  terminal?: string
 }
 
 /**
@@ -117,6 +120,18 @@ export class ActorHost {
   /** Sends a data-plane message (fire-and-forget, never blocks). */
   post(message: HostMessage): void {
     this.#port?.postMessage(message)
+  }
+
+  /**
+   * The process is dying: asks the thread to fail `hashes` with `reason` and send it. Returns
+   * the word the thread raises as it gets on (lib/process-death.ts), or null when there is no
+   * thread to ask (closing, restarting).
+   */
+  lastWords(hashes: string[], reason: string, at: number, until: number): LastWords | null {
+    if (this.#closing || this.#restarting !== undefined || this.#control === undefined || this.#port === undefined) return null
+    const answer = new Int32Array(new SharedArrayBuffer(4))
+    this.#port.postMessage({ kind: 'last-words', hashes, at, reason, until, answer } satisfies HostMessage)
+    return { state: answer, until }
   }
 
   /** Whether the actor's port keeps the process alive even when nothing is awaited. */
@@ -190,6 +205,7 @@ export class ActorHost {
       owner,
       customTypes: { port: types.port2, names: customTypeNames() },
       ...(this.#options.leaseStaleMs !== undefined ? { leaseStaleMs: this.#options.leaseStaleMs } : {}),
+      ...(this.#options.terminal !== undefined ? { terminal: this.#options.terminal } : {}),
     }
     port1.on('message', (data: unknown) => {
       if (!isActorMessage(data) || port1 !== this.#port) return

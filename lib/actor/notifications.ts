@@ -50,6 +50,11 @@ export class NotifierSet {
     return this.#configured.some((entry) => entry.id === id)
   }
 
+  /** Whether nothing is configured nor given in code: the default logger stands in. */
+  usesDefaultOnly(): boolean {
+    return this.#configured.length === 0 && this.#programmatic.length === 0
+  }
+
   /** The notifiers to use now (enabled or not: the sender filters by status and events). */
   current(): Notifier[] {
     return this.#notifiers

@@ -25,6 +25,11 @@ export interface ActorStartup {
   owner: OwnerInfo
   /** Lease staleness for the snapshot, ms. Default: the state layer's. */
   leaseStaleMs?: number
+  /**
+   * The terminal the process was started from (`/dev/pts/N`), when its output goes to one: kept
+   * in the snapshot, so a daemon that finds the process dead can say so there. Default: none.
+   */
+  terminal?: string
   /** The port to the main thread's notifier types registered from code, and their names. */
   customTypes: { port: import('node:worker_threads').MessagePort; names: string[] }
 }
@@ -52,6 +57,12 @@ export type HostMessage =
   | { kind: 'progress'; hash: string; at: number; expectNextIn: number }
   | { kind: 'finish'; hash: string; at: number }
   | { kind: 'fail'; hash: string; at: number; reason: string }
+  /**
+   * The process is dying (lib/process-death.ts): fail these runs with `reason`, make it
+   * durable, send it, and say how far it got in `answer[0]` (`LAST_WORDS` states, with
+   * `Atomics.notify`): the main thread waits on it synchronously until `until` (epoch ms).
+   */
+  | { kind: 'last-words'; hashes: string[]; at: number; reason: string; until: number; answer: Int32Array }
 
 /** Actor -> host, fire-and-forget. */
 export type ActorMessage =

@@ -17,10 +17,14 @@ import { repoPaths } from '../repo.js'
 import { DurableOwner } from '../owner/durable-owner.js'
 import { prepareStatusFolders, snapshotPath, statusLayout } from '../state/layout.js'
 import { highestEpisode } from '../state/snapshot-query.js'
+import { LAST_WORDS } from '../process-death.js'
 import { RepoRuntime } from './runtime.js'
 import { registerRemoteTypes } from './custom-types.js'
 import { portEndpoint } from './port-endpoint.js'
 import type { ActorControl, ActorMessage, ActorStartup, HostMessage } from './protocol.js'
+
+/** How often a dying process's last words look whether their notification has its answer, ms. */
+const LAST_WORDS_POLL_MS = 5
 
 /** What can be swapped for tests. */
 export interface ServiceDependencies {
@@ -98,7 +102,8 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     ...(owner !== undefined ? { owner } : {}),
   })
   const state = runtime
-  owner?.serve(() => ({ owner: startup.owner, ...state.snapshotState(), extra: {} }))
+  const extra = startup.terminal !== undefined ? { terminal: startup.terminal } : {}
+  owner?.serve(() => ({ owner: startup.owner, ...state.snapshotState(), extra }))
   const live = runtime
   runtime.notifiers.setProgrammatic(startup.notifiers)
   const ready = runtime.start()
@@ -138,6 +143,9 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
         case 'fail':
           actor.fail(message.hash, message.at, message.reason)
           break
+        case 'last-words':
+          void lastWords(message.hashes, message.at, message.reason, message.until, message.answer)
+          break
         default:
           throw new Error(`unknown message kind ${JSON.stringify((message as { kind: unknown }).kind)}`)
       }
@@ -146,6 +154,42 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     }
   }
   port.on('message', onMessage)
+
+  /**
+   * The process is dying and its main thread waits: the runs fail here, as a daemon would fail
+   * them, so that the failure is said once whoever says it (the snapshot says failed, the outbox
+   * holds the notification under its event key for a daemon to finish sending).
+   */
+  async function lastWords(hashes: string[], at: number, reason: string, until: number, answer: Int32Array): Promise<void> {
+    const say = (state: number): void => {
+      Atomics.store(answer, 0, state)
+      Atomics.notify(answer, 0)
+    }
+    try {
+      await ready
+      if (owner !== undefined && !owner.mayAct()) return say(LAST_WORDS.declined)
+      let failed = 0
+      for (const hash of hashes) {
+        const run = actor.run(hash)
+        if (run === undefined || (run.status !== 'running' && run.status !== 'stalled')) continue
+        if (actor.fail(hash, at, reason)) failed++
+      }
+      if (failed === 0) return say(LAST_WORDS.declined)
+      await owner?.commit()
+      say(LAST_WORDS.durable)
+      // Settled means an answer: delivered, or given up for good. A transient failure is tried
+      // again meanwhile (the main thread stops waiting at `until`; what is left is on disk).
+      const unsettled = () => live.delivery.state().pending.some((item) => item.event.kind === 'failed' && hashes.includes(item.event.run.hash))
+      while (unsettled() && Date.now() < until) {
+        await live.delivery.drain()
+        if (unsettled()) await new Promise<void>((resolve) => clock.setTimer(resolve, LAST_WORDS_POLL_MS))
+      }
+      say(LAST_WORDS.answered)
+    } catch (error) {
+      post({ kind: 'error', error: toPlainError(error) })
+      say(LAST_WORDS.declined)
+    }
+  }
 
   const control: ActorControl = {
     ping: async () => {

@@ -6,10 +6,13 @@ import type { Command } from 'commander'
 import { DEFAULT_DAEMON_GRACE, DEFAULT_POLL_MS, Daemon } from '../daemon/daemon.js'
 import { formatStatus, repoStatus } from '../daemon/status.js'
 import { DEFAULT_STALE_MS, MIN_STALE_MS } from '../state/lease.js'
-import { failWith, numberFlag, out, repoRoot, repoRoots } from './common.js'
+import { fail, failWith, numberFlag, out, repoRoot, repoRoots } from './common.js'
+import { ensureDaemon } from '../daemon-launch.js'
+import { systemClock } from '../clock.js'
+import { toPlainError } from '../errors.js'
 
 /** The daemon's option names as its flags, for its error messages. */
-const DAEMON_FLAGS: Readonly<Record<string, string>> = { grace: '--grace', staleMs: '--stale-ms', pollMs: '--poll-ms' }
+const DAEMON_FLAGS: Readonly<Record<string, string>> = { grace: '--grace', staleMs: '--stale-ms', pollMs: '--poll-ms', exitWhenIdle: '--exit-when-idle', logFile: '--log-file' }
 
 /** Resolves at the first SIGTERM or SIGINT. */
 function stopSignal(): Promise<NodeJS.Signals> {
@@ -24,6 +27,30 @@ function stopSignal(): Promise<NodeJS.Signals> {
   })
 }
 
+/**
+ * An idle daemon has let go of its repos; a training process that started in the meantime may
+ * have found it still holding them, and started none. Looked at again now that the leases are
+ * released: a repo with a live training process gets a fresh daemon (unless one holds it now).
+ */
+async function handOverIfNeeded(daemon: Daemon, options: { staleMs?: number; pollMs?: number; jsonLogs?: boolean; exitWhenIdle?: number }): Promise<void> {
+  for (const repo of daemon.repos) {
+    try {
+      const status = await repoStatus(repo.root, { staleMs: daemon.staleMs })
+      const live = status.runs.some((run) => run.owner.kind === 'process' && run.owner.state === 'alive' && (run.status === 'running' || run.status === 'stalled'))
+      if (!live) continue
+      const started = await ensureDaemon(repo.root, {
+        staleMs: daemon.staleMs,
+        ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+        ...(options.jsonLogs === true ? { jsonLogs: true } : {}),
+        ...(options.exitWhenIdle !== undefined ? { exitWhenIdle: options.exitWhenIdle } : {}),
+      })
+      daemon.log.info('handed-over', { repo: repo.root, pid: started.pid, started: started.started })
+    } catch (error) {
+      daemon.log.error('hand-over-failed', { repo: repo.root, error: toPlainError(error).message })
+    }
+  }
+}
+
 export function registerDaemonCommands(program: Command): void {
   program
     .command('start')
@@ -34,7 +61,8 @@ export function registerDaemonCommands(program: Command): void {
     .option('--json-logs', 'log JSON lines instead of human-readable lines')
     .option('--log-file <PATH>', 'append the log to this file (never through a link; rotated past 10 MiB, 3 old files kept) instead of stdout')
     .option('--announce', "send Aim's \"Watcher is running for repo …\" through the notifiers on becoming a repo's sender")
-    .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean; announce?: boolean; logFile?: string }, command: Command) => {
+    .option('--exit-when-idle <S>', 'exit after S seconds with nothing to watch (no live training process, nothing pending), or at once when another daemon holds every repo; for daemons started on demand (default: run until stopped)', numberFlag('--exit-when-idle', false))
+    .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean; announce?: boolean; logFile?: string; exitWhenIdle?: number }, command: Command) => {
       const roots = repoRoots(command, 'folder')
       let daemon: Daemon
       try {
@@ -46,6 +74,7 @@ export function registerDaemonCommands(program: Command): void {
           jsonLogs: options.jsonLogs === true,
           announce: options.announce === true,
           ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
+          ...(options.exitWhenIdle !== undefined ? { exitWhenIdle: options.exitWhenIdle } : {}),
         })
       } catch (error) {
         throw failWith(error, DAEMON_FLAGS)
@@ -53,22 +82,40 @@ export function registerDaemonCommands(program: Command): void {
       // Listening before starting: a signal during start-up still stops cleanly.
       const signal = stopSignal()
       await daemon.start()
-      await signal
+      const why = await Promise.race([signal, daemon.idle])
       await daemon.close()
+      if (why === 'idle') await handOverIfNeeded(daemon, options)
     })
   program
     .command('status')
-    .description('list the runs known in the repo, their owners and deadlines')
-    .option('--json', 'print JSON')
+    .description('list every run known in the repo (Node and Python), its owner, who watches it, its deadline')
+    .option('--json', 'print JSON (with --watch: one document per line)')
+    .option('--watch', 'refresh until interrupted')
+    .option('--interval <S>', 'seconds between refreshes with --watch, 0.1 to 3600 (default: 1)', numberFlag('--interval', false))
     .option('--stale-ms <MS>', `staleness used to judge owners, as the daemon's (default: ${DEFAULT_STALE_MS})`, numberFlag('--stale-ms', true))
-    .action(async (options: { json?: boolean; staleMs?: number }, command: Command) => {
+    .action(async (options: { json?: boolean; watch?: boolean; interval?: number; staleMs?: number }, command: Command) => {
       const root = repoRoot(command, 'repo')
-      let status
-      try {
-        status = await repoStatus(root, options.staleMs !== undefined ? { staleMs: options.staleMs } : {})
-      } catch (error) {
-        throw failWith(error, DAEMON_FLAGS)
+      const interval = options.interval ?? 1
+      if (!(interval >= 0.1 && interval <= 3600)) throw fail(2, `AIM_STATUS_OUT_OF_RANGE: --interval expects 0.1 to 3600 seconds, got ${interval}`)
+      const print = async (): Promise<void> => {
+        let status
+        try {
+          status = await repoStatus(root, options.staleMs !== undefined ? { staleMs: options.staleMs } : {})
+        } catch (error) {
+          throw failWith(error, DAEMON_FLAGS)
+        }
+        if (options.json === true) out(options.watch === true ? JSON.stringify(status) : JSON.stringify(status, null, 2))
+        // On a terminal, each refresh replaces the last one; piped, they follow one another.
+        else out(`${options.watch === true && process.stdout.isTTY ? '\x1b[H\x1b[2J' : ''}${formatStatus(status)}${options.watch === true && !process.stdout.isTTY ? '\n' : ''}`)
       }
-      out(options.json === true ? JSON.stringify(status, null, 2) : formatStatus(status))
+      await print()
+      if (options.watch !== true) return
+      const stop = stopSignal()
+      let stopped = false
+      void stop.then(() => (stopped = true))
+      while (!stopped) {
+        await Promise.race([stop, new Promise<void>((resolve) => systemClock.setTimer(() => resolve(), interval * 1000, { keepsProcessAlive: true }))])
+        if (!stopped) await print()
+      }
     })
 }

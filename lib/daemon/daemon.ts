@@ -19,6 +19,7 @@ import { currentOwner, type OwnerInfo } from '../state/owner.js'
 import { createLog, type DaemonLog } from './log.js'
 import { LogFile } from './log-file.js'
 import { RepoWatch } from './repo-watch.js'
+import { IdleExit } from './idle-exit.js'
 
 /** Default {@link DaemonOptions.pollMs}. */
 export const DEFAULT_POLL_MS = 1000
@@ -76,14 +77,24 @@ export interface DaemonOptions {
   clock?: Clock
   /** Delivery overrides (timeouts, backoff, budget). Default: the outbox's defaults. */
   delivery?: RuntimeOptions['delivery']
+  /**
+   * Seconds with nothing to watch (see lib/daemon/idle-exit.ts) after which {@link Daemon.idle}
+   * resolves and the program ends the daemon; a daemon that finds every repo already held by
+   * another sender at its start is idle at once. For daemons started on demand (`watch()`).
+   * Default: none (runs until stopped).
+   */
+  exitWhenIdle?: number
 }
+
+/** Why {@link Daemon.idle} resolved. */
+export type IdleCause = 'idle' | 'already-watched'
 
 function integer(name: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new OutOfRangeError(`Expected \`${name}\` to be an integer of at least ${min}, got ${describeValue(value)}`)
   return value
 }
 
-const KNOWN = new Set(['repos', 'grace', 'staleMs', 'pollMs', 'jsonLogs', 'announce', 'tombstoneMs', 'keepEndedMs', 'writeLine', 'logFile', 'clock', 'delivery'])
+const KNOWN = new Set(['repos', 'grace', 'staleMs', 'pollMs', 'jsonLogs', 'announce', 'tombstoneMs', 'keepEndedMs', 'writeLine', 'logFile', 'clock', 'delivery', 'exitWhenIdle'])
 
 /** The daemon. */
 export class Daemon {
@@ -93,9 +104,21 @@ export class Daemon {
   readonly grace: number
   readonly staleMs: number
   readonly pollMs: number
+  /** Seconds of nothing to watch before {@link idle} resolves, or null (runs until stopped). */
+  readonly exitWhenIdle: number | null
   #started: Promise<void> | null = null
   #closing: Promise<void> | null = null
   readonly #logFile: LogFile | null
+  #idleExit: IdleExit | null = null
+  #becameIdle!: (cause: IdleCause) => void
+  /**
+   * Resolves when the daemon has had nothing to watch for {@link exitWhenIdle} seconds, or, at
+   * start, found every repo held by another sender. Never without `exitWhenIdle`.
+   */
+  readonly idle: Promise<IdleCause> = new Promise((resolve) => {
+    this.#becameIdle = resolve
+  })
+  readonly #clock: Clock
 
   constructor(options: DaemonOptions = {}) {
     if (options === null || typeof options !== 'object') throw new InvalidOptionError(`Expected daemon options to be an object, got ${describeValue(options)}`)
@@ -108,6 +131,9 @@ export class Daemon {
     this.pollMs = integer('pollMs', options.pollMs ?? DEFAULT_POLL_MS, 50)
     const tombstoneMs = integer('tombstoneMs', options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS, 0)
     const keepEndedMs = integer('keepEndedMs', options.keepEndedMs ?? DEFAULT_KEEP_ENDED_MS, 0)
+    const idle = options.exitWhenIdle
+    if (idle !== undefined && (typeof idle !== 'number' || !Number.isFinite(idle) || idle <= 0)) throw new OutOfRangeError(`Expected \`exitWhenIdle\` to be a number of seconds above 0, got ${describeValue(idle)}`)
+    this.exitWhenIdle = idle ?? null
     const roots = [...new Set(repos.length > 0 ? repos.map((r) => resolveRepoRoot(r)) : [resolveRepoRoot(undefined)])]
     if (options.logFile !== undefined && (typeof options.logFile !== 'string' || options.logFile === '')) throw new InvalidOptionError(`Expected \`logFile\` to be a file path, got ${describeValue(options.logFile)}`)
     let setAside: string | null = null
@@ -118,6 +144,7 @@ export class Daemon {
     if (setAside !== null) this.log.warn('log-set-aside', { file: options.logFile, setAside, why: 'not a plain file with one link (a symbolic link?): never written through' })
     this.owner = currentOwner('daemon')
     const clock = options.clock ?? systemClock
+    this.#clock = clock
     // The logger notifier's own lines: as they are in human mode, one record each in JSON mode.
     const writeLine = options.jsonLogs === true ? (line: string) => this.log.info('message', { text: line }) : write
     this.repos = roots.map(
@@ -142,14 +169,37 @@ export class Daemon {
   /** Starts every repo; resolves when each has made its first attempt. */
   start(): Promise<void> {
     this.#started ??= (async () => {
-      this.log.info('daemon-started', { pid: this.owner.pid, host: this.owner.host, owner: this.owner.id, repos: this.repos.map((r) => r.root).join(','), staleMs: this.staleMs, pollMs: this.pollMs, grace: this.grace })
+      this.log.info('daemon-started', { pid: this.owner.pid, host: this.owner.host, owner: this.owner.id, repos: this.repos.map((r) => r.root).join(','), staleMs: this.staleMs, pollMs: this.pollMs, grace: this.grace, exitWhenIdle: this.exitWhenIdle ?? undefined })
       await Promise.all(this.repos.map((repo) => repo.start()))
+      if (this.exitWhenIdle !== null && this.#closing === null) this.#watchIdle(this.exitWhenIdle)
     })()
     return this.#started
   }
 
+  /** An on-demand daemon: one that is not needed ends (see {@link idle}). */
+  #watchIdle(seconds: number): void {
+    // Two processes started a daemon at once, or one already ran: this one is not needed.
+    if (this.repos.every((repo) => repo.state === 'standby')) {
+      this.log.info('exit-when-idle', { cause: 'already-watched', pid: this.owner.pid })
+      this.#becameIdle('already-watched')
+      return
+    }
+    this.#idleExit = new IdleExit({
+      clock: this.#clock,
+      idleMs: seconds * 1000,
+      checkEveryMs: Math.min(this.pollMs, 1000),
+      busy: () => this.repos.some((repo) => repo.busy),
+      onIdle: () => {
+        this.log.info('exit-when-idle', { cause: 'idle', seconds, pid: this.owner.pid })
+        this.#becameIdle('idle')
+      },
+    })
+    this.#idleExit.start()
+  }
+
   /** Stops every repo: flushes, releases locks. Safe to call twice. */
   close(): Promise<void> {
+    this.#idleExit?.close()
     this.#closing ??= (async () => {
       this.log.info('stopping', { pid: this.owner.pid })
       await this.#started?.catch(() => undefined)

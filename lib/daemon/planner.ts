@@ -17,7 +17,7 @@
  * @module
  */
 import type { RunInfo } from '../model.js'
-import type { ExitMarker } from '../state/exit-marker.js'
+import { exitReason, type ExitMarker } from '../state/exit-marker.js'
 import type { HolderState } from '../state/lease.js'
 import type { OwnerInfo, OwnerLiveness } from '../state/owner.js'
 import type { Snapshot } from '../state/snapshot.js'
@@ -27,11 +27,8 @@ export type Cause = 'exited' | 'gone' | 'stale' | 'daemon'
 
 const isActive = (run: Pick<RunInfo, 'status'>): boolean => run.status === 'running' || run.status === 'stalled'
 
-/** The reason given to a run whose process exited without finishing it. */
-export function exitReason(marker: Pick<ExitMarker, 'exitCode' | 'signal' | 'error'>): string {
-  const how = marker.signal !== null ? `killed by ${marker.signal}` : `exited with code ${marker.exitCode ?? 'unknown'}`
-  return marker.error !== undefined ? `${how} (${marker.error})` : how
-}
+// The training process gives its runs the same reason when it reports its own death.
+export { exitReason }
 
 /** One entry of `owners/` or `exits/`, as discovery saw it. */
 export interface OwnerEntry {
@@ -138,7 +135,8 @@ export function planAdoption(input: AdoptionInput): AdoptionPlan {
 
 /**
  * An exit marker whose snapshot is gone (the process never got a lease, or it was retired):
- * the unfinished runs it lists that we do not know as ended are failed, with a stand-in for
+ * the unfinished runs it lists that we do not know as ended, and that the process did not
+ * report itself, are failed, with a stand-in for
  * those we never saw. Nothing while its owner is alive (it is still exiting).
  */
 export function planMarkerOnly(marker: ExitMarker, liveness: OwnerLiveness, mine: (hash: string) => RunInfo | undefined): { reason: string; fail: RunInfo[] } | null {
@@ -146,6 +144,8 @@ export function planMarkerOnly(marker: ExitMarker, liveness: OwnerLiveness, mine
   const reason = exitReason(marker)
   const fail: RunInfo[] = []
   for (const hash of marker.unfinishedRuns) {
+    // The process reported it itself before it went: its outbox had the notification.
+    if (marker.reportedRuns?.includes(hash) === true) continue
     const known = mine(hash)
     if (known !== undefined && !isActive(known)) continue
     fail.push(known ?? { hash, status: 'running', startedAt: marker.owner.startTime, lastProgressAt: marker.exitedAt, expectNextIn: 0, deadlineAt: null, grace: 0, episode: 0 })

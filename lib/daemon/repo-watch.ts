@@ -44,6 +44,8 @@ import { Quarantine } from './quarantine.js'
 import { Sender, type SenderHold } from './sender.js'
 import { Takeover } from './takeover.js'
 import { DeadlineTimer } from '../timer.js'
+import { writeToTerminal } from '../terminal.js'
+import type { RunEvent } from '../model.js'
 
 /** What a {@link RepoWatch} needs; the daemon fills it in from its validated options. */
 export interface RepoWatchOptions {
@@ -86,6 +88,8 @@ interface Session {
   takeover: Takeover
   /** Hashes held by live Node owners' snapshots, as of the last scan: their check-ins are not announced. */
   nodeHashes: Set<string>
+  /** Live training processes and orphans found by the last scan: something to watch. */
+  ownersSeen: number
   closed: boolean
 }
 
@@ -147,6 +151,19 @@ export class RepoWatch {
   /** The Python-Aim runs while active (for tests and `status`). */
   get aimRuns(): AimRuns | null {
     return this.#session?.aim ?? null
+  }
+
+  /**
+   * Whether this daemon has anything to watch in the repo: it is the sender and the last scan
+   * found a live training process or an orphan, or it carries a run or a pending notification,
+   * or a Python run is live. A standby has nothing (another daemon sends). For the idle exit.
+   */
+  get busy(): boolean {
+    const session = this.#session
+    if (this.#state !== 'active' || session === null || session.closed) return false
+    if (session.ownersSeen > 0 || session.runtime.hasOutstanding()) return true
+    for (const run of session.aim.runs.values()) if (run.status === 'running') return true
+    return false
   }
 
   /** Scans now (after the scan in progress, if any); resolves when done. For tests and tools. */
@@ -249,14 +266,17 @@ export class RepoWatch {
         onError: (error) => this.#logError('snapshot-error', error),
       })
       const own = durable
+      const terminals = new Map<string, string>()
       runtime = new RepoRuntime({
         root: this.root,
         host: owner.host,
         pid: owner.pid,
         clock: this.#options.clock,
         writeLine: this.#options.writeLine,
-        onEvent: (event) =>
-          log.info(event.kind, { repo: this.root, hash: event.run.hash, reason: event.run.reason, episode: event.run.episode, overdue: event.overdueSeconds, key: event.key }),
+        onEvent: (event) => {
+          log.info(event.kind, { repo: this.root, hash: event.run.hash, reason: event.run.reason, episode: event.run.episode, overdue: event.overdueSeconds, key: event.key })
+          this.#tellTerminal(event, terminals, rt)
+        },
         onReport: (report) => {
           const level = report.kind === 'notified' ? 'info' : report.kind === 'retrying' ? 'warn' : 'error'
           log[level](report.kind, { repo: this.root, hash: report.hash, eventKind: report.eventKind, notifier: report.notifierId, type: report.notifierType, attempts: report.attempts, error: report.error, key: report.eventKey })
@@ -265,7 +285,7 @@ export class RepoWatch {
         owner: own,
         ...(this.#options.delivery !== undefined ? { delivery: this.#options.delivery } : {}),
       })
-      const rt = runtime
+      const rt: RepoRuntime = runtime
       const nodeHashes = new Set<string>()
       const aim = new AimRuns({
         paths: this.paths,
@@ -286,10 +306,10 @@ export class RepoWatch {
       await runtime.start()
       await own.commit()
       const takeover = new Takeover(
-        { root: this.root, paths: this.paths, layout: this.layout, daemonOwner: owner, clock: this.#options.clock, tombstoneMs: this.#options.tombstoneMs, keepEndedMs: this.#options.keepEndedMs, log, ownerError: (id, error) => this.#ownerError(id, error) },
+        { root: this.root, paths: this.paths, layout: this.layout, daemonOwner: owner, clock: this.#options.clock, tombstoneMs: this.#options.tombstoneMs, keepEndedMs: this.#options.keepEndedMs, log, ownerError: (id, error) => this.#ownerError(id, error), terminals },
         { runtime, owner: own, aim },
       )
-      const session: Session = { hold, owner: own, runtime, aim, takeover, watchers: [], nodeHashes, closed: false }
+      const session: Session = { hold, owner: own, runtime, aim, takeover, watchers: [], nodeHashes, ownersSeen: 0, closed: false }
       this.#session = session
       this.#state = 'active'
       session.watchers = this.#watchFolders()
@@ -380,6 +400,7 @@ export class RepoWatch {
     }
     this.#quarantine.keepOnly(findings.listed)
     const { takeover } = session
+    session.ownersSeen = findings.live.length + findings.orphans.length + findings.markerOnly.length
     await takeover.retireTombstones()
     for (const { id, error } of findings.errors) this.#ownerError(id, error)
     for (const id of findings.markerOnly) {
@@ -407,6 +428,21 @@ export class RepoWatch {
     } catch (error) {
       this.#logOnce('checkins-error', error)
     }
+  }
+
+  /**
+   * Zero configuration still tells someone: with no notifier configured (the default logger,
+   * whose line goes to this daemon's log), a failure or stall of a run whose process recorded
+   * the terminal it was started from is written there too, when that terminal is this user's.
+   */
+  #tellTerminal(event: RunEvent, terminals: ReadonlyMap<string, string>, runtime: RepoRuntime | undefined): void {
+    if (event.kind !== 'failed' && event.kind !== 'stalled') return
+    const path = terminals.get(event.run.hash)
+    if (path === undefined || runtime === undefined || !runtime.notifiers.usesDefaultOnly()) return
+    const who = event.run.name !== undefined ? `'${event.run.name}' (${event.run.hash})` : `'${event.run.hash}'`
+    const what = event.kind === 'failed' ? `failed: ${event.run.reason ?? 'unknown reason'}` : `stalled: no progress for ${event.overdueSeconds ?? 0} s past its deadline`
+    const line = `aim-watcher (pid ${process.pid}): run ${who} ${what}. No notifier is configured: see aim-watcher --repo ${this.root} notifiers add --help`
+    if (writeToTerminal(path, line)) this.#options.log.info('told-terminal', { repo: this.root, hash: event.run.hash, terminal: path })
   }
 
   /** One owner entry's trouble: logged the first time (and when it changes), then retried with backoff, silently. */

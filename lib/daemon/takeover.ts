@@ -16,6 +16,7 @@ import { exitMarkerPath, type StatusLayout } from '../state/layout.js'
 import { retireSnapshot, type Adoption, type Lease } from '../state/lease.js'
 import { ownerLiveness, type OwnerInfo } from '../state/owner.js'
 import { writeSnapshotAtomic, type Snapshot } from '../state/snapshot.js'
+import { isTerminalPath } from '../terminal.js'
 import type { AimRuns } from './aim-runs.js'
 import type { DaemonLog } from './log.js'
 import { planAdoption, planHandBack, planMarkerOnly, planPrune, planTombstones } from './planner.js'
@@ -35,6 +36,8 @@ export interface TakeoverOptions {
   log: DaemonLog
   /** One owner's trouble, logged; it never stops the others. */
   ownerError(id: string, error: unknown): void
+  /** Filled in: the terminal each adopted run's process was started from, when it recorded one. */
+  terminals?: Map<string, string>
 }
 
 /** A frozen owner's snapshot, emptied and held so that the owner finds its lease lost on waking. */
@@ -103,6 +106,9 @@ export class Takeover {
         this.#options.ownerError(id, error)
       }
     }
+    // Before any run is failed: the failure's news may go to that terminal.
+    const terminal = snapshot.extra['terminal']
+    if (this.#options.terminals !== undefined && isTerminalPath(terminal)) for (const run of snapshot.runs) this.#options.terminals.set(run.hash, terminal)
     const now = this.#options.clock.now()
     for (const hash of plan.forget) {
       actor.forget(hash)
@@ -111,7 +117,12 @@ export class Takeover {
     let failed = 0
     let carried = 0
     for (const step of plan.runs) {
-      if (step.action === 'skip') continue
+      if (step.action === 'skip') {
+        // Ended by its own process (which reported it): kept, without an event, so that
+        // `status` still shows it for keepEndedMs once the orphan's snapshot is retired.
+        if (step.why === 'ended' && actor.run(step.run.hash) === undefined) actor.adopt(step.run)
+        continue
+      }
       actor.adopt(step.run)
       if (step.action === 'fail') {
         actor.fail(step.run.hash, now, step.reason)
@@ -209,6 +220,7 @@ export class Takeover {
     let changed = false
     for (const hash of forget) {
       this.#endedAt.delete(hash)
+      this.#options.terminals?.delete(hash)
       changed = actor.forget(hash) || changed
     }
     if (changed) this.#owner.changed()

@@ -1,33 +1,34 @@
 /**
  * The exit marker: when a training process exits while some of its runs neither finished nor
  * failed, it leaves `status/exits/<ownerId>.json` with the exit code (or signal) and those
- * runs, so that the daemon reports them failed at once instead of after their deadline.
+ * runs, so that a daemon never takes them for live, and reports them failed at once unless the
+ * process reported them itself.
  *
- * It is written synchronously from `process.on('exit')` (nothing asynchronous runs there),
- * which covers a normal end, `process.exit(n)` and an uncaught exception (exit code 1, the
- * error recorded by `uncaughtExceptionMonitor`). SIGTERM, SIGINT and SIGHUP end a process
- * without an `exit` event; where the program has no handler of its own for them, the marker
- * records the signal and the signal is raised again with its default action, so the exit
- * status stays "killed by signal". SIGKILL cannot be caught: the daemon finds that owner's pid
- * dead instead. It runs on the main thread, which knows the run handles; the lease is held by
- * the repo's actor thread.
+ * It is written synchronously as the process dies (see lib/process-death.ts for what is seen:
+ * a normal end, `process.exit(n)`, an uncaught exception or rejection, SIGTERM/SIGINT/SIGHUP
+ * without a handler of the program's), after the process's own last words: the watcher thread
+ * fails the runs, makes that durable and sends it while the main thread waits (bounded). The
+ * runs whose failure was made durable so are listed in `reportedRuns`, and no daemon reports
+ * them again (their snapshot says failed, and its outbox carries the notification). SIGKILL
+ * cannot be caught: the daemon finds that owner's pid dead instead. It runs on the main thread,
+ * which knows the run handles; the lease is held by the repo's actor thread.
  * @module
  */
 import { rmSync } from 'node:fs'
 import type { RepoPaths } from '../repo.js'
 import { checkRunHash } from '../repo.js'
 import { ErrorCodes, describeValue } from '../errors.js'
+import { LAST_WORDS, onProcessDeath, type Death, type LastWords } from '../process-death.js'
 import { setAside, unreadableError, writeFileAtomicSync } from './files.js'
 import { exitMarkerPath, statusLayout } from './layout.js'
 import { readStateFileSync } from './safe-fs.js'
 import { parseOwnerInfo } from './owner.js'
 import type { OwnerInfo } from './owner.js'
 
+export { MARKED_SIGNALS } from '../process-death.js'
+
 /** The `format` tag of an exit marker. */
 export const EXIT_MARKER_FORMAT = 'aim-status/exit'
-
-/** The signals recorded when nobody else handles them. */
-export const MARKED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const
 
 /** What an exiting process leaves behind. */
 export interface ExitMarker {
@@ -44,40 +45,52 @@ export interface ExitMarker {
   error?: string
   /** The runs that had not finished nor failed. */
   unfinishedRuns: string[]
+  /**
+   * Of those, the runs whose failure the process itself made durable before it went (its
+   * snapshot says failed, its outbox holds the notification): never reported again. Absent in
+   * markers of older versions: none.
+   */
+  reportedRuns?: string[]
 }
 
-// signal-exit listens to the same signals and re-raises them only when it counts itself as the
-// sole listener. proper-lockfile loads v3 (count on `process.__signal_exit_emitter__`); test
-// runners and other tools load v4 (count on `globalThis[Symbol.for('signal-exit emitter')]`).
-// Those listeners are "polite": they are not the program handling the signal.
-function politeSignalListeners(): number {
-  const v3 = (process as unknown as { __signal_exit_emitter__?: { count?: unknown } }).__signal_exit_emitter__
-  const v4 = (globalThis as unknown as Record<symbol, { count?: unknown } | undefined>)[Symbol.for('signal-exit emitter')]
-  let count = 0
-  for (const emitter of [v3, v4]) {
-    if (typeof emitter?.count === 'number') count += emitter.count
-  }
-  return count
+/** The reason given to a run whose process exited without finishing it: `exited with code 1 (Error: loss is NaN)`, `killed by SIGTERM`. */
+export function exitReason(exit: Pick<ExitMarker, 'exitCode' | 'signal' | 'error'>): string {
+  const how = exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${exit.exitCode ?? 'unknown'}`
+  return exit.error !== undefined ? `${how} (${exit.error})` : how
 }
 
 /**
- * Records an exit marker when the process exits with unfinished runs. `unfinishedRuns` is
- * called at exit and must be synchronous and cheap. Returns a function that removes the hooks.
+ * Sends a dying process's last words: fails `runs` with `reason` on the watcher thread and
+ * returns the word to wait on, or null when nothing can be sent.
  */
-export function installExitMarker(paths: Pick<RepoPaths, 'status'>, owner: OwnerInfo, unfinishedRuns: () => string[], mayAct: () => boolean = () => true): () => void {
-  const path = exitMarkerPath(statusLayout(paths), owner.id)
-  let uncaught: string | undefined
-  let written = false
+export type LastWordsSender = (runs: string[], reason: string) => LastWords | null
 
-  const record = (exitCode: number | null, signal: string | null): void => {
-    if (written) return
-    written = true
-    let runs: string[]
+/**
+ * Records an exit marker when the process exits with unfinished runs, after letting
+ * `lastWords` report them. `unfinishedRuns` is called at exit and must be synchronous and
+ * cheap. Returns a function that removes the hooks.
+ */
+export function installExitMarker(
+  paths: Pick<RepoPaths, 'status'>,
+  owner: OwnerInfo,
+  unfinishedRuns: () => string[],
+  mayAct: () => boolean = () => true,
+  lastWords?: LastWordsSender,
+): () => void {
+  const path = exitMarkerPath(statusLayout(paths), owner.id)
+  let runs: string[] = []
+
+  const begin = (death: Death): LastWords | null => {
     try {
       runs = unfinishedRuns().filter((hash) => typeof hash === 'string')
     } catch {
       runs = []
     }
+    if (runs.length === 0 || lastWords === undefined) return null
+    return lastWords(runs, exitReason(death))
+  }
+
+  const end = (death: Death, state: number): void => {
     if (runs.length === 0) return
     // An owner whose runs were adopted (it was frozen) speaks for them no more.
     try {
@@ -85,15 +98,17 @@ export function installExitMarker(paths: Pick<RepoPaths, 'status'>, owner: Owner
     } catch {
       return
     }
+    const reported = state === LAST_WORDS.durable || state === LAST_WORDS.answered
     const marker: ExitMarker = {
       format: EXIT_MARKER_FORMAT,
       version: 1,
       owner,
       exitedAt: Date.now(),
-      exitCode,
-      signal,
-      ...(uncaught !== undefined ? { error: uncaught } : {}),
+      exitCode: death.exitCode,
+      signal: death.signal,
+      ...(death.error !== undefined ? { error: death.error } : {}),
       unfinishedRuns: runs,
+      ...(reported ? { reportedRuns: runs } : {}),
     }
     try {
       writeFileAtomicSync(path, JSON.stringify(marker))
@@ -103,31 +118,7 @@ export function installExitMarker(paths: Pick<RepoPaths, 'status'>, owner: Owner
     }
   }
 
-  const onExit = (code: number): void => record(code, null)
-  const onUncaught = (error: unknown): void => {
-    const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-    uncaught = text.length > 500 ? `${text.slice(0, 497)}...` : text
-  }
-  const onSignal = (signal: NodeJS.Signals): void => {
-    // Someone else handles it: the program decides whether to exit, and `exit` records it then.
-    if (process.listenerCount(signal) - 1 - politeSignalListeners() > 0) return
-    record(null, signal)
-    uninstall()
-    // With our listener gone, the default action (or signal-exit's cleanup, then the default
-    // action) ends the process by this signal.
-    process.kill(process.pid, signal)
-  }
-
-  process.on('exit', onExit)
-  process.on('uncaughtExceptionMonitor', onUncaught)
-  for (const signal of MARKED_SIGNALS) process.on(signal, onSignal)
-
-  function uninstall(): void {
-    process.off('exit', onExit)
-    process.off('uncaughtExceptionMonitor', onUncaught)
-    for (const signal of MARKED_SIGNALS) process.off(signal, onSignal)
-  }
-  return uninstall
+  return onProcessDeath({ begin, end })
 }
 
 function parseExitMarker(value: unknown): ExitMarker {
@@ -141,6 +132,7 @@ function parseExitMarker(value: unknown): ExitMarker {
   if (typeof m['exitedAt'] !== 'number' || !Number.isFinite(m['exitedAt'])) throw new Error(`exitedAt is ${describeValue(m['exitedAt'])}`)
   if (m['error'] !== undefined && (typeof m['error'] !== 'string' || m['error'].length > 500)) throw new Error(`error is ${describeValue(m['error'])}`)
   if (!Array.isArray(m['unfinishedRuns'])) throw new Error(`unfinishedRuns is ${describeValue(m['unfinishedRuns'])}`)
+  if (m['reportedRuns'] !== undefined && !Array.isArray(m['reportedRuns'])) throw new Error(`reportedRuns is ${describeValue(m['reportedRuns'])}`)
   const marker: ExitMarker = {
     format: EXIT_MARKER_FORMAT,
     version: 1,
@@ -151,6 +143,7 @@ function parseExitMarker(value: unknown): ExitMarker {
     unfinishedRuns: m['unfinishedRuns'].map((hash: unknown, i: number) => checkRunHash(hash, `unfinishedRuns[${i}]`)),
   }
   if (m['error'] !== undefined) marker.error = m['error'] as string
+  if (Array.isArray(m['reportedRuns'])) marker.reportedRuns = m['reportedRuns'].map((hash: unknown, i: number) => checkRunHash(hash, `reportedRuns[${i}]`))
   return marker
 }
 

@@ -10,8 +10,13 @@ export interface Child {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
+/**
+ * Starts `node script ...args`. A training fixture's `watch()` starts no daemon unless the test
+ * asks for one (`env: { AIM_STATUS_DAEMON: '1' }`, or `daemon: true` in the fixture): a daemon
+ * nobody ends would outlive the test and keep CI's pipe open.
+ */
 export function startChild(script: string, args: string[] = [], options: { env?: NodeJS.ProcessEnv } = {}): Child {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } })
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AIM_STATUS_DAEMON: '0', ...options.env } })
   const lines: string[] = []
   const waiters: Array<{ test: (l: string) => boolean; resolve: (l: string) => void }> = []
   let buffer = ''
