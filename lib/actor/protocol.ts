@@ -51,7 +51,7 @@ export type HostMessage =
     }
   | { kind: 'progress'; hash: string; at: number; expectNextIn: number }
   | { kind: 'finish'; hash: string; at: number }
-  | { kind: 'fail'; hash: string; at: number; reason: string }
+  | { kind: 'fail'; hash: string; at: number; reason: string; logTail?: string }
 
 /** Actor -> host, fire-and-forget. */
 export type ActorMessage =

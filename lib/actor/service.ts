@@ -131,7 +131,7 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
           actor.finish(message.hash, message.at)
           break
         case 'fail':
-          actor.fail(message.hash, message.at, message.reason)
+          actor.fail(message.hash, message.at, message.reason, typeof message.logTail === 'string' ? message.logTail : undefined)
           break
         default:
           throw new Error(`unknown message kind ${JSON.stringify((message as { kind: unknown }).kind)}`)
