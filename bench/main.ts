@@ -19,8 +19,9 @@ import { snapshot } from './scenarios/snapshot.js'
 import { takeover } from './scenarios/takeover.js'
 import { daemonScan } from './scenarios/daemon-scan.js'
 import { fencing } from './scenarios/fencing.js'
+import { wrapOverhead } from './scenarios/wrap-overhead.js'
 
-const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing]
+const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, wrapOverhead]
 
 function usage(): string {
   return [
