@@ -11,7 +11,7 @@
  */
 export { watch } from './watch.js'
 export { Run } from './run.js'
-export type { RunEvents } from './run.js'
+export type { FailureDetails, RunEvents } from './run.js'
 export { Watcher } from './watcher.js'
 export type { WatcherEvents } from './watcher.js'
 export type { WatchOptions, WatcherOptions, NotifierSpec } from './options.js'

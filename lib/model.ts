@@ -38,6 +38,11 @@ export interface RunInfo {
   episode: number
   /** Why the run failed, when it did. */
   reason?: string
+  /**
+   * The last lines its command wrote to standard error, secrets scrubbed, when it failed with
+   * them (`aim-watcher run`, or `reportFailure(reason, { logTail })`).
+   */
+  logTail?: string
 }
 
 /** A transition of one run, as delivered to notifiers and to event listeners. */

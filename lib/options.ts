@@ -73,6 +73,14 @@ export interface WatchOptions extends WatcherOptions {
    * Default: true.
    */
   checkins?: boolean
+  /**
+   * Inside a command started by `aim-watcher run` (its environment has `AIM_STATUS_RUN_HASH`,
+   * `AIM_STATUS_REPO` and `AIM_STATUS_RUN_SOCKET`), `watch()` reports into the wrapper's run
+   * instead of opening a second one, unless another `hash` or `repo` is asked for; the run's
+   * name, experiment, grace and notifiers are then the wrapper's. `false` watches on its own.
+   * Only `watch()` joins; `Watcher.watch()` always opens its own run. Default: true.
+   */
+  join?: boolean
 }
 
 /** Default `exitWhenIdle` of a daemon that `watch()` starts, seconds. */
@@ -97,7 +105,7 @@ export const DEFAULT_GRACE_SECONDS = 100
 export const MAX_SECONDS = 30 * 24 * 3600
 
 const WATCHER_KEYS = ['repo', 'notifiers', 'keepAlive', 'daemon', 'exitTimeout'] as const
-const WATCH_KEYS = [...WATCHER_KEYS, 'hash', 'name', 'experiment', 'grace', 'checkins'] as const
+const WATCH_KEYS = [...WATCHER_KEYS, 'hash', 'name', 'experiment', 'grace', 'checkins', 'join'] as const
 
 /** A new run hash as Aim makes one: the first 24 hex digits of a uuid4's randomness. */
 export function newRunHash(): string {
@@ -216,6 +224,7 @@ export interface ResolvedRunOptions extends ResolvedWatcherOptions {
   experiment: string | undefined
   grace: number
   checkins: boolean
+  join: boolean
 }
 
 /** Checks the options of `watch()`. */
@@ -229,5 +238,6 @@ export function resolveWatchOptions(options: unknown): ResolvedRunOptions {
     experiment: checkText(o['experiment'], 'experiment'),
     grace: o['grace'] === undefined ? DEFAULT_GRACE_SECONDS : checkSeconds(o['grace'], 'grace'),
     checkins: checkBoolean(o['checkins'], 'checkins') ?? true,
+    join: checkBoolean(o['join'], 'join') ?? true,
   }
 }

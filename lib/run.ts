@@ -41,6 +41,15 @@ export interface RunChannel {
 
 const MAX_SLACK_MS = 1000
 
+/** The most of a failure's log tail that is kept, in characters (the end of it). */
+export const MAX_LOG_TAIL_CHARS = 8000
+
+/** What a failure may carry besides its reason. */
+export interface FailureDetails {
+  /** The last lines of output that explain the failure (secrets already scrubbed). Default: none. */
+  logTail?: string
+}
+
 const ACTIVE = 0
 const ENDED = 1
 const CLOSED = 2
@@ -166,13 +175,26 @@ export class Run extends EventEmitter<RunEvents> {
     await this.#channel.settle()
   }
 
-  /** Reports that the run failed. Resolves once the watcher has recorded it (and notifiers were told). */
-  async reportFailure(reason = 'reported failure'): Promise<void> {
+  /**
+   * Reports that the run failed. Resolves once the watcher has recorded it (and notifiers were
+   * told). `details.logTail`: the last lines of output that explain it (a traceback), shown to
+   * templates as `{run.log_tail}` and in the webhook document; at most 8000 characters are kept
+   * (the end). Default: none.
+   */
+  async reportFailure(reason = 'reported failure', details: FailureDetails = {}): Promise<void> {
     if (typeof reason !== 'string') throw new InvalidOptionError(`Expected \`reason\` to be a string, got ${describeValue(reason)}`)
+    const logTail = details?.logTail
+    if (logTail !== undefined && typeof logTail !== 'string') throw new InvalidOptionError(`Expected \`logTail\` to be a string, got ${describeValue(logTail)}`)
     if (this.#state === DETACHED) this.#reestablish()
     if (this.#state !== ACTIVE) throw this.#endedError('reportFailure')
     this.#state = ENDED
-    this.#channel.post({ kind: 'fail', hash: this.hash, at: monotonicNow(), reason: reason.slice(0, 2000) })
+    this.#channel.post({
+      kind: 'fail',
+      hash: this.hash,
+      at: monotonicNow(),
+      reason: reason.slice(0, 2000),
+      ...(logTail !== undefined && logTail !== '' ? { logTail: logTail.slice(-MAX_LOG_TAIL_CHARS) } : {}),
+    })
     await this.#channel.settle()
   }
 

@@ -3,7 +3,8 @@
  * code (the run handle, the Watcher, the actor's host); nothing of the daemon.
  * @module
  */
-import type { WatchOptions } from './options.js'
+import { joinTarget, joinWrapperRun } from './join.js'
+import { resolveWatchOptions, type WatchOptions } from './options.js'
 import type { Run } from './run.js'
 import { Watcher } from './watcher.js'
 
@@ -16,8 +17,18 @@ import { Watcher } from './watcher.js'
  * for (const batch of data) { step(batch); run.reportProgress(3) }
  * await run.reportSuccessfulFinish()
  * ```
+ *
+ * Inside a command run by `aim-watcher run`, it joins the wrapper's run instead (see the
+ * `join` option).
  */
 export async function watch(options: WatchOptions = {}): Promise<Run> {
+  const target = joinTarget(options)
+  if (target !== undefined) {
+    // Checked as for a run of its own, so that a mistake shows inside and outside a wrapper alike.
+    resolveWatchOptions(options)
+    const joined = await joinWrapperRun(target)
+    if (joined !== undefined) return joined
+  }
   const watcher = await Watcher.open({ ...(options?.repo !== undefined ? { repo: options.repo } : {}) })
   // The remaining options, `daemon` included, are checked and applied by the watcher.
   return watcher.watch(options)

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { expectTypeOf } from 'expect-type'
 import * as entry from '../lib/index.js'
-import type { ErrorCode, Run, RunEvent, RunInfo, RunStatus, WatchOptions, Watcher, WatcherEvents, DeliveryReport, NotifierEntry } from '../lib/index.js'
+import type { ErrorCode, FailureDetails, Run, RunEvent, RunInfo, RunStatus, WatchOptions, Watcher, WatcherEvents, DeliveryReport, NotifierEntry } from '../lib/index.js'
 
 t.test('watch() and the run handle', async (t) => {
   expectTypeOf(entry.watch).parameter(0).toEqualTypeOf<WatchOptions | undefined>()
@@ -13,7 +13,8 @@ t.test('watch() and the run handle', async (t) => {
   expectTypeOf<Run['reportProgress']>().parameters.toEqualTypeOf<[expectNextIn?: number]>()
   expectTypeOf<Run['reportProgress']>().returns.toEqualTypeOf<void>()
   expectTypeOf<Run['reportSuccessfulFinish']>().returns.toEqualTypeOf<Promise<void>>()
-  expectTypeOf<Run['reportFailure']>().parameters.toEqualTypeOf<[reason?: string]>()
+  expectTypeOf<Run['reportFailure']>().parameters.toEqualTypeOf<[reason?: string, details?: FailureDetails]>()
+  expectTypeOf<FailureDetails['logTail']>().toEqualTypeOf<string | undefined>()
   expectTypeOf<Run['status']>().toEqualTypeOf<RunStatus>()
   expectTypeOf<Run['hash']>().toEqualTypeOf<string>()
   // Options are checked by name: a typo does not compile.

@@ -143,8 +143,8 @@ export class RepoActor {
   }
 
   /** The run failed (reported by the training code, or its process died). */
-  fail(hash: string, at: number, reason: string): boolean {
-    return this.#end(hash, at, 'failed', reason)
+  fail(hash: string, at: number, reason: string, logTail?: string): boolean {
+    return this.#end(hash, at, 'failed', reason, logTail)
   }
 
   /** Stops tracking a run without any event (it was handed over, or it is being forgotten). */
@@ -262,7 +262,7 @@ export class RepoActor {
     return { ...info, lastProgressAt: at, deadlineAt, expectNextIn: deadlineAt === null ? 0 : (deadlineAt - at) / 1000 }
   }
 
-  #end(hash: string, at: number, status: 'finished' | 'failed', reason?: string): boolean {
+  #end(hash: string, at: number, status: 'finished' | 'failed', reason?: string, logTail?: string): boolean {
     const state = this.#runs.get(hash)
     if (state === undefined || !isActive(state.info)) return false
     this.#dequeue(state)
@@ -270,6 +270,7 @@ export class RepoActor {
     info.status = status
     info.deadlineAt = null
     if (reason !== undefined) info.reason = reason
+    if (logTail !== undefined && logTail !== '') info.logTail = logTail
     this.#emit(status, info, at)
     this.#changed()
     this.#rearm()

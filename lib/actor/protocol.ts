@@ -56,7 +56,7 @@ export type HostMessage =
     }
   | { kind: 'progress'; hash: string; at: number; expectNextIn: number }
   | { kind: 'finish'; hash: string; at: number }
-  | { kind: 'fail'; hash: string; at: number; reason: string }
+  | { kind: 'fail'; hash: string; at: number; reason: string; logTail?: string }
   /**
    * The process is dying (lib/process-death.ts): fail these runs with `reason`, make it
    * durable, send it, and say how far it got in `answer[0]` (`LAST_WORDS` states, with

@@ -141,7 +141,7 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
           actor.finish(message.hash, message.at)
           break
         case 'fail':
-          actor.fail(message.hash, message.at, message.reason)
+          actor.fail(message.hash, message.at, message.reason, typeof message.logTail === 'string' ? message.logTail : undefined)
           break
         case 'last-words':
           void lastWords(message.hashes, message.at, message.reason, message.until, message.answer)

@@ -16,7 +16,11 @@ import { redactSecret } from '../notify/redact.js'
 
 /** Thrown by a command to end the program with a given exit code after it printed its message. */
 export class CliExit extends Error {
-  constructor(readonly exitCode: number, message = `exit ${exitCode}`) {
+  /**
+   * @param signal the program should end by this signal instead (`run`: the command was killed
+   *   by it); `exitCode` is then the fallback if the signal does not end the process.
+   */
+  constructor(readonly exitCode: number, message = `exit ${exitCode}`, readonly signal?: NodeJS.Signals) {
     super(message)
   }
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
 import { registerNotifierCommands } from './notifiers.js'
 import { registerDaemonCommands } from './daemon.js'
+import { registerRunCommand } from './run.js'
 import { CliExit, cliIO } from './common.js'
 
 /** This package's version, from its package.json (two folders up from `lib/cli/` and `dist/cli/` alike). */
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     .exitOverride()
   registerDaemonCommands(program)
   registerNotifierCommands(program)
+  registerRunCommand(program)
   return program
 }
 
@@ -34,16 +36,27 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value]
 }
 
+/** How the program ends: an exit code, or a signal to die of (`run` of a command killed by one). */
+export interface ProgramExit {
+  code: number
+  signal?: NodeJS.Signals
+}
+
 /** Runs the program with the given argv and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  return (await runProgram(argv)).code
+}
+
+/** Runs the program with the given argv and returns how it should end. */
+export async function runProgram(argv: string[]): Promise<ProgramExit> {
   const program = buildProgram()
   try {
     await program.parseAsync(argv, { from: 'user' })
-    return 0
+    return { code: 0 }
   } catch (error) {
-    if (error instanceof CliExit) return error.exitCode
-    if (error instanceof CommanderError) return error.code === 'commander.helpDisplayed' || error.code === 'commander.help' || error.code === 'commander.version' ? 0 : 2
+    if (error instanceof CliExit) return error.signal === undefined ? { code: error.exitCode } : { code: error.exitCode, signal: error.signal }
+    if (error instanceof CommanderError) return { code: error.code === 'commander.helpDisplayed' || error.code === 'commander.help' || error.code === 'commander.version' ? 0 : 2 }
     cliIO().err(`aim-watcher: ${error instanceof Error ? error.message : String(error)}\n`)
-    return 1
+    return { code: 1 }
   }
 }

@@ -16,6 +16,7 @@ export const TEMPLATE_VARIABLES: Readonly<Record<string, (event: RunEvent) => st
   'run.experiment': (e) => e.run.experiment ?? '',
   'run.status': (e) => e.run.status,
   'run.reason': (e) => e.run.reason ?? '',
+  'run.log_tail': (e) => e.run.logTail ?? '',
   'run.promised': (e) => String(e.run.expectNextIn),
   'run.grace': (e) => String(e.run.grace),
   'run.overdue': (e) => (e.overdueSeconds === undefined ? '' : e.overdueSeconds.toFixed(1)),

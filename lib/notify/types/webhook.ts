@@ -63,6 +63,8 @@ export interface WebhookDocument {
     episode: number
     /** Why the run failed, when it did. */
     reason?: string
+    /** The last lines of its command's standard error, secrets scrubbed, when it failed with them (`aim-watcher run`). */
+    logTail?: string
   }
   /** Absolute path of the repo root. */
   repo: string
@@ -95,6 +97,7 @@ export function webhookDocument(event: RunEvent, message: string): WebhookDocume
       grace: run.grace,
       episode: run.episode,
       ...(run.reason !== undefined ? { reason: run.reason } : {}),
+      ...(run.logTail !== undefined ? { logTail: run.logTail } : {}),
     },
     repo: event.repo,
     host: event.host,
