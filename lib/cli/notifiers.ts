@@ -16,7 +16,6 @@
  * replaced by their redacted form in everything this module prints, errors included.
  * @module
  */
-import { mkdirSync } from 'node:fs'
 import type { Command } from 'commander'
 import type { RunEventKind } from '../model.js'
 import { RUN_EVENT_KINDS } from '../model.js'
@@ -330,8 +329,6 @@ async function addCommand(typeArgument: string | undefined, options: AddOptions,
     return
   }
   const created = newRepoNote(root)
-  // The repo's own folder is the user's path, made as asked; what goes under .aim is the state layer's.
-  if (created !== undefined) mkdirSync(root, { recursive: true })
   const entry = await addNotifier(root, { ...spec, id: preview.id, ifMissing: options.ifMissing === true }).catch((error: unknown) => {
     throw failWith(error, inFlags)
   })

@@ -305,6 +305,15 @@ function inside(child: string, root: string): boolean {
 export function ensureStateFolder(folder: string, root: string, mode = 0o700): void {
   const rel = relative(root, folder)
   if (rel.startsWith('..') || isAbsolute(rel)) throw stateError(ErrorCodes.STATE_OUTSIDE_REPO, folder, `Refusing ${folder}: it is not inside the repo ${root}`)
+  // The repo's own folder is the user's path (`watch({ repo: './runs' })` on a first run): made
+  // as given, like any folder the user names. What lies under it is made one level at a time.
+  if (lstatOrNull(root) === null) {
+    try {
+      mkdirSync(root, { recursive: true })
+    } catch (error) {
+      if (errnoOf(error) !== 'EEXIST') throw stateWriteError(root, error)
+    }
+  }
   let current = root
   for (const part of rel === '' ? [] : rel.split(sep)) {
     current = join(current, part)
