@@ -4,7 +4,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import { Watcher } from '../lib/watcher.js'
 import { tempRepo } from './support/temp-repo.js'
-import type { DeliveryReport } from '../lib/notify/delivery-report.js'
+import type { DeliveryRecord as DeliveryReport } from '../lib/notify/delivery-record.js'
 import { startEndpoint, slackReply } from './support/fake-endpoints.js'
 
 t.test('a Slack notifier added while the watcher runs receives the next stall, once', async (t) => {

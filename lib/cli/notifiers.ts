@@ -14,11 +14,12 @@
  * @module
  */
 import type { Command } from 'commander'
+import type { NotifierFlag } from '../notify/contract.js'
 import { ErrorCodes } from '../errors.js'
 import type { RunEventKind } from '../model.js'
 import { RUN_EVENT_KINDS } from '../model.js'
-import { findNotifierType, notifierTypeNames, redactEntry } from '../notify/registry.js'
-import { redactSecret } from '../notify/redact.js'
+import { findNotifierType, notifierFlags, notifierTypeNames, redactEntry } from '../notify/registry.js'
+import { redactSecret, scrub } from '../notify/redact.js'
 import {
   addNotifier,
   disableNotifier,
@@ -88,7 +89,18 @@ let secrets: string[] = []
 function redactText(text: string): string {
   let safe = text
   for (const secret of secrets) if (secret.length >= 4) safe = safe.split(secret).join(redactSecret(secret))
-  return safe
+  // Then the one scrubber: every configured secret, and any URL's userinfo.
+  return scrub(safe)
+}
+
+/**
+ * Commander's own messages echo what was typed ("unknown option '--webhook-urll=https://…'"):
+ * the value of any `--flag=value`, and any URL, is shown redacted.
+ */
+function redactCommanderText(text: string): string {
+  return redactText(text)
+    .replace(/(--?[A-Za-z0-9-]+=)([^'"\s]+)/g, (_all, flag: string, value: string) => `${flag}${redactSecret(value)}`)
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"]+/gi, (url) => (url.includes('/…') ? url : redactSecret(url)))
 }
 
 const out = (line = ''): void => io.out(`${redactText(line)}\n`)
@@ -119,35 +131,12 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...arg
   }
 }
 
-/** One value a type needs: its flag, where it goes, whether it is required and secret. */
-interface ArgumentFlag {
-  flag: string
-  option: keyof AddOptions
-  argument: string
-  required: boolean
-  secret: boolean
-  prompt: string
-}
-
-const TYPE_FLAGS: Readonly<Record<string, readonly ArgumentFlag[]>> = {
-  slack: [{ flag: '--webhook-url', option: 'webhookUrl', argument: 'url', required: true, secret: true, prompt: 'Slack webhook URL' }],
-  workplace: [
-    { flag: '--group-id', option: 'groupId', argument: 'group_id', required: true, secret: false, prompt: 'Workplace group id' },
-    { flag: '--access-token', option: 'accessToken', argument: 'access_token', required: true, secret: true, prompt: 'Workplace access token' },
-    { flag: '--base-url', option: 'baseUrl', argument: 'base_url', required: false, secret: false, prompt: 'Graph API base URL' },
-  ],
-  webhook: [
-    { flag: '--url', option: 'url', argument: 'url', required: true, secret: true, prompt: 'Webhook URL' },
-    { flag: '--secret', option: 'secret', argument: 'secret', required: false, secret: true, prompt: 'Signing secret' },
-  ],
-}
+/** Commander's attribute name for a flag (`--webhook-url` -> `webhookUrl`). */
+const optionName = (flag: string): string => flag.replace(/^--/, '').replace(/-([a-z])/g, (_all, c: string) => c.toUpperCase())
 
 interface AddOptions {
-  webhookUrl?: string
-  groupId?: string
-  accessToken?: string
-  baseUrl?: string
-  url?: string
+  /** The types' flags (built from the registry), by commander's attribute name. */
+  [flag: string]: string | string[] | boolean | undefined
   header: string[]
   secret?: string
   message?: string
@@ -177,7 +166,7 @@ function parseHeaders(values: string[]): Record<string, string> {
 }
 
 /** Takes a value from its flag, else from a prompt on a terminal, else fails naming the flag. */
-async function valueFor(spec: ArgumentFlag, given: string | undefined): Promise<string | undefined> {
+async function valueFor(spec: NotifierFlag, given: string | undefined): Promise<string | undefined> {
   if (given !== undefined) return given
   if (!spec.required) return undefined
   if (!io.interactive) throw fail(2, `missing ${spec.flag} (stdin is not a terminal, so nothing can be asked)`)
@@ -185,8 +174,8 @@ async function valueFor(spec: ArgumentFlag, given: string | undefined): Promise<
 }
 
 async function addCommand(typeArgument: string | undefined, options: AddOptions, command: Command): Promise<void> {
-  for (const flag of Object.values(TYPE_FLAGS).flat()) {
-    const value = options[flag.option]
+  for (const flag of notifierFlags()) {
+    const value = options[optionName(flag.flag)]
     if (flag.secret && typeof value === 'string') secrets.push(value)
   }
   const root = repoRoot(command)
@@ -196,25 +185,25 @@ async function addCommand(typeArgument: string | undefined, options: AddOptions,
     type = await io.select('Notifier type', notifierTypeNames())
   }
   if (findNotifierType(type) === undefined) throw fail(2, `unknown notifier type "${type}"; known: ${notifierTypeNames().join(', ')}`)
-  const flags = TYPE_FLAGS[type] ?? []
-  const allowed = new Set(flags.map((f) => f.option))
-  for (const flag of Object.values(TYPE_FLAGS).flat()) {
-    if (!allowed.has(flag.option) && options[flag.option] !== undefined) throw fail(2, `${flag.flag} does not apply to a ${type} notifier`)
+  const flags = findNotifierType(type)?.flags ?? []
+  const allowed = new Set(flags.map((f) => f.flag))
+  for (const flag of notifierFlags()) {
+    if (!allowed.has(flag.flag) && options[optionName(flag.flag)] !== undefined) throw fail(2, `${flag.flag} does not apply to a ${type} notifier`)
   }
   if (type !== 'webhook' && options.header.length > 0) throw fail(2, `--header does not apply to a ${type} notifier`)
 
   const args: Record<string, unknown> = {}
   for (const flag of flags) {
-    const value = await valueFor(flag, options[flag.option] as string | undefined)
+    const value = await valueFor(flag, options[optionName(flag.flag)] as string | undefined)
     if (value === undefined) continue
     if (flag.secret) secrets.push(value)
     args[flag.argument] = value
   }
   if (options.header.length > 0) args['headers'] = parseHeaders(options.header)
-  if (options.message !== undefined) args['message'] = options.message
+  if (typeof options.message === 'string') args['message'] = options.message
   else if (io.interactive) args['message'] = await io.input('Message template (Aim style, e.g. {run.hash})', { default: entryFromSpec({ type: 'logger' }).arguments['message'] as string })
   const spec: NotifierSpec = { type, arguments: args }
-  if (options.events !== undefined) spec.events = parseEvents(options.events)
+  if (typeof options.events === 'string') spec.events = parseEvents(options.events)
 
   const preview = entryFromSpec(spec) // validates now: a mistake shows before the question
   out(JSON.stringify(redactEntry(preview), null, 2))
@@ -271,20 +260,22 @@ export function registerNotifierCommands(program: Command): void {
     .command('notifiers')
     .description('manage the notifiers of a repo (add, list, enable, disable, remove, test, log level)')
     // Subcommands created below inherit this; it sends commander's own messages through `io`.
-    .configureOutput({ writeOut: (text) => io.out(text), writeErr: (text) => io.err(redactText(text)) })
+    .configureOutput({ writeOut: (text) => io.out(text), writeErr: (text) => io.err(redactCommanderText(text)) })
     .exitOverride()
 
-  notifiers
+  const add = notifiers
     .command('add')
     .description('add a notifier; values not given as flags are asked for on a terminal')
-    .argument('[type]', 'slack, workplace, logger, webhook, or a registered custom type')
-    .option('--webhook-url <URL>', 'slack: the incoming-webhook URL (secret)')
-    .option('--group-id <N>', 'workplace: the group id')
-    .option('--access-token <TOKEN>', 'workplace: the access token (secret)')
-    .option('--base-url <URL>', 'workplace: the Graph API base URL (default https://graph.facebook.com)')
-    .option('--url <URL>', 'webhook: the URL to POST to (secret)')
+    .argument('[type]', `${notifierTypeNames().join(', ')}, or a registered custom type`)
+  // Each type's own flags, from its description in the registry (one flag may serve two types).
+  const seen = new Set<string>()
+  for (const flag of notifierFlags()) {
+    if (seen.has(flag.flag)) continue
+    seen.add(flag.flag)
+    add.option(`${flag.flag} <${flag.argument.toUpperCase()}>`, flag.description)
+  }
+  add
     .option('--header <NAME=VALUE>', 'webhook: a request header (repeatable; values are secret)', collect, [])
-    .option('--secret <SECRET>', 'webhook: HMAC signing secret (secret)')
     .option('--message <TEMPLATE>', "message template, Aim style ({run.hash}); default: Aim's message")
     .option('--events <LIST>', `events to send, comma-separated among ${RUN_EVENT_KINDS.join(',')} (default stalled,failed,recovered)`)
     .option('-y, --yes', 'save without asking "Save notifier configuration above? [Y/n]"')

@@ -4,9 +4,11 @@
  * (`{"time","level","event","repo","hash","reason",...}`), for log shippers.
  *
  * Values come from files other processes wrote (reasons, names, errors): control characters are
- * escaped so one record is always one line, and long values are cut.
+ * escaped so one record is always one line, every configured secret is scrubbed (before a long
+ * value is cut, so a cut cannot leave half a token), and long values are cut.
  * @module
  */
+import { scrubAndCut } from '../notify/redact.js'
 
 /** How bad a record is. */
 export type LogLevel = 'info' | 'warn' | 'error'
@@ -37,7 +39,7 @@ const RESERVED = new Set(['time', 'level', 'event'])
 function clean(value: string): string {
   // eslint-disable-next-line no-control-regex
   const escaped = value.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`))
-  return escaped.length > MAX_VALUE ? `${escaped.slice(0, MAX_VALUE - 3)}...` : escaped
+  return scrubAndCut(escaped, MAX_VALUE)
 }
 
 function human(value: string | number | boolean | null): string {

@@ -9,14 +9,15 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { AimStatusError, ErrorCodes, InvalidIdError, InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
 import { repoPaths, resolveRepoRoot, type RepoPaths } from '../repo.js'
-import { systemClock } from '../clock.js'
-import { DeadlineTimer } from '../timer.js'
 import type { DeliveryOutcome, NotifierEntry } from './contract.js'
 import { eventKey, type RunEvent, type RunEventKind } from '../model.js'
 import { AIM_DEFAULT_MESSAGE, DEFAULT_NOTIFIER_EVENTS } from './contract.js'
 import { readNotificationsConfig, updateNotificationsConfig } from './config.js'
-import { NOTIFIER_ID_PATTERN, createNotifier, redactEntry, validateEntry } from './registry.js'
-import { emptyDeliveryStatus, readNotifierStatus, writeNotifierStatus, type NotifierDeliveryStatus, type NotifierStatusMap } from './status-file.js'
+import { NOTIFIER_ID_PATTERN, createNotifier, isAimType, redactEntry, validateEntry } from './registry.js'
+import { sendOnce } from './send-once.js'
+import { scrub } from './redact.js'
+import { readNotifierStatus, writeNotifierStatus, type NotifierStatusMap } from './status-file.js'
+import { emptyStats, type NotifierStats } from './delivery-record.js'
 
 /** What {@link addNotifier} needs to configure a notifier. */
 export interface NotifierSpec {
@@ -47,7 +48,7 @@ export interface NotifierListing {
   usable: boolean
   /** Why it is skipped, or null. */
   problem: string | null
-  delivery: NotifierDeliveryStatus
+  delivery: NotifierStats
 }
 
 /** The result of testing one notifier. */
@@ -72,11 +73,6 @@ export const DEFAULT_LOG_LEVEL = 30
 // Python's logging accepts these aliases too.
 const LEVEL_BY_NAME = new Map<string, number>([...Object.entries(LOG_LEVELS), ['WARN', 30], ['FATAL', 50]])
 
-/**
- * Aim's types read `arguments.message` unconditionally (a missing one is a KeyError in Python
- * Aim's watcher), so entries of these types always get one.
- */
-const AIM_TYPES = new Set(['slack', 'workplace', 'logger'])
 
 function pathsOf(root: string): RepoPaths {
   if (typeof root !== 'string' || root === '') throw new InvalidOptionError(`Expected \`root\` to be a folder path, got ${describeValue(root)}`)
@@ -102,7 +98,9 @@ export function entryFromSpec(spec: NotifierSpec): NotifierEntry {
   const entry: NotifierEntry = {
     id: spec.id === undefined ? randomUUID() : checkNotifierId(spec.id),
     type: spec.type,
-    arguments: AIM_TYPES.has(spec.type) && args['message'] === undefined ? { ...args, message: AIM_DEFAULT_MESSAGE } : { ...args },
+    // Aim's types read `arguments.message` unconditionally (a missing one is a KeyError in
+    // Python Aim's watcher), so entries of the types Aim knows always get one.
+    arguments: isAimType(spec.type) && args['message'] === undefined ? { ...args, message: AIM_DEFAULT_MESSAGE } : { ...args },
     status: spec.status ?? 'enabled',
   }
   if (spec.events !== undefined) entry.events = spec.events
@@ -140,8 +138,8 @@ export async function listNotifiers(root: string): Promise<NotifierListing[]> {
     events: Array.isArray(entry.events) ? entry.events : [...DEFAULT_NOTIFIER_EVENTS],
     entry: redactEntry(entry),
     usable: problem === null,
-    problem,
-    delivery: statuses[entry.id] ?? emptyDeliveryStatus(),
+    problem: problem === null ? null : scrub(problem),
+    delivery: statuses[entry.id] ?? emptyStats(),
   })
   return [
     ...config.notifiers.map((entry) => listing(entry, null)),
@@ -208,23 +206,19 @@ function testEvent(root: string): RunEvent {
   }
 }
 
-/** Sends with a deadline even if a notifier ignores its abort signal; a throw becomes an outcome. */
-async function sendWithTimeout(send: (signal: AbortSignal) => Promise<DeliveryOutcome>, timeoutMs: number): Promise<DeliveryOutcome> {
-  const controller = new AbortController()
-  let timer: DeadlineTimer | undefined
-  const timeout = new Promise<DeliveryOutcome>((resolve) => {
-    // Kept alive: the test's answer, even "timed out", is what the command exists to print.
-    timer = new DeadlineTimer(systemClock, () => {
-      controller.abort()
-      resolve({ kind: 'transient', error: `timed out after ${timeoutMs} ms` })
-    }, { keepsProcessAlive: true })
-    timer.arm(systemClock.now() + timeoutMs)
-  })
+/**
+ * One bounded attempt through one entry (sendOnce's rules). Kept alive: the answer, even "no
+ * answer within N ms", is what the command exists to print.
+ */
+async function sendTest(entry: NotifierEntry, event: RunEvent, writeLine: (line: string) => void, timeoutMs: number, rendered?: string): Promise<DeliveryOutcome> {
+  let notifier
   try {
-    return await Promise.race([send(controller.signal).catch((error: unknown) => ({ kind: 'permanent' as const, error: String((error as Error)?.message ?? error) })), timeout])
-  } finally {
-    timer?.close()
+    notifier = createNotifier(entry, { writeLine })
+  } catch (error) {
+    return { kind: 'permanent', error: scrub(error instanceof Error ? error.message : String(error)) }
   }
+  const result = await sendOnce(notifier, event, { timeoutMs, keepsProcessAlive: true, ...(rendered !== undefined ? { rendered } : {}) })
+  return result.outcome
 }
 
 /**
@@ -254,10 +248,7 @@ export async function testNotifiers(root: string, id?: string, options: TestNoti
   const event = testEvent(paths.root)
   return Promise.all(
     chosen.map(async (entry) => {
-      const outcome = await sendWithTimeout(async (signal) => {
-        const notifier = createNotifier(entry, { writeLine })
-        return notifier.send(event, notifier.render(event), signal)
-      }, timeoutMs)
+      const outcome = await sendTest(entry, event, writeLine, timeoutMs)
       return { id: entry.id, type: entry.type, outcome }
     }),
   )
@@ -283,7 +274,7 @@ export async function announceWatcher(root: string, options: TestNotifiersOption
     config.notifiers
       .filter((entry) => entry.status === 'enabled')
       .map(async (entry) => {
-        const outcome = await sendWithTimeout((signal) => createNotifier(entry, { writeLine }).send(event, text, signal), timeoutMs)
+        const outcome = await sendTest(entry, event, writeLine, timeoutMs, text)
         return { id: entry.id, type: entry.type, outcome }
       }),
   )

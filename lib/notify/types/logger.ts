@@ -5,13 +5,12 @@
  * @module
  */
 import type { Notifier, NotifierContext, NotifierEntry, NotifierType } from '../contract.js'
-import type { RunEvent } from '../../model.js'
-import { templateFor } from '../contract.js'
-import { compileTemplate } from '../template.js'
+import { entryRenderer } from '../contract.js'
 import { checkMessageArgument } from './arguments.js'
 
 export const loggerType: NotifierType = {
   type: 'logger',
+  aim: true,
   secretArguments: [],
   validate(args) {
     return checkMessageArgument(args, {})
@@ -19,7 +18,7 @@ export const loggerType: NotifierType = {
   create(entry: NotifierEntry, context: NotifierContext): Notifier {
     return {
       entry,
-      render: (event: RunEvent) => compileTemplate(templateFor(entry, event.kind)).render(event),
+      render: entryRenderer(entry),
       async send(_event, rendered) {
         context.writeLine(rendered)
         return { kind: 'delivered' }
