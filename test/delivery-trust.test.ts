@@ -246,3 +246,24 @@ t.test('config.json emptied and restored while a retry waits: delivered, nothing
   t.same(records.filter((r) => r.kind === 'dropped' || r.kind === 'failed'), [], 'nothing dropped, nothing failed: 0 lost')
   t.equal(slack.requests.length, 2)
 })
+
+t.test('an invalid entry in config.json: an error event from the Watcher, its problem in the listing, no secret in either', async (t) => {
+  const { repo, closeFirst } = tempRepo(t)
+  const paths = repoPaths(repo)
+  const secretUrl = 'https://hooks.slack.com/services/T0INV/B0INV/invalidEntrySecret42'
+  const { mkdirSync } = await import('node:fs')
+  mkdirSync(paths.notifications, { recursive: true })
+  writeFileSync(paths.config, JSON.stringify({ notifications: { version: '1', notifiers: { bad1: { id: 'bad1', type: 'slack', status: 'enabled', arguments: { url: secretUrl, message: 'late: {constructor}' } } } } }))
+  const errors: Error[] = []
+  const watcher = await Watcher.open({ repo, keepAlive: true, daemon: false })
+  closeFirst(() => watcher.close())
+  watcher.on('error', (error) => errors.push(error))
+  // The thread may have read the file before the listener was attached: a change makes it say so again.
+  writeFileSync(paths.config, JSON.stringify({ notifications: { version: '1', notifiers: { bad1: { id: 'bad1', type: 'slack', status: 'enabled', arguments: { url: secretUrl, message: 'late again: {constructor}' } } } } }))
+  for (let i = 0; i < 400 && errors.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+  t.match(errors[0], { code: 'AIM_STATUS_INVALID_NOTIFIER', message: /notifier bad1 .* invalid .*unknown variable \{constructor\}/ })
+  t.notMatch(errors.map((e) => `${e.message} ${e.stack}`).join(' '), /invalidEntrySecret42|T0INV/)
+  const listed = await watcher.listNotifiers()
+  t.match(listed, [{ id: 'bad1', usable: false, problem: /unknown variable \{constructor\}/ }])
+  t.notMatch(JSON.stringify(listed), /invalidEntrySecret42/)
+})
