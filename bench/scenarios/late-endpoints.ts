@@ -73,7 +73,7 @@ export const lateEndpoints: Scenario = {
       const shown = (s: number): string => (Number.isNaN(s) ? 'never (budget spent)' : `${s.toFixed(1)} s`)
       rows.push([`${seconds} s`, now.copies, shown(now.deliveredAfterS), before.copies, shown(before.deliveredAfterS)])
     }
-    printTable('late endpoints: copies per event', ['answers after', 'copies', 'first answer in', 'baseline copies', 'baseline answer in'], rows)
+    printTable('late-endpoints: copies per event', ['answers after', 'copies', 'first answer in', 'baseline copies', 'baseline answer in'], rows)
     goal('an endpoint answering after 12 s gets at most 2 copies', (copies[12] ?? Infinity) <= 2, `${copies[12]}`)
     goal('after 5 s: 1 copy; after 30 s: at most 3', copies[5] === 1 && (copies[30] ?? Infinity) <= 3, `${copies[5]} and ${copies[30]}`)
   },
