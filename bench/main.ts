@@ -20,12 +20,13 @@ import { takeover } from './scenarios/takeover.js'
 import { daemonScan } from './scenarios/daemon-scan.js'
 import { fencing } from './scenarios/fencing.js'
 import { wrapOverhead } from './scenarios/wrap-overhead.js'
+import { lateEndpoints } from './scenarios/late-endpoints.js'
 
 // The scenarios start the daemons they measure; a training child's default daemon would be
 // another one, left running. The crash scenario turns it back on for its own children.
 process.env['AIM_STATUS_DAEMON'] ??= '0'
 
-const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, wrapOverhead]
+const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, wrapOverhead, lateEndpoints]
 
 function usage(): string {
   return [

@@ -25,13 +25,13 @@ export {
   CorruptFileError,
 } from './errors.js'
 export type { ErrorCode } from './errors.js'
-export type { NotifierEntry, Notifier, NotifierType, NotifierContext, DeliveryOutcome } from './notify/contract.js'
+export type { NotifierEntry, Notifier, NotifierType, NotifierContext, NotifierFlag, SendContext, DeliveryOutcome } from './notify/contract.js'
 export type { RunEvent, RunEventKind, RunInfo, RunStatus, EventKeyParts, EpisodeKind } from './model.js'
 export { AIM_DEFAULT_MESSAGE, DEFAULT_MESSAGES, DEFAULT_NOTIFIER_EVENTS } from './notify/contract.js'
 export { RUN_EVENT_KINDS, eventKey, parseEventKey } from './model.js'
-export type { DeliveryReport } from './notify/delivery-report.js'
+export type { DeliveryRecord, DeliveryRecordKind, DeliveryEndReason, NotifierStats } from './notify/delivery-record.js'
 export { registerNotifierType } from './notify/registry.js'
-export { redactSecret } from './notify/redact.js'
+export { redactSecret, scrub } from './notify/redact.js'
 export {
   addNotifier,
   listNotifiers,
@@ -44,8 +44,7 @@ export {
 } from './notify/manage.js'
 export type { NotifierListing, NotifierTestResult, TestNotifiersOptions } from './notify/manage.js'
 export { DEFAULT_LOG_LEVEL, announceWatcher } from './notify/manage.js'
-export type { NotifierDeliveryStatus } from './notify/status-file.js'
 export { ensureDaemon } from './daemon-launch.js'
 export type { EnsureDaemonOptions, EnsureDaemonResult } from './daemon-launch.js'
-export { webhookDocument, signBody, SIGNATURE_HEADER } from './notify/types/webhook.js'
+export { webhookDocument, signBody, SIGNATURE_HEADER, IDEMPOTENCY_HEADER } from './notify/types/webhook.js'
 export type { WebhookDocument } from './notify/types/webhook.js'

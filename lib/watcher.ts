@@ -14,7 +14,7 @@ import { AimStatusError, ErrorCodes, fromPlainError } from './errors.js'
 import { testHooks, type WatcherTestHooks } from './internal.js'
 import type { NotifierEntry } from './notify/contract.js'
 import type { RunEvent, RunInfo } from './model.js'
-import type { DeliveryReport } from './notify/delivery-report.js'
+import { watcherEventOf, type DeliveryRecord } from './notify/delivery-record.js'
 import { repoPaths, resolveRepoRoot } from './repo.js'
 import { installExitMarker } from './state/exit-marker.js'
 import { holdsNewestGeneration } from './state/fence.js'
@@ -53,12 +53,18 @@ export interface WatcherEvents {
   /** A run reported a failure, or its process died. */
   failed: [event: RunEvent]
   /** A notifier delivered a notification. */
-  notified: [report: DeliveryReport]
-  /** A notifier failed to deliver (permanently, or past its retry budget). */
-  'delivery-failed': [report: DeliveryReport]
-  /** A transient delivery failure; another attempt is scheduled. */
-  retrying: [report: DeliveryReport]
-  /** Something went wrong in the watcher itself (the thread died and was restarted, …). */
+  notified: [record: DeliveryRecord]
+  /** A notifier failed to deliver: permanently, or past its retry budget (`record.reason`). */
+  'delivery-failed': [record: DeliveryRecord]
+  /** An attempt failed; another is scheduled (`record.nextAttemptAt`, `record.nextTimeoutMs`). */
+  retrying: [record: DeliveryRecord]
+  /** A notification was not sent by choice: its notifier was disabled, or removed from the configuration (`record.reason`). */
+  dropped: [record: DeliveryRecord]
+  /**
+   * Something went wrong in the watcher itself (the thread died and was restarted, …), or the
+   * repo's `config.json` has an invalid entry or cannot be read (`AIM_STATUS_INVALID_NOTIFIER`,
+   * `AIM_STATUS_CORRUPT_FILE`): said once per problem, the last good configuration stays.
+   */
   error: [error: Error]
 }
 
@@ -359,7 +365,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         break
       }
       case 'delivery':
-        this.emit(message.report.kind, message.report)
+        this.emit(watcherEventOf(message.record), message.record)
         break
       case 'error':
         this.emit('error', fromPlainError(message.error))

@@ -5,7 +5,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utim
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
-import { CheckinReader, type CheckinTransition } from '../lib/aim/checkin-reader.js'
+import { CheckinReader, type CheckinTransition, FORGET_AFTER_LISTINGS } from '../lib/aim/checkin-reader.js'
 import { CheckinWriter } from '../lib/aim/checkin-writer.js'
 import { readLastRunNotifications, recordLastRunNotifications, writeLastRunNotifications } from '../lib/aim/last-run-notifications.js'
 
@@ -275,6 +275,35 @@ t.test('a listing that repeats names (the folder changed while read) counts each
   repeat = false
   rmSync(join(folder, name('abab', 1, 'starting', 0)))
   rmSync(join(folder, name('abab', 2, 'check_in', 9)))
-  await reader.scan()
+  for (let i = 0; i < FORGET_AFTER_LISTINGS; i++) await reader.scan()
   t.equal(reader.runs.has('abab'), false, 'dropped once its files are gone')
+})
+
+t.test('a listing that misses a renewing run\'s old and new files at once does not forget it: no second started', async (t) => {
+  const folder = join(t.testdir(), 'check_ins')
+  mkdirSync(folder)
+  touch(folder, name('rene', 1, 'starting', 60))
+  // The folder as each listing sees it: the renewal lands between two listings, and one listing
+  // (taken while the old file is removed and the new one not yet visible) has neither.
+  const clock = new ManualClock()
+  let hide = false
+  const reader = new CheckinReader({
+    folder, clock, graceSeconds: GRACE,
+    readdir: async (dir) => (hide ? [] : fsp.readdir(dir)),
+  })
+  t.same(kinds(await reader.scan()), ['started:rene:1'])
+  rmSync(join(folder, name('rene', 1, 'starting', 60)))
+  touch(folder, name('rene', 2, 'check_in', 60))
+  hide = true
+  t.same(await reader.scan(), [], 'a listing with none of its files')
+  t.equal(reader.runs.has('rene'), true, 'not forgotten after one listing')
+  hide = false
+  t.same(await reader.scan(), [], 'its new file: no second started')
+  t.equal(reader.runs.get('rene')?.idx, 2)
+  // Gone for good (missing from listing after listing): forgotten then.
+  rmSync(join(folder, name('rene', 2, 'check_in', 60)))
+  for (let i = 0; i < FORGET_AFTER_LISTINGS - 1; i++) await reader.scan()
+  t.equal(reader.runs.has('rene'), true, `kept while missing from fewer than ${FORGET_AFTER_LISTINGS} listings`)
+  await reader.scan()
+  t.equal(reader.runs.has('rene'), false, `forgotten after ${FORGET_AFTER_LISTINGS} listings without a file`)
 })

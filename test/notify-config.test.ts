@@ -10,7 +10,8 @@ import { readNotificationsConfig } from '../lib/notify/config.js'
 import { watchNotificationsConfig } from '../lib/notify/config-watch.js'
 import { addNotifier, disableNotifier, enableNotifier, getLogLevel, listNotifiers, parseLogLevel, removeNotifier, setLogLevel, testNotifiers } from '../lib/notify/manage.js'
 import { registerNotifierType } from '../lib/notify/registry.js'
-import { readNotifierStatus, recordDeliveryOutcome, writeNotifierStatus } from '../lib/notify/status-file.js'
+import { readNotifierStatus, recordDelivery, writeNotifierStatus } from '../lib/notify/status-file.js'
+import type { DeliveryRecord } from '../lib/notify/delivery-record.js'
 
 // Copied from the files Python Aim's own code wrote (see fixtures/aim-python/README.md).
 const FIXTURES = fileURLToPath(new URL('./fixtures/aim-python/config', import.meta.url))
@@ -134,7 +135,8 @@ t.test('test sends through enabled notifiers, reports outcomes, redacts in listi
   await t.rejects(testNotifiers(root, 'missing'), { code: 'AIM_STATUS_UNKNOWN_NOTIFIER' })
   const text = JSON.stringify(await listNotifiers(root))
   t.notMatch(text, /tok_0123456789abcdefXYZ/)
-  t.match(text, /tok_…fXYZ/)
+  t.match(text, /"…fXYZ"/, "the last 4 characters at most")
+  t.notMatch(text, /tok_…/, "not even the first ones")
 })
 
 t.test('log level: names and ints, as Aim stores it', async (t) => {
@@ -153,14 +155,18 @@ t.test('status file: merged, atomic, counted; listing shows it', async (t) => {
   const root = t.testdir({})
   const paths = repoPaths(root)
   const a = await addNotifier(root, { type: 'logger' })
+  const record = (kind: DeliveryRecord['kind'], at: number, extra: Partial<DeliveryRecord> = {}): DeliveryRecord => ({
+    kind, at, notifierId: a.id, notifierType: 'logger', eventKey: `k${at}`, eventKind: 'stalled', hash: 'h', attempts: 1, ...extra,
+  })
   await Promise.all([
-    recordDeliveryOutcome(paths, a.id, { kind: 'delivered' }, 1000),
-    recordDeliveryOutcome(paths, a.id, { kind: 'permanent', error: 'HTTP 403' }, 3000),
-    recordDeliveryOutcome(paths, a.id, { kind: 'transient', error: 'timeout' }, 2000),
-    recordDeliveryOutcome(paths, a.id, { kind: 'delivered' }, 4000),
+    recordDelivery(paths, record('notified', 1000)),
+    recordDelivery(paths, record('failed', 3000, { error: 'HTTP 403', reason: 'permanent' })),
+    recordDelivery(paths, record('retrying', 2000, { error: 'timeout' })),
+    recordDelivery(paths, record('notified', 4000)),
+    recordDelivery(paths, record('dropped', 1500, { error: 'notifier disabled', reason: 'disabled' })),
   ])
   const status = (await readNotifierStatus(paths))[a.id]
-  t.same(status, { delivered: 2, failed: 1, lastDeliveryAt: 4000, lastError: 'HTTP 403', lastErrorAt: 3000 })
+  t.same(status, { delivered: 2, failed: 1, dropped: 1, lastDeliveryAt: 4000, lastError: 'HTTP 403', lastErrorAt: 3000 }, 'a drop is counted apart, not as a failure')
   t.same((await listNotifiers(root))[0]?.delivery, status)
   await writeNotifierStatus(paths, { other: { delivered: 5 } })
   t.equal((await readNotifierStatus(paths))['other']?.delivered, 5)

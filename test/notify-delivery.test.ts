@@ -4,7 +4,8 @@ import { ManualClock, systemClock } from '../lib/clock.js'
 import type { Notifier, NotifierEntry } from '../lib/notify/contract.js'
 import type { RunEvent, RunEventKind } from '../lib/model.js'
 import { createNotifier, validateEntry } from '../lib/notify/registry.js'
-import { backoffDelay, DeliveryEngine, DELIVERY_DEFAULTS, type DeliveryOptions, type DeliveryReport, type OutboxState } from '../lib/notify/delivery.js'
+import { backoffDelay, DeliveryEngine, DELIVERY_DEFAULTS, type DeliveryOptions, type OutboxState } from '../lib/notify/delivery.js'
+import { applyRecord, emptyStats, type DeliveryRecord as DeliveryReport, type NotifierStats } from '../lib/notify/delivery-record.js'
 import { slackReply, startEndpoint, type FakeEndpoint, type Reply } from './support/fake-endpoints.js'
 
 const context = { writeLine: () => {} }
@@ -23,6 +24,9 @@ function slackNotifier(id: string, endpoint: FakeEndpoint, extra: Partial<Notifi
   const entry = validateEntry({ id, type: 'slack', status: 'enabled', arguments: { url: `${endpoint.base}/services/${id}`, message: '{run.hash} {event}' }, ...extra })
   return createNotifier(entry, context)
 }
+
+/** What the records of one notifier add up to (the status file applies the same function). */
+const statsOf = (reports: readonly DeliveryReport[], id: string): NotifierStats => reports.filter((r) => r.notifierId === id).reduce(applyRecord, emptyStats())
 
 /** Replies from a script, one per request; the last one repeats. */
 const script = (...replies: Reply[]) => (_request: unknown, index: number): Reply => replies[Math.min(index, replies.length - 1)]!
@@ -91,18 +95,18 @@ t.test('500 three times then 200: delivered once after 4 attempts, on the backof
     attemptsAt.push(report.at - start)
     t.equal(report.kind, 'retrying')
     if (report.kind !== 'retrying') return
-    t.equal(report.nextAttemptAt - report.at, wait, `waits ${wait} ms`)
+    t.equal(report.nextAttemptAt! - report.at, wait, `waits ${wait} ms`)
     h.clock.advance(wait - 1)
     t.equal(server.requests.length, attemptsAt.length, 'no attempt before the wait is over')
     h.clock.advance(1)
   }
   const done = await h.nextReport()
   attemptsAt.push(done.at - start)
-  t.match(done, { kind: 'notified', notifierId: 's1', key: 'run1/stalled/1', attempts: 4 })
+  t.match(done, { kind: 'notified', notifierId: 's1', eventKey: 'run1/stalled/1', attempts: 4 })
   t.same(attemptsAt, [0, 500, 1250, 2375], 'attempt times on the engine clock')
   t.equal(server.requests.length, 4)
   t.ok(server.requests.every((r) => r.body === JSON.stringify({ text: 'run1 stalled' })), 'the same request every time')
-  t.match(h.engine.stats()['s1'], { delivered: 1, failed: 0, lastDeliveryAt: start + 2375, lastError: /HTTP 503: y/ })
+  t.match(statsOf(h.reports, 's1'), { delivered: 1, failed: 0, lastDeliveryAt: start + 2375, lastError: /HTTP 503: y/ })
   t.same(h.engine.state().pending, [])
   t.equal(h.clock.pendingTimers, 0, 'nothing left armed')
   t.comment(`attempt times (ms after accept): ${attemptsAt.join(', ')}`)
@@ -130,11 +134,11 @@ t.test('404 no_service is permanent: one attempt, no retry', async (t) => {
   t.teardown(() => server.close())
   const h = harness(t, [slackNotifier('s1', server)])
   await h.engine.accept(makeEvent('run1'))
-  t.match(await h.nextReport(), { kind: 'delivery-failed', reason: 'permanent', attempts: 1, error: /HTTP 404: no_service/ })
+  t.match(await h.nextReport(), { kind: 'failed', reason: 'permanent', attempts: 1, error: /HTTP 404: no_service/ })
   t.equal(h.clock.pendingTimers, 0)
   h.clock.advance(DELIVERY_DEFAULTS.budgetMs)
   t.equal(server.requests.length, 1)
-  t.match(h.engine.stats()['s1'], { delivered: 0, failed: 1 })
+  t.match(statsOf(h.reports, 's1'), { delivered: 0, failed: 1 })
   t.same(h.engine.state().settled.map((s) => s.result), ['failed'])
   t.same(await h.engine.accept(makeEvent('run1')), [], 'a failed key is not queued again')
 })
@@ -147,7 +151,7 @@ t.test('429 with Retry-After: waits as told, then delivers', async (t) => {
   const retry = await h.nextReport()
   t.match(retry, { kind: 'retrying', error: /HTTP 429: rate_limited/ })
   if (retry.kind !== 'retrying') return
-  t.equal(retry.nextAttemptAt - retry.at, 3000, "the server's 3 s, not the 500 ms backoff")
+  t.equal(retry.nextAttemptAt! - retry.at, 3000, "the server's 3 s, not the 500 ms backoff")
   h.clock.advance(2999)
   t.equal(server.requests.length, 1)
   h.clock.advance(1)
@@ -163,15 +167,19 @@ t.test('a server that never answers times out and is retried; another notifier i
   await h.engine.accept(makeEvent('run2'))
   await stuck.waitForRequests(1)
   // Both events reach the healthy endpoint while the stuck one holds its first request.
-  t.match(await h.nextReport(), { kind: 'notified', notifierId: 'healthy', key: 'run1/stalled/1' })
-  t.match(await h.nextReport(), { kind: 'notified', notifierId: 'healthy', key: 'run2/stalled/1' })
+  t.match(await h.nextReport(), { kind: 'notified', notifierId: 'healthy', eventKey: 'run1/stalled/1' })
+  t.match(await h.nextReport(), { kind: 'notified', notifierId: 'healthy', eventKey: 'run2/stalled/1' })
   t.equal(stuck.requests.length, 1, 'one request in flight per notifier')
   h.clock.advance(2000)
-  t.match(await h.nextReport(), { kind: 'retrying', notifierId: 'stuck', key: 'run1/stalled/1', error: 'no answer within 2000 ms', attempts: 1 })
+  // It may have been delivered: the next attempt waits as long as this one was allowed, and may take three times as long.
+  t.match(await h.nextReport(), { kind: 'retrying', notifierId: 'stuck', eventKey: 'run1/stalled/1', error: 'no answer within 2000 ms', attempts: 1, nextTimeoutMs: 6000 })
   stuck.respond(() => slackReply())
-  h.clock.advance(500)
-  t.match(await h.nextReport(), { kind: 'notified', notifierId: 'stuck', key: 'run1/stalled/1', attempts: 2 })
-  t.match(await h.nextReport(), { kind: 'notified', notifierId: 'stuck', key: 'run2/stalled/1', attempts: 1 })
+  h.clock.advance(1999)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(stuck.requests.length, 1, 'no second copy before the timed-out attempt\'s own time has passed again')
+  h.clock.advance(1)
+  t.match(await h.nextReport(), { kind: 'notified', notifierId: 'stuck', eventKey: 'run1/stalled/1', attempts: 2 })
+  t.match(await h.nextReport(), { kind: 'notified', notifierId: 'stuck', eventKey: 'run2/stalled/1', attempts: 1 })
   t.same(stuck.requests.map((r) => JSON.parse(r.body).text), ['run1 stalled', 'run1 stalled', 'run2 stalled'], 'order kept within the notifier')
   t.equal(healthy.requests.length, 2)
 })
@@ -186,12 +194,12 @@ t.test('a server down for a while is delivered to when it comes back', async (t)
     const report = await h.nextReport()
     t.match(report, { kind: 'retrying', error: /network error ECONNREFUSED/, attempts: i + 1 })
     t.notMatch((report as { error: string }).error, /services\/s1/, 'the webhook path is not shown')
-    if (report.kind === 'retrying') h.clock.advanceTo(report.nextAttemptAt)
+    if (report.kind === 'retrying') h.clock.advanceTo(report.nextAttemptAt!)
   }
   const fourth = await h.nextReport()
   await server.start()
   // Exactly to the attempt: moving the manual clock further would also fire the attempt's timeout.
-  if (fourth.kind === 'retrying') h.clock.advanceTo(fourth.nextAttemptAt)
+  if (fourth.kind === 'retrying') h.clock.advanceTo(fourth.nextAttemptAt!)
   t.match(await h.nextReport(), { kind: 'notified', attempts: 5 })
   t.equal(server.requests.length, 1)
 })
@@ -234,13 +242,13 @@ t.test('persist happens before the send, and each outcome is persisted before it
   ])
 })
 
-t.test('a restored state resumes delivery, keeps its counters and still refuses duplicates', async (t) => {
+t.test('a restored state resumes delivery and still refuses duplicates; the records of both owners add up', async (t) => {
   const server = await startEndpoint(() => slackReply(503, 'down'))
   t.teardown(() => server.close())
   const first = harness(t, [slackNotifier('s1', server)])
   await first.engine.accept(makeEvent('run1'))
   await first.engine.accept(makeEvent('run2'))
-  t.match(await first.nextReport(), { kind: 'retrying', key: 'run1/stalled/1' })
+  t.match(await first.nextReport(), { kind: 'retrying', eventKey: 'run1/stalled/1' })
   await first.engine.close()
   await first.engine.close() // twice is fine
   await t.rejects(first.engine.accept(makeEvent('run3')), { code: 'AIM_STATUS_CLOSED' })
@@ -251,12 +259,12 @@ t.test('a restored state resumes delivery, keeps its counters and still refuses 
   server.respond(() => slackReply())
   // An hour later: the saved wait is long over, so sending resumes at once.
   const second = harness(t, [slackNotifier('s1', server)], { clock: new ManualClock(first.clock.now() + 3_600_000) }, saved)
-  t.match(await second.nextReport(), { kind: 'notified', key: 'run1/stalled/1', attempts: 2 })
-  t.match(await second.nextReport(), { kind: 'notified', key: 'run2/stalled/1', attempts: 1 })
-  t.match(second.engine.stats()['s1'], { delivered: 2, lastError: /HTTP 503: down/ })
+  t.match(await second.nextReport(), { kind: 'notified', eventKey: 'run1/stalled/1', attempts: 2 })
+  t.match(await second.nextReport(), { kind: 'notified', eventKey: 'run2/stalled/1', attempts: 1 })
+  t.match(statsOf([...first.reports, ...second.reports], 's1'), { delivered: 2, lastError: /HTTP 503: down/ })
   t.same(await second.engine.accept(makeEvent('run1')), [], 'delivered before: not queued again')
   t.same(await second.engine.accept(makeEvent('run1', 'stalled', 2)), ['s1'], 'a new episode is a new key')
-  t.match(await second.nextReport(), { kind: 'notified', key: 'run1/stalled/2' })
+  t.match(await second.nextReport(), { kind: 'notified', eventKey: 'run1/stalled/2' })
   t.equal(server.requests.length, 4)
 })
 
@@ -288,10 +296,11 @@ t.test('only the most recent settled keys are remembered', async (t) => {
   t.same(h.engine.state().settled.map((s) => s.key), ['r2/stalled/1', 'r3/stalled/1'])
 })
 
-t.test('a notifier removed or disabled: its pending items are dropped and reported', async (t) => {
+t.test('a notifier removed: its items wait out the grace period, then are dropped; disabled: dropped at its next attempt', async (t) => {
   const server = await startEndpoint(() => slackReply(500, 'x'))
   t.teardown(() => server.close())
-  const h = harness(t, [slackNotifier('s1', server), slackNotifier('s2', server)])
+  // Retries an hour apart: only the configuration moves these items.
+  const h = harness(t, [slackNotifier('s1', server), slackNotifier('s2', server)], { backoff: { initialMs: 3_600_000, maxMs: 3_600_000 }, budgetMs: 36_000_000 })
   await h.engine.accept(makeEvent('run1'))
   await h.nextReport()
   await h.nextReport()
@@ -300,23 +309,58 @@ t.test('a notifier removed or disabled: its pending items are dropped and report
 
   h.notifiers.splice(0, 1) // s1 removed from the configuration
   await h.engine.notifiersChanged()
-  t.same([await h.nextReport(), await h.nextReport()].map((r) => [r.kind, r.notifierId, r.key, (r as { error?: string }).error]), [
-    ['dropped', 's1', 'run1/stalled/1', 'notifier removed from the configuration'],
-    ['dropped', 's1', 'run2/stalled/1', 'notifier removed from the configuration'],
+  h.clock.advance(DELIVERY_DEFAULTS.vanishGraceMs - 1)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(h.reports.length, 2, 'nothing dropped within the grace period')
+  t.same(h.engine.pendingCounts(), { s1: 2, s2: 2 })
+  h.clock.advance(1)
+  t.same([await h.nextReport(), await h.nextReport()].map((r) => [r.kind, r.reason, r.notifierId, r.eventKey]), [
+    ['dropped', 'removed', 's1', 'run1/stalled/1'],
+    ['dropped', 'removed', 's1', 'run2/stalled/1'],
   ])
+  t.match(h.reports.at(-1), { error: /removed from the configuration \(missing for 60 s\)/ })
   t.same(h.persisted.at(-1)!.pending.map((p) => p.notifierId), ['s2', 's2'], 'persisted without them')
   t.same(h.engine.pendingCounts(), { s2: 2 })
+  t.match(statsOf(h.reports, 's1'), { failed: 0, dropped: 2 }, 'a drop is not a failure')
 
   // Disabled while waiting: found at its next attempt.
   h.notifiers[0] = slackNotifier('s2', server, { status: 'disabled' })
   const requests = server.requests.length
-  h.clock.advance(60_000)
-  t.same([await h.nextReport(), await h.nextReport()].map((r) => [r.kind, r.notifierId, (r as { error?: string }).error]), [
-    ['dropped', 's2', 'notifier disabled'],
-    ['dropped', 's2', 'notifier disabled'],
+  h.clock.advance(3_600_000)
+  t.same([await h.nextReport(), await h.nextReport()].map((r) => [r.kind, r.reason, r.notifierId, r.error]), [
+    ['dropped', 'disabled', 's2', 'notifier disabled'],
+    ['dropped', 'disabled', 's2', 'notifier disabled'],
   ])
   t.equal(server.requests.length, requests, 'nothing sent to a disabled notifier')
   t.same(h.engine.state().pending, [])
+})
+
+t.test('a notifier gone for a moment (config.json emptied, an entry invalid) keeps its items and delivers them when it is back', async (t) => {
+  const server = await startEndpoint(script(slackReply(503, 'busy'), slackReply()))
+  t.teardown(() => server.close())
+  const s1 = slackNotifier('s1', server)
+  let unusable = new Set<string>()
+  const h = harness(t, [s1], { unusable: () => unusable })
+  await h.engine.accept(makeEvent('run1'))
+  t.match(await h.nextReport(), { kind: 'retrying' })
+  // The file is emptied while the retry waits (an editor saving): no notifier at all.
+  h.notifiers.splice(0, 1)
+  await h.engine.notifiersChanged()
+  h.clock.advance(30_000)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(server.requests.length, 1, 'nothing sent while it is missing')
+  // Back with a typo: configured but invalid, which holds the item without a clock.
+  unusable = new Set(['s1'])
+  await h.engine.notifiersChanged()
+  h.clock.advance(DELIVERY_DEFAULTS.vanishGraceMs * 2)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(h.engine.pendingCounts(), { s1: 1 }, 'an invalid entry keeps its items past the vanish grace')
+  // Fixed.
+  unusable = new Set()
+  h.notifiers.push(s1)
+  await h.engine.notifiersChanged()
+  t.match(await h.nextReport(), { kind: 'notified', notifierId: 's1', attempts: 2 })
+  t.equal(h.reports.filter((r) => r.kind === 'dropped').length, 0, 'nothing lost')
 })
 
 t.test('the retry budget: given up when the next attempt would start past it', async (t) => {
@@ -329,14 +373,14 @@ t.test('the retry budget: given up when the next attempt would start past it', a
     const report = await h.nextReport()
     kinds.push(report.kind)
     if (report.kind !== 'retrying') {
-      t.match(report, { kind: 'delivery-failed', reason: 'budget', attempts: 3, error: /HTTP 500: x/ })
+      t.match(report, { kind: 'failed', reason: 'budget', attempts: 3, error: /HTTP 500: x/ })
       break
     }
-    h.clock.advanceTo(report.nextAttemptAt)
+    h.clock.advanceTo(report.nextAttemptAt!)
   }
   // Attempts at 0, 500, 1250; the next would be at 2375 > 2000.
-  t.same(kinds, ['retrying', 'retrying', 'delivery-failed'])
-  t.match(h.engine.stats()['s1'], { failed: 1 })
+  t.same(kinds, ['retrying', 'retrying', 'failed'])
+  t.match(statsOf(h.reports, 's1'), { failed: 1 })
   t.equal(h.clock.pendingTimers, 0)
 })
 
@@ -371,8 +415,8 @@ t.test('a misbehaving notifier cannot break the outbox', async (t) => {
   await h.engine.accept(makeEvent('run1'))
   const first = [await h.nextReport(), await h.nextReport(), await h.nextReport()]
   t.same(first.map((r) => [r.notifierId, r.kind, (r as { error?: string }).error]).sort(), [
-    ['badtemplate', 'retrying', 'notifier threw: render failed'],
-    ['junk', 'retrying', 'notifier returned "yes" instead of an outcome'],
+    ['badtemplate', 'failed', 'cannot render the message: render failed'],
+    ['junk', 'retrying', 'the notifier returned no outcome'],
     ['throws', 'retrying', 'notifier threw: boom'],
   ])
   h.clock.advance(1000)
@@ -408,11 +452,11 @@ t.test('bad options and corrupt states are refused with codes', async (t) => {
     [null, /version 1/],
     [{ version: 2 }, /version 1/],
     [{ version: 1, pending: {}, settled: [], stats: {} }, /pending and settled/],
+    [{ version: 1, pending: [{ ...item, timedOut: -1 }], settled: [] }, /timedOut/],
     [{ version: 1, pending: [{ ...item, notifierId: '../../etc' }], settled: [], stats: {} }, /pending\[0\] has an invalid notifier id/],
     [{ version: 1, pending: [{ ...item, event: { key: 'k', kind: 'exploded', run: { hash: 'r' } } }], settled: [], stats: {} }, /pending\[0\]\.event\.kind/],
     [{ version: 1, pending: [{ ...item, attempts: -1 }], settled: [], stats: {} }, /attempts/],
     [{ version: 1, pending: [], settled: [{ notifierId: 'n1', key: 'k', at: 0, result: 'maybe' }], stats: {} }, /settled\[0\]/],
-    [{ version: 1, pending: [], settled: [], stats: { n1: { delivered: 'x' } } }, /stats of n1/],
   ]
   for (const [state, message] of corrupt) t.throws(() => new DeliveryEngine(base, state as OutboxState), { code: 'AIM_STATUS_CORRUPT_FILE', message })
 })

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { expectTypeOf } from 'expect-type'
 import * as entry from '../lib/index.js'
-import type { ErrorCode, FailureDetails, Run, RunEvent, RunInfo, RunStatus, WatchOptions, Watcher, WatcherEvents, DeliveryReport, NotifierEntry } from '../lib/index.js'
+import type { ErrorCode, FailureDetails, Run, RunEvent, RunInfo, RunStatus, WatchOptions, Watcher, WatcherEvents, DeliveryRecord, NotifierEntry } from '../lib/index.js'
 
 t.test('watch() and the run handle', async (t) => {
   expectTypeOf(entry.watch).parameter(0).toEqualTypeOf<WatchOptions | undefined>()
@@ -27,7 +27,8 @@ t.test('watch() and the run handle', async (t) => {
 
 t.test('events are typed', async (t) => {
   expectTypeOf<WatcherEvents['stalled']>().toEqualTypeOf<[event: RunEvent]>()
-  expectTypeOf<WatcherEvents['notified']>().toEqualTypeOf<[report: DeliveryReport]>()
+  expectTypeOf<WatcherEvents['notified']>().toEqualTypeOf<[record: DeliveryRecord]>()
+  expectTypeOf<WatcherEvents['dropped']>().toEqualTypeOf<[record: DeliveryRecord]>()
   expectTypeOf<WatcherEvents['error']>().toEqualTypeOf<[error: Error]>()
   expectTypeOf<RunEvent['run']>().toEqualTypeOf<RunInfo>()
   expectTypeOf<RunEvent['key']>().toEqualTypeOf<string>()

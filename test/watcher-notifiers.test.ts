@@ -5,7 +5,7 @@ import { eventually } from './support/eventually.js'
 import { once } from 'node:events'
 import { Watcher } from '../lib/watcher.js'
 import { tempRepo } from './support/temp-repo.js'
-import type { DeliveryReport } from '../lib/notify/delivery-report.js'
+import type { DeliveryRecord as DeliveryReport } from '../lib/notify/delivery-record.js'
 import { startEndpoint, slackReply } from './support/fake-endpoints.js'
 
 // Not about daemons: the watchers opened here start none (the default would start one per repo).

@@ -11,15 +11,15 @@ import { expose, wrap, type Remote } from 'comlink'
 import { toPlainError } from '../errors.js'
 import type { DeliveryOutcome, NotifierEntry } from '../notify/contract.js'
 import type { RunEvent } from '../model.js'
-import { createNotifier, findNotifierType, notifierTypeNames, registerNotifierType } from '../notify/registry.js'
+import { builtInTypeNames, createNotifier, findNotifierType, notifierTypeNames, registerNotifierType } from '../notify/registry.js'
+import { scrub } from '../notify/redact.js'
+import { sendOnce } from '../notify/send-once.js'
 import { portEndpoint } from './port-endpoint.js'
 
-/** The types every thread has by itself. */
-const BUILT_IN_TYPES = new Set(['logger', 'slack', 'workplace', 'webhook'])
-
-/** Names of the types registered from code in this thread. */
+/** Names of the types registered from code in this thread (every thread has the built-in ones). */
 export function customTypeNames(): string[] {
-  return notifierTypeNames().filter((name) => !BUILT_IN_TYPES.has(name))
+  const builtIn = new Set(builtInTypeNames())
+  return notifierTypeNames().filter((name) => !builtIn.has(name))
 }
 
 /** What the registering thread offers to actor threads. */
@@ -31,12 +31,14 @@ export interface CustomTypeHost {
 export function serveCustomTypes(port: MessagePort, writeLine: (line: string) => void): void {
   const host: CustomTypeHost = {
     async send(entry, event, timeoutMs) {
+      let notifier
       try {
-        const notifier = createNotifier(entry, { writeLine })
-        return await notifier.send(event, notifier.render(event), AbortSignal.timeout(timeoutMs))
+        notifier = createNotifier(entry, { writeLine })
       } catch (error) {
-        return { kind: 'permanent', error: toPlainError(error).message }
+        return { kind: 'permanent', error: scrub(toPlainError(error).message) }
       }
+      // The same rules as the actor thread's attempt, with the time that attempt allows.
+      return (await sendOnce(notifier, event, { timeoutMs })).outcome
     },
   }
   expose(host, portEndpoint(port))
@@ -45,7 +47,7 @@ export function serveCustomTypes(port: MessagePort, writeLine: (line: string) =>
 }
 
 /** Actor thread: registers a stand-in for each custom type name not known here yet. */
-export function registerRemoteTypes(port: MessagePort, names: readonly string[], timeoutMs = 10_000): void {
+export function registerRemoteTypes(port: MessagePort, names: readonly string[]): void {
   const remote: Remote<CustomTypeHost> = (remoteByPort.get(port) as Remote<CustomTypeHost> | undefined) ?? wrap<CustomTypeHost>(portEndpoint(port))
   remoteByPort.set(port, remote)
   port.unref()
@@ -59,7 +61,8 @@ export function registerRemoteTypes(port: MessagePort, names: readonly string[],
       create: (entry) => ({
         entry,
         render: () => '',
-        send: (event) => remote.send(entry, event, timeoutMs),
+        // The attempt's own time limit travels with it; the actor thread's sendOnce enforces it here too.
+        send: (event, _rendered, _signal, context) => remote.send(entry, event, context?.timeoutMs ?? 10_000),
       }),
     })
   }

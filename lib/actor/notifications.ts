@@ -21,6 +21,8 @@ export const DEFAULT_LOGGER_ENTRY: NotifierEntry = Object.freeze({
  */
 export class NotifierSet {
   #configured: NotifierEntry[] = []
+  /** Ids of the configuration's invalid entries: configured (their status is kept), never created. */
+  #invalidIds: string[] = []
   #programmatic: NotifierEntry[] = []
   #notifiers: Notifier[] = []
   readonly #context: NotifierContext
@@ -33,9 +35,10 @@ export class NotifierSet {
     this.#rebuild()
   }
 
-  /** Entries read from the repo's configuration. */
-  setConfigured(entries: NotifierEntry[]): void {
+  /** Entries read from the repo's configuration, and the ids of the ones that are invalid. */
+  setConfigured(entries: NotifierEntry[], invalidIds: readonly string[] = []): void {
     this.#configured = entries
+    this.#invalidIds = [...invalidIds]
     this.#rebuild()
   }
 
@@ -47,7 +50,7 @@ export class NotifierSet {
 
   /** Whether an id belongs to an entry of the repo's configuration. */
   isConfigured(id: string): boolean {
-    return this.#configured.some((entry) => entry.id === id)
+    return this.#configured.some((entry) => entry.id === id) || this.#invalidIds.includes(id)
   }
 
   /** Whether nothing is configured nor given in code: the default logger stands in. */
@@ -62,6 +65,7 @@ export class NotifierSet {
 
   #rebuild(): void {
     const entries = [...this.#configured, ...this.#programmatic]
+    // An invalid entry does not count here: while it is broken, the logger says what happens.
     const chosen = entries.length === 0 ? [DEFAULT_LOGGER_ENTRY] : entries
     const notifiers: Notifier[] = []
     for (const entry of chosen) {

@@ -5,7 +5,7 @@
  * both are ordered: a `flush()` after a `finish` sees the finish).
  * @module
  */
-import type { DeliveryReport } from '../notify/delivery-report.js'
+import type { DeliveryRecord } from '../notify/delivery-record.js'
 import type { NotifierEntry } from '../notify/contract.js'
 import type { RunEvent, RunInfo } from '../model.js'
 import type { PlainError } from '../errors.js'
@@ -67,7 +67,7 @@ export type HostMessage =
 /** Actor -> host, fire-and-forget. */
 export type ActorMessage =
   | { kind: 'event'; event: RunEvent }
-  | { kind: 'delivery'; report: DeliveryReport }
+  | { kind: 'delivery'; record: DeliveryRecord }
   | { kind: 'error'; error: PlainError }
   /** A newer generation adopted this actor's runs (it was frozen); it has stopped acting. */
   | { kind: 'lease-lost'; error: PlainError }

@@ -6,14 +6,15 @@
  * @module
  */
 import type { Clock } from '../clock.js'
-import { toPlainError } from '../errors.js'
+import { AimStatusError, ErrorCodes, toPlainError } from '../errors.js'
 import type { NotifierEntry } from '../notify/contract.js'
 import type { RunEvent, RunInfo } from '../model.js'
-import type { DeliveryReport } from '../notify/delivery-report.js'
-import { DeliveryEngine, type DeliveryOptions, type DeliveryReport as EngineReport, type OutboxState } from '../notify/delivery.js'
+import type { DeliveryRecord } from '../notify/delivery-record.js'
+import { DeliveryEngine, type DeliveryOptions, type OutboxState } from '../notify/delivery.js'
 import { readNotificationsConfig, type NotificationsConfig } from '../notify/config.js'
 import { watchNotificationsConfig, type ConfigWatch } from '../notify/config-watch.js'
-import { recordDeliveryOutcome } from '../notify/status-file.js'
+import { recordDelivery } from '../notify/status-file.js'
+import { scrub, scrubError } from '../notify/redact.js'
 import { repoPaths, type RepoPaths } from '../repo.js'
 import { RepoActor } from './actor.js'
 import { NotifierSet } from './notifications.js'
@@ -29,8 +30,8 @@ export interface RuntimeOptions {
   writeLine(line: string): void
   /** Each transition, after it was handed to the outbox. */
   onEvent?(event: RunEvent): void
-  /** Each delivery outcome. */
-  onReport?(report: DeliveryReport): void
+  /** Each delivery record (the one model of an outcome: delivery-record.ts). */
+  onReport?(record: DeliveryRecord): void
   /** Something went wrong that nobody awaits (a config file that does not parse, a failed write). */
   onError?(error: Error): void
   /** The outbox of a previous owner, to carry on. */
@@ -41,30 +42,11 @@ export interface RuntimeOptions {
    * Default: none (state kept in memory only, always allowed to act).
    */
   owner?: OwnerPort
-  /** Overrides for delivery (timeouts, backoff, budget). */
-  delivery?: Pick<DeliveryOptions, 'timeoutMs' | 'backoff' | 'budgetMs' | 'random'>
+  /** Overrides for delivery (timeouts, backoff, budget, the grace of a vanished notifier). */
+  delivery?: Pick<DeliveryOptions, 'timeoutMs' | 'timeoutsMs' | 'backoff' | 'budgetMs' | 'random' | 'vanishGraceMs'>
   /** How often to re-check `config.json` where file events are not available (NFS). Default 1000 ms. */
   configPollMs?: number
 }
-
-const toWire = (report: EngineReport): DeliveryReport => ({
-  kind: report.kind === 'dropped' ? 'delivery-failed' : report.kind,
-  notifierId: report.notifierId,
-  notifierType: report.notifierType ?? 'unknown',
-  eventKey: report.key,
-  eventKind: report.event.kind,
-  hash: report.event.run.hash,
-  attempts: report.attempts,
-  at: report.at,
-  ...('error' in report ? { error: report.error } : {}),
-})
-
-const outcomeOf = (report: DeliveryReport) =>
-  report.kind === 'notified'
-    ? ({ kind: 'delivered' } as const)
-    : report.kind === 'retrying'
-      ? ({ kind: 'transient', error: report.error ?? '' } as const)
-      : ({ kind: 'permanent', error: report.error ?? '' } as const)
 
 /** What a runtime needs of its durable owner (lib/owner/durable-owner.ts). */
 export interface OwnerPort {
@@ -91,6 +73,11 @@ export class RepoRuntime {
   #closed = false
   /** Delivery-status writes under way: close() waits for them, so nothing lands after it. */
   readonly #statusWrites = new Set<Promise<unknown>>()
+  readonly #openingCheckins = new Set<Promise<void>>()
+  /** Configured ids that cannot be used now (invalid entries, unknown types): their items wait. */
+  #unusable: ReadonlySet<string> = new Set()
+  /** Problems of the configuration already reported, so each is said once. */
+  #reportedProblems = new Set<string>()
 
   constructor(options: RuntimeOptions) {
     this.#options = options
@@ -101,6 +88,7 @@ export class RepoRuntime {
       {
         clock: options.clock,
         notifiers: () => this.notifiers.current(),
+        unusable: () => this.#unusable,
         commit: options.owner?.commit ?? (async () => undefined),
         mayAct: () => this.#mayAct(),
         ...options.delivery,
@@ -158,27 +146,66 @@ export class RepoRuntime {
     return this.actor.runs().some((run) => run.status === 'running' || run.status === 'stalled') || this.delivery.state().pending.length > 0
   }
 
+  /**
+   * Opens a run's Aim check-ins once the owner's snapshot holding the run is durable: a daemon
+   * that lists the run's first check-in then finds the run in the snapshot, and never takes it
+   * for a Python run (which it would announce a second time, under another key).
+   */
+  openCheckins(hash: string): void {
+    const opening = (this.#options.owner?.commit() ?? Promise.resolve())
+      .catch((error: unknown) => this.#error(error))
+      .then(() => {
+        if (!this.#closed) this.checkins.open(hash)
+      })
+    this.#openingCheckins.add(opening)
+    void opening.finally(() => this.#openingCheckins.delete(opening))
+  }
+
+  /** Resolves when every check-in asked for so far has been written. */
+  async checkinsIdle(): Promise<void> {
+    await Promise.all([...this.#openingCheckins])
+    await this.checkins.idle()
+  }
+
   /** Notifiers given in code to this process. */
   setProgrammaticNotifiers(entries: NotifierEntry[]): void {
     this.notifiers.setProgrammatic(entries)
     void this.delivery.notifiersChanged().catch((error: unknown) => this.#error(error))
   }
 
-  /** Stops timers, the config watch and sending (pending items stay in the outbox state). */
-  async close(): Promise<void> {
-    if (this.#closed) return
+  /**
+   * Stops timers, the config watch and sending. Pending items stay in the outbox state: the
+   * owner's snapshot keeps them for a daemon (see {@link hasOutstanding}). Resolves with how many
+   * were left, and says so on the watcher's output when there are any.
+   */
+  async close(): Promise<number> {
+    if (this.#closed) return 0
     this.#closed = true
     this.actor.close()
     this.checkins.close()
     this.#configWatch?.close()
     await this.delivery.close()
     await Promise.allSettled([...this.#statusWrites])
+    const left = this.delivery.state().pending.length
+    if (left > 0) this.#options.writeLine(`aim-status: ${left} notification(s) not delivered yet (waiting for a retry) are left in this owner's snapshot for the aim-watcher daemon to deliver`)
+    return left
   }
 
   #applyConfig(config: NotificationsConfig): void {
     // Entries of unknown types count as configured (the user chose them): they are skipped
-    // with a warning, and the default logger does not stand in for them.
-    this.notifiers.setConfigured([...config.notifiers, ...config.unknownTypes])
+    // with a warning, and the default logger does not stand in for them. Invalid entries count
+    // too: a typo must not make the default logger take over, nor drop what waits for them.
+    this.notifiers.setConfigured([...config.notifiers, ...config.unknownTypes], config.invalid.map((problem) => problem.id))
+    const current = new Set(this.notifiers.current().map((n) => n.entry.id))
+    this.#unusable = new Set([...config.unknownTypes.map((e) => e.id), ...config.invalid.map((p) => p.id)].filter((id) => !current.has(id)))
+    // Said loudly, once per problem: the daemon logs it as an error, a Watcher emits `error`.
+    const problems = new Set<string>()
+    for (const problem of config.invalid) {
+      const text = `notifier ${problem.id} in ${this.paths.config} is invalid and not used until it is fixed: ${problem.error}`
+      problems.add(text)
+      if (!this.#reportedProblems.has(text)) this.#error(new AimStatusError(ErrorCodes.INVALID_NOTIFIER, text))
+    }
+    this.#reportedProblems = problems
     void this.delivery.notifiersChanged().catch((error: unknown) => this.#error(error))
   }
 
@@ -194,21 +221,21 @@ export class RepoRuntime {
     this.#options.onEvent?.(event)
   }
 
-  #onOutcome(report: EngineReport): void {
-    const wire = toWire(report)
-    this.#options.onReport?.(wire)
+  #onOutcome(record: DeliveryRecord): void {
+    this.#options.onReport?.(record)
     // The default logger is not in config.json: it has no status to keep.
-    if (this.notifiers.isConfigured(report.notifierId)) {
-      const write = recordDeliveryOutcome(this.paths, report.notifierId, outcomeOf(wire), report.at).catch((error: unknown) => this.#error(error))
+    if (this.notifiers.isConfigured(record.notifierId)) {
+      const write = recordDelivery(this.paths, record).catch((error: unknown) => this.#error(error))
       this.#statusWrites.add(write)
       void write.finally(() => this.#statusWrites.delete(write))
     }
   }
 
   #error(error: unknown): void {
+    // Every error leaves the runtime scrubbed: it may quote a notifier's URL or token.
     const plain = toPlainError(error)
-    const wrapped = error instanceof Error ? error : new Error(plain.message)
+    const wrapped = error instanceof Error ? scrubError(error) : new Error(scrub(plain.message))
     if (this.#options.onError !== undefined) this.#options.onError(wrapped)
-    else this.#options.writeLine(`aim-status: ${plain.message}`)
+    else this.#options.writeLine(`aim-status: ${wrapped.message}`)
   }
 }

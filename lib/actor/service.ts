@@ -97,7 +97,7 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     clock,
     writeLine: dependencies.writeLine ?? ((line: string) => writeSync(1, `${line}\n`)),
     onEvent: (event) => post({ kind: 'event', event }),
-    onReport: (report) => post({ kind: 'delivery', report }),
+    onReport: (record) => post({ kind: 'delivery', record }),
     onError: (error) => post({ kind: 'error', error: toPlainError(error) }),
     ...(owner !== undefined ? { owner } : {}),
   })
@@ -124,7 +124,7 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
             ...(message.experiment !== undefined ? { experiment: message.experiment } : {}),
             ...(message.resume === true ? { resume: true } : {}),
           })
-          if (opened && message.checkins) live.checkins.open(message.hash)
+          if (opened && message.checkins) live.openCheckins(message.hash)
           if (opened && message.resume === true) {
             const { hash, at } = message
             void highestEpisode(statusLayout(repoPaths(startup.root)), hash, at, startup.owner.id).then(
@@ -198,7 +198,7 @@ export async function startActorService(startup: ActorStartup, dependencies: Ser
     },
     flush: async () => {
       await ready
-      await live.checkins.idle()
+      await live.checkinsIdle()
       await owner?.commit()
     },
     settle: async () => {

@@ -133,6 +133,14 @@ const RACY_MTIME_MS = 2000
 // Past this many distinct bad names, one last warning says the rest are not reported.
 const MAX_WARNED_NAMES = 1000
 
+/**
+ * A run is forgotten only when this many listings in a row found none of its files. One is not
+ * enough: a renewing run writes its new check-in and removes the old one, and a listing taken
+ * while the folder changes can miss both; the run, forgotten, would be announced `started` again
+ * at its next file.
+ */
+export const FORGET_AFTER_LISTINGS = 3
+
 function checkGrace(value: unknown): number {
   if (value === undefined) return DEFAULT_CHECKIN_GRACE
   if (typeof value !== 'number' || !Number.isFinite(value) || value < MIN_CHECKIN_GRACE) {
@@ -196,8 +204,10 @@ export class CheckinReader {
    * for (a watched flag) or null (ignored or unparsable).
    */
   readonly #known = new Map<string, string | null>()
-  /** Per run, how many of its watched files are in the listing; a run at 0 is dropped. */
+  /** Per run, how many of its watched files are in the listing; a run at 0 for {@link FORGET_AFTER_LISTINGS} listings is dropped. */
   readonly #files = new Map<string, number>()
+  /** Runs none of whose files the last listings had, with how many listings in a row. */
+  readonly #absent = new Map<string, number>()
   #listedOnce = false
   #stamp: FolderStamp | null = null
   #lastFullListAt = -Infinity
@@ -280,7 +290,7 @@ export class CheckinReader {
 
     // Some known names are gone (or this is the first listing, after a restore): forget them,
     // and drop the runs left without a watched file. Only then is the whole listing a set.
-    if (present !== this.#known.size - added || !this.#listedOnce) this.#forgetVanished(names)
+    if (present !== this.#known.size - added || !this.#listedOnce || this.#absent.size > 0) this.#forgetVanished(names)
     this.#listedOnce = true
     this.#checkDeadlines(now, out)
     return out
@@ -425,7 +435,17 @@ export class CheckinReader {
       if (hash !== null) this.#files.set(hash, (this.#files.get(hash) ?? 1) - 1)
     }
     for (const hash of this.#runs.keys()) {
-      if ((this.#files.get(hash) ?? 0) > 0) continue
+      if ((this.#files.get(hash) ?? 0) > 0) {
+        this.#absent.delete(hash)
+        continue
+      }
+      const absent = (this.#absent.get(hash) ?? 0) + 1
+      if (absent < FORGET_AFTER_LISTINGS) {
+        // Kept as it is (its deadline too): most likely between two of its own files.
+        this.#absent.set(hash, absent)
+        continue
+      }
+      this.#absent.delete(hash)
       this.#runs.delete(hash)
       this.#armed.delete(hash)
       this.#files.delete(hash)

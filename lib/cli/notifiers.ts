@@ -20,7 +20,7 @@ import type { Command } from 'commander'
 import type { RunEventKind } from '../model.js'
 import { RUN_EVENT_KINDS } from '../model.js'
 import { AIM_DEFAULT_MESSAGE, DEFAULT_NOTIFIER_EVENTS } from '../notify/contract.js'
-import { findNotifierType, notifierTypeNames, redactEntry } from '../notify/registry.js'
+import { findNotifierType, notifierFlags, notifierTypeNames, redactEntry } from '../notify/registry.js'
 import { compileTemplate } from '../notify/template.js'
 import { DEFAULT_GRAPH_BASE_URL } from '../notify/types/workplace.js'
 import {
@@ -68,7 +68,8 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...arg
 /** One value a type needs: its flag, where it goes, whether it is required and secret. */
 interface ArgumentFlag {
   flag: string
-  option: keyof AddOptions
+  /** Commander's attribute name of the flag. */
+  option: string
   argument: string
   required: boolean
   secret: boolean
@@ -82,17 +83,25 @@ interface ArgumentFlag {
   probe?: string
 }
 
-const TYPE_FLAGS: Readonly<Record<string, readonly ArgumentFlag[]>> = {
-  slack: [{ flag: '--webhook-url', option: 'webhookUrl', argument: 'url', required: true, secret: true, prompt: 'Slack webhook URL', probe: 'https://hooks.slack.com/x' }],
-  workplace: [
-    { flag: '--group-id', option: 'groupId', argument: 'group_id', required: true, secret: false, prompt: 'Workplace group id', probe: '1' },
-    { flag: '--access-token', option: 'accessToken', argument: 'access_token', required: true, secret: true, prompt: 'Workplace access token', probe: 'token' },
-    { flag: '--base-url', option: 'baseUrl', argument: 'base_url', required: false, secret: false, prompt: 'Graph API base URL', default: DEFAULT_GRAPH_BASE_URL },
-  ],
-  webhook: [
-    { flag: '--url', option: 'url', argument: 'url', required: true, secret: true, prompt: 'Webhook URL', probe: 'https://example.com/hook' },
-    { flag: '--secret', option: 'secret', argument: 'secret', required: false, secret: true, prompt: 'HMAC signing secret (empty: requests are not signed)' },
-  ],
+/**
+ * What the CLI adds to a type's own flags (each type describes its flags, prompts and secrets in
+ * its module; lib/notify/registry.ts lists them): a value standing in for an argument while
+ * another is checked, and the default a prompt offers.
+ */
+const FLAG_EXTRAS: Readonly<Record<string, Pick<ArgumentFlag, 'probe' | 'default'>>> = {
+  '--webhook-url': { probe: 'https://hooks.slack.com/x' },
+  '--group-id': { probe: '1' },
+  '--access-token': { probe: 'token' },
+  '--base-url': { default: DEFAULT_GRAPH_BASE_URL },
+  '--url': { probe: 'https://example.com/hook' },
+}
+
+/** Commander's attribute name of a flag: `--webhook-url` is `webhookUrl`. */
+const optionName = (flag: string): string => flag.replace(/^--/, '').replace(/-([a-z])/g, (_all, letter: string) => letter.toUpperCase())
+
+/** A type's flags, from its own description, with the CLI's extras. */
+function typeFlags(type: string): ArgumentFlag[] {
+  return (findNotifierType(type)?.flags ?? []).map((flag) => ({ ...flag, option: optionName(flag.flag), ...FLAG_EXTRAS[flag.flag] }))
 }
 
 /** The flag of a per-event message: `--message-stalled`. */
@@ -101,11 +110,8 @@ export const messageFlag = (kind: RunEventKind): string => `--message-${kind}`
 const messageOption = (kind: RunEventKind): string => `message${kind[0]?.toUpperCase() ?? ''}${kind.slice(1)}`
 
 interface AddOptions {
-  webhookUrl?: string
-  groupId?: string
-  accessToken?: string
-  baseUrl?: string
-  url?: string
+  /** The types' flags (built from the registry), by commander's attribute name. */
+  [flag: string]: string | string[] | boolean | undefined
   header: string[]
   secret?: string
   message?: string
@@ -118,7 +124,7 @@ interface AddOptions {
 /** The library's argument names as the flags of a type, for its error messages. */
 export function flagsOf(type: string | undefined): Record<string, string> {
   const flags: Record<string, string> = { message: '--message', headers: '--header', events: '--events', timeoutMs: '--timeout' }
-  for (const spec of TYPE_FLAGS[type ?? ''] ?? []) flags[spec.argument] = spec.flag
+  for (const spec of typeFlags(type ?? '')) flags[spec.argument] = spec.flag
   return flags
 }
 
@@ -157,7 +163,7 @@ export function checkArgument(type: string, argument: string, value: unknown, ga
   const definition = findNotifierType(type)
   if (definition === undefined) return `unknown notifier type "${type}"`
   const trial: Record<string, unknown> = {}
-  for (const spec of TYPE_FLAGS[type] ?? []) if (spec.probe !== undefined) trial[spec.argument] = spec.probe
+  for (const spec of typeFlags(type)) if (spec.probe !== undefined) trial[spec.argument] = spec.probe
   try {
     definition.validate({ ...trial, ...gathered, [argument]: value })
     return true
@@ -267,7 +273,7 @@ async function messagesFor(options: AddOptions, events: readonly RunEventKind[])
 }
 
 async function addCommand(typeArgument: string | undefined, options: AddOptions, command: Command): Promise<void> {
-  for (const flag of Object.values(TYPE_FLAGS).flat()) {
+  for (const flag of notifierTypeNames().flatMap(typeFlags)) {
     const value = options[flag.option]
     if (flag.secret && typeof value === 'string') rememberSecret(value)
   }
@@ -279,10 +285,10 @@ async function addCommand(typeArgument: string | undefined, options: AddOptions,
     type = await io.select('Notifier type', notifierTypeNames())
   }
   if (findNotifierType(type) === undefined) throw fail(2, `unknown notifier type "${type}"; known: ${notifierTypeNames().join(', ')}`)
-  const flags = TYPE_FLAGS[type] ?? []
-  const allowed = new Set(flags.map((f) => f.option))
-  for (const flag of Object.values(TYPE_FLAGS).flat()) {
-    if (!allowed.has(flag.option) && options[flag.option] !== undefined) throw fail(2, `${flag.flag} does not apply to a ${type} notifier`)
+  const flags = typeFlags(type)
+  const allowed = new Set(flags.map((f) => f.flag))
+  for (const flag of notifierTypeNames().flatMap(typeFlags)) {
+    if (!allowed.has(flag.flag) && options[flag.option] !== undefined) throw fail(2, `${flag.flag} does not apply to a ${type} notifier`)
   }
   if (type !== 'webhook' && options.header.length > 0) throw fail(2, `--header does not apply to a ${type} notifier`)
 
@@ -379,15 +385,17 @@ export function registerNotifierCommands(program: Command): void {
     .command('add')
     .description('add a notifier; on a terminal, values not given as flags are asked for (creates the repo if there is none)')
     .argument('[type]', `${notifierTypeNames().join(', ')}, or a type registered from code`)
-    .option('--webhook-url <URL>', 'slack: the incoming-webhook URL (secret)')
-    .option('--group-id <N>', 'workplace: the group id')
-    .option('--access-token <TOKEN>', 'workplace: the access token (secret)')
-    .option('--base-url <URL>', `workplace: the Graph API base URL (default: ${DEFAULT_GRAPH_BASE_URL})`)
-    .option('--url <URL>', 'webhook: the URL to POST to (secret)')
     .option('--header <NAME=VALUE>', 'webhook: a request header, repeatable; values are secret (default: none)', collect, [])
     .option('--secret <SECRET>', 'webhook: HMAC signing secret (secret; default: none, requests unsigned)')
     .option('--message <TEMPLATE>', `message template, Aim style ({run.hash}) (default: Aim's "${AIM_DEFAULT_MESSAGE}")`)
     .option('--events <LIST>', `events to send, comma-separated among ${RUN_EVENT_KINDS.join(',')} (default: ${DEFAULT_NOTIFIER_EVENTS.join(',')})`)
+  // Each type's own flags, as it describes them (a flag two types share is declared once).
+  const declared = new Set(['--header', '--secret'])
+  for (const flag of notifierFlags()) {
+    if (declared.has(flag.flag)) continue
+    declared.add(flag.flag)
+    add.option(`${flag.flag} <${flag.argument.toUpperCase()}>`, flag.description)
+  }
   for (const kind of RUN_EVENT_KINDS) add.option(`${messageFlag(kind)} <TEMPLATE>`, `message template for ${kind} events only (default: --message, else the default ${kind} message)`)
   add
     .option('--if-missing', 'add nothing if a notifier of this type with the same arguments exists (default: always add)')

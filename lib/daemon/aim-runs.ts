@@ -9,7 +9,10 @@
  *   and in Aim's `last_run_notifications`), so neither a restart nor a switch between Python's
  *   `aim-watcher` and this daemon sends one twice.
  * - Node runs first: a hash that a live Node owner or the daemon's actor holds is announced by
- *   that owner (Node runs write check-ins too); its check-in transitions are skipped here.
+ *   that owner (Node runs write check-ins too); its check-in transitions are skipped here. A
+ *   Node owner writes its snapshot with a run before the run's first check-in, and the question
+ *   is asked after the listing, so a Node run is never taken for a Python one.
+ * - Transitions are handled in order, one at a time (a run's `started` before its `stalled`).
  * @module
  */
 import type { Clock } from '../clock.js'
@@ -42,8 +45,13 @@ export interface AimRunsOptions {
   log: DaemonLog
   /** Hands an event to the repo's outbox; resolves once it is durable there. */
   accept(event: RunEvent): Promise<unknown>
-  /** Whether a Node owner (live, or adopted by the daemon) holds this hash: it announces the run, not us. */
-  isNodeRun(hash: string): boolean
+  /**
+   * Whether a Node owner (live, or adopted by the daemon) holds this hash: it announces the run,
+   * not us. Asked after the listing that found the check-in: a Node owner's snapshot holds its
+   * run before the run's first check-in is written, so a fresh look at the snapshots then cannot
+   * miss it.
+   */
+  isNodeRun(hash: string): boolean | Promise<boolean>
   /** The reader's state changed: the snapshot should be written (coalesced). */
   onStateChanged(): void
 }
@@ -123,6 +131,8 @@ export class AimRuns {
   /** Armed for the reader's next deadline (see #arm); closed with this. */
   readonly #timer: DeadlineTimer
   readonly #inflight = new Set<Promise<void>>()
+  /** Transitions are handled one after another, in the order found. */
+  #handling: Promise<void> = Promise.resolve()
   readonly #toRecord = new Map<string, number>()
   #recording: Promise<void> | null = null
   #closed = false
@@ -252,10 +262,19 @@ export class AimRuns {
   }
 
   #handle(transitions: CheckinTransition[]): void {
+    if (transitions.length === 0) return
+    const task = (this.#handling = this.#handling.then(() => this.#handleInOrder(transitions)).catch((error: unknown) => {
+      const plain = toPlainError(error)
+      this.#options.log.error('runtime-error', { repo: this.#options.paths.root, code: plain.code, error: plain.message })
+    })).finally(() => this.#inflight.delete(task))
+    this.#inflight.add(task)
+  }
+
+  async #handleInOrder(transitions: CheckinTransition[]): Promise<void> {
     const { paths, log, host, pid } = this.#options
     for (const transition of transitions) {
       const { hash, idx, kind } = transition
-      if (this.#options.isNodeRun(hash)) {
+      if (await this.#options.isNodeRun(hash)) {
         log.info('checkin-skipped', { repo: paths.root, hash, idx, eventKind: kind, why: 'a Node owner watches this run' })
         continue
       }

@@ -96,6 +96,25 @@ export class Discovery {
     return findings
   }
 
+  /**
+   * The hashes held now by any owner's snapshot (live, orphaned or the daemon's own), read
+   * afresh (unchanged files from the cache). For the question "is this a Node run?" asked after
+   * a check-in listing. Snapshots that cannot be read are skipped.
+   */
+  async nodeHashes(): Promise<Set<string>> {
+    const { layout } = this.#options
+    const hashes = new Set<string>()
+    for (const id of await listOwnerIds(layout.owners)) {
+      try {
+        const snapshot = await this.#liveSnapshot(id, snapshotPath(layout, id))
+        for (const run of snapshot?.runs ?? []) hashes.add(run.hash)
+      } catch {
+        // Corrupt or half-gone: the scan reports it; this question only looks for hashes.
+      }
+    }
+    return hashes
+  }
+
   async #liveSnapshot(id: string, path: string): Promise<Snapshot | null> {
     let stamp: string
     try {

@@ -4,10 +4,12 @@
  * (`{"time","level","event","repo","hash","reason",...}`), for log shippers.
  *
  * Values come from files other processes wrote (reasons, names, errors): control characters are
- * escaped so one record is always one line, and long values are cut.
+ * escaped so one record is always one line, every configured secret is scrubbed (before a long
+ * value is cut, so a cut cannot leave half a token), and long values are cut.
  * @module
  */
 import { oneLine } from '../text.js'
+import { scrubAndCut } from '../notify/redact.js'
 
 /** How bad a record is. */
 export type LogLevel = 'info' | 'warn' | 'error'
@@ -36,7 +38,8 @@ const MAX_VALUE = 1000
 const RESERVED = new Set(['time', 'level', 'event'])
 
 function clean(value: string): string {
-  return oneLine(value, MAX_VALUE)
+  // Escaped onto one line, then secrets scrubbed before the value is cut to its length.
+  return scrubAndCut(oneLine(value), MAX_VALUE)
 }
 
 function human(value: string | number | boolean | null): string {

@@ -30,6 +30,7 @@ import { systemClock, type Clock } from '../clock.js'
 import { DEFAULT_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { ErrorCodes, toPlainError } from '../errors.js'
 import { announceWatcher } from '../notify/manage.js'
+import { watcherEventOf } from '../notify/delivery-record.js'
 import { RepoRuntime, type RuntimeOptions } from '../actor/runtime.js'
 import { DurableOwner } from '../owner/durable-owner.js'
 import { repoPaths, type RepoPaths } from '../repo.js'
@@ -277,11 +278,15 @@ export class RepoWatch {
           log.info(event.kind, { repo: this.root, hash: event.run.hash, reason: event.run.reason, episode: event.run.episode, overdue: event.overdueSeconds, key: event.key })
           this.#tellTerminal(event, terminals, rt)
         },
-        onReport: (report) => {
-          const level = report.kind === 'notified' ? 'info' : report.kind === 'retrying' ? 'warn' : 'error'
-          log[level](report.kind, { repo: this.root, hash: report.hash, eventKind: report.eventKind, notifier: report.notifierId, type: report.notifierType, attempts: report.attempts, error: report.error, key: report.eventKey })
+        onReport: (record) => {
+          const level = record.kind === 'notified' ? 'info' : record.kind === 'failed' ? 'error' : 'warn'
+          log[level](watcherEventOf(record), {
+            repo: this.root, hash: record.hash, eventKind: record.eventKind, notifier: record.notifierId, type: record.notifierType, attempts: record.attempts,
+            error: record.error, reason: record.reason, nextTimeoutMs: record.nextTimeoutMs, key: record.eventKey,
+          })
         },
-        onError: (error) => this.#logError('runtime-error', error),
+        // An invalid notifier entry or config file is its own, loud, record.
+        onError: (error) => this.#logError((error as { code?: unknown }).code === ErrorCodes.INVALID_NOTIFIER ? 'invalid-notifier' : (error as { code?: unknown }).code === ErrorCodes.CORRUPT_FILE ? 'invalid-config' : 'runtime-error', error),
         owner: own,
         ...(this.#options.delivery !== undefined ? { delivery: this.#options.delivery } : {}),
       })
@@ -296,7 +301,7 @@ export class RepoWatch {
         log,
         accept: (event) => rt.delivery.accept(event),
         // Adopted runs stay in the actor (ended ones for keepEndedMs): still the Node owner's.
-        isNodeRun: (hash) => nodeHashes.has(hash) || rt.actor.run(hash) !== undefined,
+        isNodeRun: async (hash) => nodeHashes.has(hash) || rt.actor.run(hash) !== undefined || (await this.#discovery.nodeHashes()).has(hash),
         onStateChanged: () => own.changed(),
       })
       own.serve(() => {

@@ -6,6 +6,8 @@
  * @module
  */
 import type { RunEvent, RunEventKind } from '../model.js'
+import { RUN_EVENT_KINDS } from '../model.js'
+import { compileTemplate, type CompiledTemplate } from './template.js'
 
 /** The events a notifier receives when it does not choose: the ones somebody must act on. */
 export const DEFAULT_NOTIFIER_EVENTS: readonly RunEventKind[] = ['stalled', 'failed', 'recovered']
@@ -38,19 +40,46 @@ export interface NotifierContext {
   writeLine(line: string): void
 }
 
+/** What an attempt's sender tells the notifier about the attempt. */
+export interface SendContext {
+  /** The attempt's time limit, in ms (already enforced through `signal`; for a notifier that forwards it). */
+  timeoutMs: number
+  /** The attempt's number for this item, from 1. */
+  attempt: number
+}
+
 /** A configured, ready-to-send notifier. */
 export interface Notifier {
   readonly entry: NotifierEntry
   /** Renders the text for an event (the template chosen by the entry, or the default). */
   render(event: RunEvent): string
-  /** Sends one event. Must not throw: every failure is an outcome. Must stop when `signal` aborts. */
-  send(event: RunEvent, rendered: string, signal: AbortSignal): Promise<DeliveryOutcome>
+  /**
+   * Sends one event. Should not throw: every failure is an outcome (sendOnce turns a throw into
+   * a transient one). Must stop when `signal` aborts: the signal carries the attempt's one timeout.
+   */
+  send(event: RunEvent, rendered: string, signal: AbortSignal, context?: SendContext): Promise<DeliveryOutcome>
 }
 
-/** One notifier type: its name, its argument validation and its factory. */
+/** One value a type takes on the command line (`aim-watcher notifiers add TYPE --flag VALUE`). */
+export interface NotifierFlag {
+  /** The flag, `--kebab-case`. Flags of different types may share a name only for the same argument. */
+  flag: string
+  /** The argument it sets, in Aim's name (`url`, `group_id`). */
+  argument: string
+  /** Asked for on a terminal (and a usage error without one) when not given. */
+  required: boolean
+  /** Hidden when typed, redacted in all output. */
+  secret: boolean
+  /** The question asked on a terminal. */
+  prompt: string
+  /** The flag's help text. */
+  description: string
+}
+
+/** One notifier type: everything the registry, the CLI, the scrubber and the outbox need to know of it. */
 export interface NotifierType {
   readonly type: string
-  /** Argument names whose values are secrets: redacted whenever an entry is shown. */
+  /** Argument names whose values are secrets: redacted whenever an entry is shown, scrubbed from every text. */
   readonly secretArguments: readonly string[]
   /**
    * Checks and normalises arguments; throws a coded error naming the argument otherwise.
@@ -58,18 +87,32 @@ export interface NotifierType {
    */
   validate(args: Record<string, unknown>): Record<string, unknown>
   create(entry: NotifierEntry, context: NotifierContext): Notifier
+  /** Whether Python Aim knows this type (its entries then always get Aim's `message`). Default false. */
+  readonly aim?: boolean
+  /** Its command-line flags and prompts. Default: none (configured in code or in the file). */
+  readonly flags?: readonly NotifierFlag[]
+  /**
+   * Every secret value in (validated) arguments, for the scrubber: derived values included (a
+   * token as it appears URL-encoded in a request). Default: the string values of
+   * `secretArguments`, and the string values of those that are objects (headers).
+   */
+  secretsOf?(args: Record<string, unknown>): string[]
 }
 
 /** The message Python Aim sends for a stalled or failed run. */
 export const AIM_DEFAULT_MESSAGE = "❗️ Something wrong with Run '{run.hash}'. Please check. ❗️"
 
-/** Default templates per event; `arguments.message` (Aim's single message) replaces stalled and failed. */
+/**
+ * Default templates per event; `arguments.message` (Aim's single message) replaces stalled and
+ * failed, unless it is Aim's default message (stored for Python Aim's sake), which says nothing
+ * of why a run failed: a failure then says why and where.
+ */
 export const DEFAULT_MESSAGES: Readonly<Record<RunEventKind, string>> = {
   started: "Run '{run.hash}' started.",
   stalled: AIM_DEFAULT_MESSAGE,
   recovered: "✅ Run '{run.hash}' is reporting progress again.",
   finished: "Run '{run.hash}' finished without error.",
-  failed: AIM_DEFAULT_MESSAGE,
+  failed: "❗️ Run '{run.hash}' failed on {host}: {run.reason} ❗️",
 }
 
 /** The template an entry uses for an event. */
@@ -77,6 +120,7 @@ export function templateFor(entry: NotifierEntry, kind: RunEventKind): string {
   const perEvent = entry.messages?.[kind]
   if (perEvent !== undefined) return perEvent
   const aimMessage = entry.arguments['message']
+  if (kind === 'failed' && aimMessage === AIM_DEFAULT_MESSAGE) return DEFAULT_MESSAGES.failed
   if ((kind === 'stalled' || kind === 'failed') && typeof aimMessage === 'string') return aimMessage
   return DEFAULT_MESSAGES[kind]
 }
@@ -84,4 +128,20 @@ export function templateFor(entry: NotifierEntry, kind: RunEventKind): string {
 /** Whether an entry wants an event. */
 export function wantsEvent(entry: NotifierEntry, kind: RunEventKind): boolean {
   return entry.status === 'enabled' && (entry.events ?? DEFAULT_NOTIFIER_EVENTS).includes(kind)
+}
+
+/**
+ * An entry's templates, compiled once (the first time each event kind is rendered), so that
+ * a notifier does not parse its template on every event.
+ */
+export function entryRenderer(entry: NotifierEntry): (event: RunEvent) => string {
+  const compiled = new Map<RunEventKind, CompiledTemplate>()
+  return (event) => {
+    let template = compiled.get(event.kind)
+    if (template === undefined) {
+      template = compileTemplate(templateFor(entry, RUN_EVENT_KINDS.includes(event.kind) ? event.kind : 'stalled'))
+      compiled.set(event.kind, template)
+    }
+    return template.render(event)
+  }
 }

@@ -15,16 +15,30 @@
  *   within a queue. A slow or failing endpoint only delays its own queue.
  * - A retry follows only a failed attempt, never a delivered one, and never runs beside
  *   another send of the same queue.
+ * - Duplicates bounded: an attempt that timed out may have been delivered (the endpoint got it
+ *   and answered late), so the next one waits at least as long as that one was allowed, and is
+ *   allowed longer ({@link DeliveryOptions.timeoutsMs}: 10 s, 30 s, 60 s by default). An endpoint
+ *   that answers after 12 s gets 2 copies, one that answers after 30 s at most 3.
+ * - Nothing lost to a configuration caught mid-edit: the items of a notifier that vanishes from
+ *   the configuration wait ({@link DeliveryOptions.vanishGraceMs}) until the configuration has
+ *   been without it for a while; those of an entry that is there but unusable (invalid, or of a
+ *   type unknown here) wait while it stays so, up to the retry budget. A disabled notifier's
+ *   items are dropped at once: somebody chose that.
+ *
+ * Every outcome is a {@link DeliveryRecord} (delivery-record.ts): the engine keeps no
+ * statistics of its own.
  * @module
  */
 import { AimStatusError, ErrorCodes, InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
 import type { Clock } from '../clock.js'
 import { DeadlineTimer } from '../timer.js'
-import type { DeliveryOutcome, Notifier } from './contract.js'
+import type { Notifier } from './contract.js'
 import type { RunEvent } from '../model.js'
 import { wantsEvent } from './contract.js'
 import { RUN_EVENT_KINDS } from '../model.js'
 import { NOTIFIER_ID_PATTERN } from './registry.js'
+import type { DeliveryEndReason, DeliveryRecord } from './delivery-record.js'
+import { sendOnce } from './send-once.js'
 
 /** How the wait between attempts grows: `initialMs * factor^(attempt-1)`, capped, ± jitter. */
 export interface BackoffOptions {
@@ -44,10 +58,22 @@ export interface DeliveryOptions {
   clock: Clock
   /**
    * The notifiers as configured now. Called on every `accept()` and before every attempt, so a
-   * change of configuration applies at once: a removed or disabled notifier's pending items are
-   * dropped (and reported) at their next attempt or at {@link DeliveryEngine.notifiersChanged}.
+   * change of configuration applies at once: a disabled notifier's pending items are dropped
+   * (and reported) at their next attempt or at {@link DeliveryEngine.notifiersChanged}; a
+   * vanished one's after {@link vanishGraceMs}.
    */
   notifiers(): readonly Notifier[]
+  /**
+   * Ids that are configured but cannot be used now (an invalid entry, a type unknown here): their
+   * items are kept, unsent, while they stay so (at most {@link budgetMs}). Default: none.
+   */
+  unusable?(): ReadonlySet<string>
+  /**
+   * How long a notifier may be missing from a configuration before its pending items are
+   * dropped (an editor that empties `config.json` while saving; a typo fixed a moment later).
+   * Default 60 000 ms.
+   */
+  vanishGraceMs?: number
   /**
    * Makes the outbox's current state ({@link DeliveryEngine.state}) durable: the owner writes it
    * with the rest of its snapshot. Awaited after `accept()` queued items and after every outcome,
@@ -61,8 +87,13 @@ export interface DeliveryOptions {
    * answers false, nothing more is sent and the items stay as they are. Default: always.
    */
   mayAct?(): boolean
-  /** The time limit of one attempt; the attempt is then aborted and counted as transient. Default 10 000 ms. */
+  /** The time limit of a first attempt; the attempt is then aborted and counted as transient. Default 10 000 ms. */
   timeoutMs?: number
+  /**
+   * The time limits of an item's attempts after 0, 1, 2, … attempts that timed out (the last one
+   * repeats). Default `[timeoutMs, 3 × timeoutMs, 6 × timeoutMs]`: 10 s, 30 s, 60 s.
+   */
+  timeoutsMs?: readonly number[]
   /** Waits between attempts. A server's `Retry-After` is honoured when longer. */
   backoff?: BackoffOptions
   /**
@@ -77,7 +108,7 @@ export interface DeliveryOptions {
   /** A number in [0, 1) for jitter. Default `Math.random`. */
   random?: () => number
   /** Told of every outcome, after it is persisted. Must not throw. */
-  onOutcome?(report: DeliveryReport): void
+  onOutcome?(record: DeliveryRecord): void
   /** Told when `commit` rejects. */
   onPersistError?(error: unknown): void
 }
@@ -93,6 +124,8 @@ export interface OutboxItem {
   /** Not before this instant (epoch ms): backoff or `Retry-After`. */
   nextAttemptAt: number
   lastError: string | null
+  /** How many attempts in a row ran out of time (each may have been delivered). Absent: 0. */
+  timedOut?: number
 }
 
 /** A (notifier, event key) pair that is done with, kept to refuse a second delivery. */
@@ -103,17 +136,6 @@ export interface SettledKey {
   result: 'delivered' | 'failed' | 'dropped'
 }
 
-/** Per-notifier delivery counters. */
-export interface NotifierStats {
-  delivered: number
-  /** Items given up: permanent errors and exhausted budgets (not dropped ones). */
-  failed: number
-  lastDeliveryAt: number | null
-  /** The last error of any attempt, transient or permanent. */
-  lastError: string | null
-  lastErrorAt: number | null
-}
-
 /** The outbox as JSON: what a snapshot stores and a new owner restores. */
 export interface OutboxState {
   version: 1
@@ -121,31 +143,14 @@ export interface OutboxState {
   pending: OutboxItem[]
   /** The most recently settled pairs, oldest first. */
   settled: SettledKey[]
-  stats: Record<string, NotifierStats>
+  /** Counters of an earlier version, read and ignored (statistics live in notifier-status.json). */
+  stats?: Record<string, unknown>
 }
-
-interface ReportBase {
-  notifierId: string
-  /** The notifier's type, when it is still configured. */
-  notifierType: string | undefined
-  key: string
-  event: RunEvent
-  /** Attempts made for this item. */
-  attempts: number
-  /** When the outcome was known. */
-  at: number
-}
-
-/** What happened to one item. */
-export type DeliveryReport =
-  | (ReportBase & { kind: 'notified' })
-  | (ReportBase & { kind: 'retrying'; error: string; nextAttemptAt: number })
-  | (ReportBase & { kind: 'delivery-failed'; error: string; reason: 'permanent' | 'budget' })
-  | (ReportBase & { kind: 'dropped'; error: string })
 
 /** Defaults of {@link DeliveryOptions}. */
 export const DELIVERY_DEFAULTS = {
   timeoutMs: 10_000,
+  vanishGraceMs: 60_000,
   budgetMs: 15 * 60_000,
   rememberKeys: 1000,
   backoff: { initialMs: 500, factor: 1.5, maxMs: 60_000, jitter: 0.2 },
@@ -170,16 +175,19 @@ interface Lane {
   readonly timer: DeadlineTimer
   sending: Promise<void> | null
   abort: AbortController | null
+  /** Since when its notifier has been missing from a configuration (null: present). */
+  missingSince: number | null
+  /** Since when its notifier has been configured but unusable (null: usable or missing). */
+  unusableSince: number | null
 }
-
-const emptyStats = (): NotifierStats => ({ delivered: 0, failed: 0, lastDeliveryAt: null, lastError: null, lastErrorAt: null })
 const pairKey = (notifierId: string, key: string): string => `${notifierId}\n${key}`
 
 /** The outbox and its sender. See the module comment for what it guarantees. */
 export class DeliveryEngine {
   readonly #options: DeliveryOptions
   readonly #clock: Clock
-  readonly #timeoutMs: number
+  readonly #timeoutsMs: readonly number[]
+  readonly #vanishGraceMs: number
   readonly #budgetMs: number
   readonly #rememberKeys: number
   readonly #backoff: Required<BackoffOptions>
@@ -187,7 +195,6 @@ export class DeliveryEngine {
   readonly #lanes = new Map<string, Lane>()
   /** Settled pairs, oldest first (a Map keeps insertion order). */
   readonly #settled = new Map<string, SettledKey>()
-  readonly #stats = new Map<string, NotifierStats>()
   #persistTail: Promise<void> = Promise.resolve()
   #persistQueued: Promise<void> | null = null
   #closing: Promise<void> | null = null
@@ -195,7 +202,9 @@ export class DeliveryEngine {
   constructor(options: DeliveryOptions, restored?: OutboxState) {
     this.#options = checkOptions(options)
     this.#clock = options.clock
-    this.#timeoutMs = options.timeoutMs ?? DELIVERY_DEFAULTS.timeoutMs
+    const first = options.timeoutMs ?? DELIVERY_DEFAULTS.timeoutMs
+    this.#timeoutsMs = options.timeoutsMs ?? [first, 3 * first, 6 * first]
+    this.#vanishGraceMs = options.vanishGraceMs ?? DELIVERY_DEFAULTS.vanishGraceMs
     this.#budgetMs = options.budgetMs ?? DELIVERY_DEFAULTS.budgetMs
     this.#rememberKeys = options.rememberKeys ?? DELIVERY_DEFAULTS.rememberKeys
     this.#backoff = { ...DELIVERY_DEFAULTS.backoff, ...options.backoff }
@@ -235,19 +244,23 @@ export class DeliveryEngine {
   }
 
   /**
-   * Applies a change of configuration now: drops the pending items of notifiers that are gone or
-   * disabled (except one being sent, which settles first), and reports them as `dropped`.
+   * Applies a change of configuration now: drops the pending items of disabled notifiers
+   * (except one being sent, which settles first) and reports them as `dropped`; starts (or
+   * stops) the grace period of vanished and unusable ones; sends to the ones that came back.
    */
   async notifiersChanged(): Promise<void> {
-    const current = this.#currentNotifiers()
-    const reports: DeliveryReport[] = []
+    const records: DeliveryRecord[] = []
     for (const lane of [...this.#lanes.values()]) {
-      if (lane.sending !== null || isActive(current.get(lane.id))) continue
-      reports.push(...this.#dropLane(lane, current.get(lane.id)))
-      // Nothing left to keep for a notifier that is gone (its counters stay in stats).
-      if (!current.has(lane.id)) this.#lanes.delete(lane.id)
+      if (lane.sending !== null) continue
+      records.push(...this.#review(lane))
+      if (lane.items.length === 0 && !this.#currentNotifiers().has(lane.id)) {
+        lane.timer.close()
+        this.#lanes.delete(lane.id)
+      } else {
+        this.#kick(lane.id)
+      }
     }
-    if (reports.length > 0) await this.#saveThenReport(reports)
+    await this.#saveThenReport(records)
   }
 
   /** The outbox as JSON, for a snapshot. */
@@ -256,30 +269,19 @@ export class DeliveryEngine {
     for (const lane of this.#lanes.values()) {
       for (const { budgetFrom: _budget, ...item } of lane.items) pending.push(item)
     }
-    return { version: 1, pending, settled: [...this.#settled.values()], stats: this.stats() }
+    return { version: 1, pending, settled: [...this.#settled.values()] }
   }
 
   /**
    * Takes in another owner's outbox while running (the daemon adopting an orphan's snapshot):
    * its settled pairs are remembered, so nothing it delivered is sent again; its pending items
-   * are queued unless their (key, notifier) is already known here; its counters are added.
-   * Persists, then sends. Rejects with `AIM_STATUS_CORRUPT_FILE` for an invalid state (nothing
+   * are queued unless their (key, notifier) is already known here. Persists, then sends. Rejects with `AIM_STATUS_CORRUPT_FILE` for an invalid state (nothing
    * taken in) and with `AIM_STATUS_CLOSED` after close.
    */
   async absorb(state: unknown): Promise<void> {
     if (this.#closing !== null) throw new AimStatusError(ErrorCodes.CLOSED, 'The outbox is closed')
     const checked = checkOutboxState(state)
     for (const settled of checked.settled) if (!this.#settled.has(pairKey(settled.notifierId, settled.key))) this.#remember(settled)
-    for (const [id, stats] of Object.entries(checked.stats)) {
-      const mine = this.#statsOf(id)
-      mine.delivered += stats.delivered
-      mine.failed += stats.failed
-      if (isTime(stats.lastDeliveryAt) && stats.lastDeliveryAt > (mine.lastDeliveryAt ?? -Infinity)) mine.lastDeliveryAt = stats.lastDeliveryAt
-      if (isTime(stats.lastErrorAt) && stats.lastErrorAt > (mine.lastErrorAt ?? -Infinity) && typeof stats.lastError === 'string') {
-        mine.lastErrorAt = stats.lastErrorAt
-        mine.lastError = stats.lastError
-      }
-    }
     const now = this.#clock.now()
     const touched = new Set<string>()
     for (const item of checked.pending) {
@@ -309,13 +311,6 @@ export class DeliveryEngine {
       if (sends.length === 0) return
       await Promise.allSettled(sends)
     }
-  }
-
-  /** Counters per notifier id (notifiers that ever had an item). */
-  stats(): Record<string, NotifierStats> {
-    const out: Record<string, NotifierStats> = {}
-    for (const [id, stats] of this.#stats) out[id] = { ...stats }
-    return out
   }
 
   /** How many items are waiting, per notifier id. */
@@ -349,16 +344,6 @@ export class DeliveryEngine {
 
   #restore(state: OutboxState): void {
     for (const settled of state.settled) this.#remember(settled)
-    for (const [id, stats] of Object.entries(state.stats)) {
-      const time = (value: unknown): number | null => (isTime(value) ? value : null)
-      this.#stats.set(id, {
-        delivered: stats.delivered,
-        failed: stats.failed,
-        lastDeliveryAt: time(stats.lastDeliveryAt),
-        lastError: typeof stats.lastError === 'string' ? stats.lastError : null,
-        lastErrorAt: time(stats.lastErrorAt),
-      })
-    }
     const now = this.#clock.now()
     for (const item of state.pending) {
       if (this.#knows(item.notifierId, item.event.key)) continue
@@ -371,7 +356,7 @@ export class DeliveryEngine {
   #lane(id: string): Lane {
     let lane = this.#lanes.get(id)
     if (lane === undefined) {
-      lane = { id, items: [], timer: new DeadlineTimer(this.#clock, () => this.#kick(id)), sending: null, abort: null }
+      lane = { id, items: [], timer: new DeadlineTimer(this.#clock, () => this.#kick(id)), sending: null, abort: null, missingSince: null, unusableSince: null }
       this.#lanes.set(id, lane)
     }
     return lane
@@ -389,15 +374,6 @@ export class DeliveryEngine {
     while (this.#settled.size > this.#rememberKeys) this.#settled.delete(this.#settled.keys().next().value as string)
   }
 
-  #statsOf(id: string): NotifierStats {
-    let stats = this.#stats.get(id)
-    if (stats === undefined) {
-      stats = emptyStats()
-      this.#stats.set(id, stats)
-    }
-    return stats
-  }
-
   #currentNotifiers(): Map<string, Notifier> {
     const map = new Map<string, Notifier>()
     for (const notifier of this.#options.notifiers()) if (!map.has(notifier.entry.id)) map.set(notifier.entry.id, notifier)
@@ -413,22 +389,70 @@ export class DeliveryEngine {
       lane.timer.disarm()
       return
     }
-    const delay = head.nextAttemptAt - this.#clock.now()
-    if (delay > 0) {
+    const now = this.#clock.now()
+    const waiting = this.#waitingUntil(lane, now)
+    const present = this.#currentNotifiers().has(lane.id)
+    if (waiting !== null) {
+      // A vanished or unusable notifier: nothing is sent; the timer ends its grace period.
+      lane.timer.arm(waiting)
+      return
+    }
+    if (present && head.nextAttemptAt > now) {
       lane.timer.arm(head.nextAttemptAt)
       return
     }
     lane.timer.disarm()
-    lane.sending = this.#attempt(lane, head).finally(() => {
+    // Its grace period over, a notifier still missing has its items dropped now, not at their next attempt.
+    const step = present ? this.#attempt(lane, head) : this.#saveThenReport(this.#review(lane))
+    lane.sending = step.finally(() => {
       lane.sending = null
       this.#kick(id)
     })
   }
 
+  /**
+   * Where a lane's notifier stands now: sendable (null), or, for a vanished or unusable one, the
+   * end of its grace period (the lane waits for it, or for the configuration to change).
+   * Records the start of a grace period; an expired one is ended by {@link #review}.
+   */
+  #waitingUntil(lane: Lane, now: number): number | null {
+    if (this.#currentNotifiers().has(lane.id)) {
+      lane.missingSince = null
+      lane.unusableSince = null
+      return null
+    }
+    if (this.#options.unusable?.().has(lane.id) === true) {
+      lane.missingSince = null
+      lane.unusableSince ??= now
+      return lane.unusableSince + this.#budgetMs > now ? lane.unusableSince + this.#budgetMs : null
+    }
+    lane.unusableSince = null
+    lane.missingSince ??= now
+    return lane.missingSince + this.#vanishGraceMs > now ? lane.missingSince + this.#vanishGraceMs : null
+  }
+
+  /** Drops what a lane can no longer send (disabled; vanished or unusable past the grace period). */
+  #review(lane: Lane): DeliveryRecord[] {
+    const notifier = this.#currentNotifiers().get(lane.id)
+    if (notifier !== undefined) {
+      lane.missingSince = null
+      lane.unusableSince = null
+      return notifier.entry.status === 'enabled' ? [] : this.#dropLane(lane, notifier, 'disabled', 'notifier disabled')
+    }
+    if (this.#waitingUntil(lane, this.#clock.now()) !== null || lane.items.length === 0) return []
+    const records =
+      lane.unusableSince !== null
+        ? this.#dropLane(lane, undefined, 'unusable', `the notifier's entry stayed unusable for ${Math.round(this.#budgetMs / 1000)} s`)
+        : this.#dropLane(lane, undefined, 'removed', `notifier removed from the configuration (missing for ${Math.round(this.#vanishGraceMs / 1000)} s)`)
+    lane.missingSince = null
+    lane.unusableSince = null
+    return records
+  }
+
   async #attempt(lane: Lane, item: QueuedItem): Promise<void> {
     const notifier = this.#currentNotifiers().get(lane.id)
     if (!isActive(notifier)) {
-      await this.#saveThenReport(this.#dropLane(lane, notifier))
+      await this.#saveThenReport(this.#review(lane))
       return
     }
     // The moment of acting: a fenced-off owner stops here, its items left for the adopter.
@@ -437,61 +461,42 @@ export class DeliveryEngine {
       return
     }
     item.budgetFrom ??= this.#clock.now()
-    const outcome = await this.#send(lane, notifier, item)
+    const timedOutBefore = item.timedOut ?? 0
+    const timeoutMs = this.#timeoutFor(timedOutBefore)
+    const controller = new AbortController()
+    lane.abort = controller
+    const result = await sendOnce(notifier, item.event, { clock: this.#clock, timeoutMs, signal: controller.signal, attempt: item.attempts + 1 })
+    lane.abort = null
+    const { outcome } = result
     if (this.#closing !== null && outcome.kind !== 'delivered') return // interrupted, not failed: stays pending as it was
     item.attempts++
     const now = this.#clock.now()
-    const stats = this.#statsOf(lane.id)
-    const base = { notifierId: lane.id, notifierType: notifier.entry.type, key: item.event.key, event: item.event, attempts: item.attempts, at: now }
-    let report: DeliveryReport
+    const base = { notifierId: lane.id, notifierType: notifier.entry.type, eventKey: item.event.key, eventKind: item.event.kind, hash: item.event.run.hash, attempts: item.attempts, at: now }
+    let record: DeliveryRecord
     if (outcome.kind === 'delivered') {
       this.#settle(lane, item, 'delivered', now)
-      stats.delivered++
-      stats.lastDeliveryAt = now
-      report = { ...base, kind: 'notified' }
+      record = { ...base, kind: 'notified' }
     } else {
-      stats.lastError = outcome.error
-      stats.lastErrorAt = now
       item.lastError = outcome.error
-      const wait = outcome.kind === 'transient' ? Math.max(backoffDelay(item.attempts, this.#backoff, this.#random), outcome.retryAfterMs ?? 0) : 0
+      if (result.timedOut) item.timedOut = timedOutBefore + 1
+      else delete item.timedOut
+      let wait = outcome.kind === 'transient' ? Math.max(backoffDelay(item.attempts, this.#backoff, this.#random), outcome.retryAfterMs ?? 0) : 0
+      // It may have been delivered: wait at least as long as it was allowed before another copy.
+      if (result.timedOut) wait = Math.max(wait, timeoutMs)
       if (outcome.kind === 'permanent' || now + wait - item.budgetFrom > this.#budgetMs) {
         this.#settle(lane, item, 'failed', now)
-        stats.failed++
-        report = { ...base, kind: 'delivery-failed', error: outcome.error, reason: outcome.kind === 'permanent' ? 'permanent' : 'budget' }
+        record = { ...base, kind: 'failed', error: outcome.error, reason: outcome.kind === 'permanent' ? 'permanent' : 'budget' }
       } else {
         item.nextAttemptAt = now + wait
-        report = { ...base, kind: 'retrying', error: outcome.error, nextAttemptAt: item.nextAttemptAt }
+        record = { ...base, kind: 'retrying', error: outcome.error, nextAttemptAt: item.nextAttemptAt, nextTimeoutMs: this.#timeoutFor(item.timedOut ?? 0) }
       }
     }
-    await this.#saveThenReport([report])
+    await this.#saveThenReport([record])
   }
 
-  /** One send, bounded by the timeout and by close; never rejects. */
-  async #send(lane: Lane, notifier: Notifier, item: QueuedItem): Promise<DeliveryOutcome> {
-    const controller = new AbortController()
-    let timedOut = false
-    const timeout = new DeadlineTimer(this.#clock, () => {
-      timedOut = true
-      controller.abort()
-    })
-    timeout.arm(this.#clock.now() + this.#timeoutMs)
-    lane.abort = controller
-    // Not trusting a notifier to honour its signal: the attempt ends when the signal fires.
-    const aborted = new Promise<DeliveryOutcome>((resolve) => {
-      controller.signal.addEventListener('abort', () => resolve({ kind: 'transient', error: timedOut ? `no answer within ${this.#timeoutMs} ms` : 'interrupted: the outbox closed' }), { once: true })
-    })
-    const sent = Promise.resolve()
-      .then(() => notifier.send(item.event, notifier.render(item.event), controller.signal))
-      .then(
-        (outcome): DeliveryOutcome => (isOutcome(outcome) ? outcome : { kind: 'transient', error: `notifier returned ${describeValue(outcome)} instead of an outcome` }),
-        (error: unknown): DeliveryOutcome => ({ kind: 'transient', error: `notifier threw: ${error instanceof Error ? error.message : String(error)}` }),
-      )
-    try {
-      return await Promise.race([sent, aborted])
-    } finally {
-      timeout.close()
-      lane.abort = null
-    }
+  /** The time limit of an attempt after `timedOut` attempts in a row that ran out of time. */
+  #timeoutFor(timedOut: number): number {
+    return this.#timeoutsMs[Math.min(timedOut, this.#timeoutsMs.length - 1)] as number
   }
 
   #settle(lane: Lane, item: QueuedItem, result: SettledKey['result'], at: number): void {
@@ -500,25 +505,28 @@ export class DeliveryEngine {
     this.#remember({ notifierId: lane.id, key: item.event.key, at, result })
   }
 
-  #dropLane(lane: Lane, notifier: Notifier | undefined): DeliveryReport[] {
+  #dropLane(lane: Lane, notifier: Notifier | undefined, reason: DeliveryEndReason, error: string): DeliveryRecord[] {
     const now = this.#clock.now()
-    const error = notifier === undefined ? 'notifier removed from the configuration' : 'notifier disabled'
-    const reports: DeliveryReport[] = []
+    const records: DeliveryRecord[] = []
     for (const item of [...lane.items]) {
       this.#settle(lane, item, 'dropped', now)
-      reports.push({ kind: 'dropped', error, notifierId: lane.id, notifierType: notifier?.entry.type, key: item.event.key, event: item.event, attempts: item.attempts, at: now })
+      records.push({
+        kind: 'dropped', reason, error, notifierId: lane.id, notifierType: notifier?.entry.type ?? 'unknown',
+        eventKey: item.event.key, eventKind: item.event.kind, hash: item.event.run.hash, attempts: item.attempts, at: now,
+      })
     }
     lane.timer.disarm()
-    return reports
+    return records
   }
 
-  async #saveThenReport(reports: DeliveryReport[]): Promise<void> {
+  async #saveThenReport(records: DeliveryRecord[]): Promise<void> {
+    if (records.length === 0) return
     try {
       await this.#save()
     } catch {
       // already told to onPersistError
     }
-    for (const report of reports) this.#options.onOutcome?.(report)
+    for (const record of records) this.#options.onOutcome?.(record)
   }
 
   /**
@@ -539,12 +547,6 @@ export class DeliveryEngine {
 
 const isActive = (notifier: Notifier | undefined): notifier is Notifier => notifier !== undefined && notifier.entry.status === 'enabled'
 
-function isOutcome(value: unknown): value is DeliveryOutcome {
-  const kind = (value as { kind?: unknown } | null)?.kind
-  if (kind === 'delivered') return true
-  return (kind === 'transient' || kind === 'permanent') && typeof (value as { error?: unknown }).error === 'string'
-}
-
 function checkOptions(options: DeliveryOptions): DeliveryOptions {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError(`Expected delivery options, got ${describeValue(options)}`)
   const { clock } = options
@@ -559,6 +561,11 @@ function checkOptions(options: DeliveryOptions): DeliveryOptions {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw new OutOfRangeError(`Expected \`${name}\` to be a finite number of at least ${min}, got ${describeValue(value)}`)
   }
   positive('timeoutMs', options.timeoutMs)
+  positive('vanishGraceMs', options.vanishGraceMs, 0)
+  if (options.timeoutsMs !== undefined) {
+    if (!Array.isArray(options.timeoutsMs) || options.timeoutsMs.length === 0) throw new OutOfRangeError(`Expected \`timeoutsMs\` to be a non-empty list of ms, got ${describeValue(options.timeoutsMs)}`)
+    options.timeoutsMs.forEach((value, i) => positive(`timeoutsMs[${i}]`, value))
+  }
   positive('budgetMs', options.budgetMs, 0)
   positive('rememberKeys', options.rememberKeys)
   const backoff = options.backoff ?? {}
@@ -585,8 +592,8 @@ function checkEvent(event: unknown, where: string, fail: (why: string) => Error 
 /** Checks a state read from a file; throws `AIM_STATUS_CORRUPT_FILE` naming the first problem. */
 export function checkOutboxState(state: unknown): OutboxState {
   if (!isRecord(state) || state['version'] !== 1) throw corrupt('expected an object with version 1')
-  const { pending, settled, stats } = state
-  if (!Array.isArray(pending) || !Array.isArray(settled) || !isRecord(stats)) throw corrupt('expected pending and settled lists and a stats object')
+  const { pending, settled } = state
+  if (!Array.isArray(pending) || !Array.isArray(settled)) throw corrupt('expected pending and settled lists')
   const checkId = (id: unknown, where: string): void => {
     if (typeof id !== 'string' || !NOTIFIER_ID_PATTERN.test(id)) throw corrupt(`${where} has an invalid notifier id ${describeValue(id)}`)
   }
@@ -598,6 +605,7 @@ export function checkOutboxState(state: unknown): OutboxState {
     if (!isTime(item['acceptedAt']) || !isTime(item['nextAttemptAt'])) throw corrupt(`${where} has invalid times`)
     if (!Number.isSafeInteger(item['attempts']) || (item['attempts'] as number) < 0) throw corrupt(`${where}.attempts is not a count`)
     if (item['lastError'] !== null && typeof item['lastError'] !== 'string') throw corrupt(`${where}.lastError is not a string`)
+    if (item['timedOut'] !== undefined && (!Number.isSafeInteger(item['timedOut']) || (item['timedOut'] as number) < 0)) throw corrupt(`${where}.timedOut is not a count`)
   })
   settled.forEach((entry: unknown, i) => {
     const where = `settled[${i}]`
@@ -605,9 +613,5 @@ export function checkOutboxState(state: unknown): OutboxState {
     checkId(entry['notifierId'], where)
     if (typeof entry['key'] !== 'string' || !isTime(entry['at']) || !['delivered', 'failed', 'dropped'].includes(entry['result'] as string)) throw corrupt(`${where} is malformed`)
   })
-  for (const [id, value] of Object.entries(stats)) {
-    checkId(id, 'stats')
-    if (!isRecord(value) || typeof value['delivered'] !== 'number' || typeof value['failed'] !== 'number') throw corrupt(`stats of ${id} are malformed`)
-  }
   return state as unknown as OutboxState
 }

@@ -4,17 +4,28 @@
  * passes its own `classify` for what the endpoint's answer means (Slack's `ok` body, the Graph
  * API's error codes); network errors, timeouts and aborts are classified here, once.
  *
- * Error texts never contain a URL or a secret in full: the URL is shown through
- * {@link redactSecret}, and every secret the caller names is replaced wherever it appears.
+ * Error texts never contain a URL or a secret in full: the answer's body is scrubbed (the URL,
+ * its parts and every secret the caller names or the scrubber knows) before a `classify`
+ * function sees it or anything cuts it, and the URL is shown through {@link redactSecret}.
+ *
+ * One timeout: the caller's signal (sendOnce's) bounds the exchange; only a caller without a
+ * signal gets {@link DEFAULT_HTTP_TIMEOUT_MS} here.
+ *
+ * Proxies: `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY` (and their lower-case forms) are read for
+ * every request, as Python's `requests` reads them (proxy-from-env decides; http-proxy-agent
+ * forwards `http://` requests, https-proxy-agent tunnels `https://` ones with CONNECT).
  * @module
  */
 import http from 'node:http'
 import https from 'node:https'
 import fetch from 'node-fetch'
+import { HttpProxyAgent } from 'http-proxy-agent'
+import { HttpsProxyAgent } from 'https-proxy-agent'
+import { getProxyForUrl } from 'proxy-from-env'
 import type { DeliveryOutcome } from './contract.js'
-import { redactSecret, scrubSecrets } from './redact.js'
+import { redactSecret, scrub, scrubAndCut } from './redact.js'
 
-/** The default time limit of one request, response body included. */
+/** The time limit of a request made without a signal, response body included. */
 export const DEFAULT_HTTP_TIMEOUT_MS = 10_000
 
 /** A response body is read up to this size; a notifier's answer is a few bytes ("ok", a JSON error). */
@@ -24,6 +35,24 @@ export const MAX_RESPONSE_BYTES = 64 * 1024
 // endpoint. Node unrefs idle keep-alive sockets, so they never keep a process alive.
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 })
 const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8 })
+/** One agent per proxy URL and scheme, kept (keep-alive to the proxy too). */
+const proxyAgents = new Map<string, http.Agent>()
+
+/**
+ * The agent for a request: through the proxy the environment names for this URL, or direct.
+ * Read per request, so a change of the environment applies to the next request.
+ */
+export function agentFor(url: URL): http.Agent {
+  const proxy = getProxyForUrl(url.href)
+  if (proxy === '') return url.protocol === 'https:' ? httpsAgent : httpAgent
+  const key = `${url.protocol}${proxy}`
+  let agent = proxyAgents.get(key)
+  if (agent === undefined) {
+    agent = url.protocol === 'https:' ? new HttpsProxyAgent(proxy, { keepAlive: true, maxSockets: 8 }) : new HttpProxyAgent(proxy, { keepAlive: true, maxSockets: 8 })
+    proxyAgents.set(key, agent)
+  }
+  return agent
+}
 
 /** What the endpoint answered, as given to a `classify` function. */
 export interface HttpAnswer {
@@ -41,9 +70,9 @@ export interface PostJsonRequest {
   body: string
   /** Extra request headers. `Content-Type: application/json` is always set. */
   headers?: Record<string, string>
-  /** Time limit of the whole exchange. Default {@link DEFAULT_HTTP_TIMEOUT_MS}. */
+  /** Time limit of the whole exchange. Default: none when `signal` is given (it carries the one timeout), else {@link DEFAULT_HTTP_TIMEOUT_MS}. */
   timeoutMs?: number
-  /** Aborts the request (the delivery engine's own timeout, or its close). */
+  /** Aborts the request: sendOnce's timeout, or the outbox's close. */
   signal?: AbortSignal
   /** Values to hide from error texts wherever they appear (tokens, signing secrets). The URL is always hidden. */
   secrets?: readonly string[]
@@ -78,18 +107,18 @@ export function classifyStatus(answer: HttpAnswer, describe: string = shortBody(
   return { kind: 'permanent', error }
 }
 
-/** A body cut to one short line for an error text. */
+/** A body cut to one short line for an error text, scrubbed before it is cut. */
 export function shortBody(body: string): string {
-  const line = body.replace(/\s+/g, ' ').trim()
-  return line.length > 200 ? `${line.slice(0, 197)}...` : line
+  return scrubAndCut(body.replace(/\s+/g, ' ').trim(), 200)
 }
 
 /** POSTs a JSON body and classifies the result. Never throws, never rejects. */
 export async function postJson(request: PostJsonRequest): Promise<DeliveryOutcome> {
   const { url, secrets = [], classify = classifyStatus } = request
-  const timeoutMs = request.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS
-  const timeout = AbortSignal.timeout(timeoutMs)
-  const signal = request.signal === undefined ? timeout : AbortSignal.any([timeout, request.signal])
+  const hidden = [url, ...secrets]
+  const timeoutMs = request.timeoutMs ?? (request.signal === undefined ? DEFAULT_HTTP_TIMEOUT_MS : undefined)
+  const timeout = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs)
+  const signal = timeout === undefined ? (request.signal as AbortSignal) : request.signal === undefined ? timeout : AbortSignal.any([timeout, request.signal])
   const where = redactSecret(url)
   try {
     const response = await fetch(url, {
@@ -99,7 +128,7 @@ export async function postJson(request: PostJsonRequest): Promise<DeliveryOutcom
       signal,
       redirect: 'manual',
       size: MAX_RESPONSE_BYTES,
-      agent: (parsed: URL) => (parsed.protocol === 'https:' ? httpsAgent : httpAgent),
+      agent: agentFor,
     })
     let body = ''
     try {
@@ -109,12 +138,13 @@ export async function postJson(request: PostJsonRequest): Promise<DeliveryOutcom
       // exchange was aborted (the caught error then is the abort, handled below).
       if (signal.aborted) throw error
     }
-    const outcome = classify({ status: response.status, headers: response.headers, body })
-    return outcome.kind === 'delivered' ? outcome : { ...outcome, error: `${scrubSecrets(outcome.error, url, secrets)} (${where})` }
+    // Scrubbed before anything reads or cuts it: an error body may echo the request path.
+    const outcome = classify({ status: response.status, headers: response.headers, body: scrub(body, hidden) })
+    return outcome.kind === 'delivered' ? outcome : { ...outcome, error: `${scrub(outcome.error, hidden)} (${where})` }
   } catch (error) {
-    if (timeout.aborted) return { kind: 'transient', error: `no answer within ${timeoutMs} ms (${where})` }
+    if (timeout?.aborted === true) return { kind: 'transient', error: `no answer within ${timeoutMs} ms (${where})` }
     if (request.signal?.aborted) return { kind: 'transient', error: `aborted (${where})` }
-    return { kind: 'transient', error: `${scrubSecrets(describeNetworkError(error), url, secrets)} (${where})` }
+    return { kind: 'transient', error: `${scrub(describeNetworkError(error), hidden)} (${where})` }
   }
 }
 

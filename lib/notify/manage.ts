@@ -9,14 +9,15 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { AimStatusError, ErrorCodes, InvalidIdError, InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
 import { repoPaths, resolveRepoRoot, type RepoPaths } from '../repo.js'
-import { systemClock } from '../clock.js'
-import { DeadlineTimer } from '../timer.js'
 import type { DeliveryOutcome, NotifierEntry } from './contract.js'
 import { eventKey, type RunEvent, type RunEventKind } from '../model.js'
 import { AIM_DEFAULT_MESSAGE, DEFAULT_NOTIFIER_EVENTS } from './contract.js'
 import { readNotificationsConfig, updateNotificationsConfig } from './config.js'
-import { NOTIFIER_ID_PATTERN, createNotifier, redactEntry, validateEntry } from './registry.js'
-import { emptyDeliveryStatus, readNotifierStatus, writeNotifierStatus, type NotifierDeliveryStatus, type NotifierStatusMap } from './status-file.js'
+import { NOTIFIER_ID_PATTERN, createNotifier, isAimType, redactEntry, validateEntry } from './registry.js'
+import { sendOnce } from './send-once.js'
+import { scrub } from './redact.js'
+import { readNotifierStatus, writeNotifierStatus, type NotifierStatusMap } from './status-file.js'
+import { emptyStats, type NotifierStats } from './delivery-record.js'
 
 /** What {@link addNotifier} needs to configure a notifier. */
 export interface NotifierSpec {
@@ -54,7 +55,7 @@ export interface NotifierListing {
   usable: boolean
   /** Why it is skipped, or null. */
   problem: string | null
-  delivery: NotifierDeliveryStatus
+  delivery: NotifierStats
 }
 
 /** The result of testing one notifier. */
@@ -79,11 +80,6 @@ export const DEFAULT_LOG_LEVEL = 30
 // Python's logging accepts these aliases too.
 const LEVEL_BY_NAME = new Map<string, number>([...Object.entries(LOG_LEVELS), ['WARN', 30], ['FATAL', 50]])
 
-/**
- * Aim's types read `arguments.message` unconditionally (a missing one is a KeyError in Python
- * Aim's watcher), so entries of these types always get one.
- */
-const AIM_TYPES = new Set(['slack', 'workplace', 'logger'])
 
 function pathsOf(root: string): RepoPaths {
   if (typeof root !== 'string' || root === '') throw new InvalidOptionError(`Expected \`root\` to be a folder path, got ${describeValue(root)}`)
@@ -109,7 +105,9 @@ export function entryFromSpec(spec: NotifierSpec): NotifierEntry {
   const entry: NotifierEntry = {
     id: spec.id === undefined ? randomUUID() : checkNotifierId(spec.id),
     type: spec.type,
-    arguments: AIM_TYPES.has(spec.type) && args['message'] === undefined ? { ...args, message: AIM_DEFAULT_MESSAGE } : { ...args },
+    // Aim's types read `arguments.message` unconditionally (a missing one is a KeyError in
+    // Python Aim's watcher), so entries of the types Aim knows always get one.
+    arguments: isAimType(spec.type) && args['message'] === undefined ? { ...args, message: AIM_DEFAULT_MESSAGE } : { ...args },
     status: spec.status ?? 'enabled',
   }
   if (spec.events !== undefined) entry.events = spec.events
@@ -190,8 +188,8 @@ export async function listNotifiers(root: string): Promise<NotifierListing[]> {
     events: Array.isArray(entry.events) ? entry.events.filter((e): e is RunEventKind => typeof e === 'string') : [...DEFAULT_NOTIFIER_EVENTS],
     entry: entry.arguments !== null && typeof entry.arguments === 'object' && !Array.isArray(entry.arguments) ? redactEntry(entry) : { ...entry, arguments: {} },
     usable: problem === null,
-    problem,
-    delivery: statuses[entry.id] ?? emptyDeliveryStatus(),
+    problem: problem === null ? null : scrub(problem),
+    delivery: statuses[entry.id] ?? emptyStats(),
   })
   const stub = (id: string, type: string | undefined): NotifierEntry => ({ id, type: type ?? '?', status: 'disabled', arguments: {} })
   return [
@@ -259,23 +257,19 @@ function testEvent(root: string): RunEvent {
   }
 }
 
-/** Sends with a deadline even if a notifier ignores its abort signal; a throw becomes an outcome. */
-async function sendWithTimeout(send: (signal: AbortSignal) => Promise<DeliveryOutcome>, timeoutMs: number): Promise<DeliveryOutcome> {
-  const controller = new AbortController()
-  let timer: DeadlineTimer | undefined
-  const timeout = new Promise<DeliveryOutcome>((resolve) => {
-    // Kept alive: the test's answer, even "timed out", is what the command exists to print.
-    timer = new DeadlineTimer(systemClock, () => {
-      controller.abort()
-      resolve({ kind: 'transient', error: `timed out after ${timeoutMs} ms` })
-    }, { keepsProcessAlive: true })
-    timer.arm(systemClock.now() + timeoutMs)
-  })
+/**
+ * One bounded attempt through one entry (sendOnce's rules). Kept alive: the answer, even "no
+ * answer within N ms", is what the command exists to print.
+ */
+async function sendTest(entry: NotifierEntry, event: RunEvent, writeLine: (line: string) => void, timeoutMs: number, rendered?: string): Promise<DeliveryOutcome> {
+  let notifier
   try {
-    return await Promise.race([send(controller.signal).catch((error: unknown) => ({ kind: 'permanent' as const, error: String((error as Error)?.message ?? error) })), timeout])
-  } finally {
-    timer?.close()
+    notifier = createNotifier(entry, { writeLine })
+  } catch (error) {
+    return { kind: 'permanent', error: scrub(error instanceof Error ? error.message : String(error)) }
   }
+  const result = await sendOnce(notifier, event, { timeoutMs, keepsProcessAlive: true, ...(rendered !== undefined ? { rendered } : {}) })
+  return result.outcome
 }
 
 /**
@@ -305,10 +299,7 @@ export async function testNotifiers(root: string, id?: string, options: TestNoti
   const event = testEvent(paths.root)
   return Promise.all(
     chosen.map(async (entry) => {
-      const outcome = await sendWithTimeout(async (signal) => {
-        const notifier = createNotifier(entry, { writeLine })
-        return notifier.send(event, notifier.render(event), signal)
-      }, timeoutMs)
+      const outcome = await sendTest(entry, event, writeLine, timeoutMs)
       return { id: entry.id, type: entry.type, outcome }
     }),
   )
@@ -334,7 +325,7 @@ export async function announceWatcher(root: string, options: TestNotifiersOption
     config.notifiers
       .filter((entry) => entry.status === 'enabled')
       .map(async (entry) => {
-        const outcome = await sendWithTimeout((signal) => createNotifier(entry, { writeLine }).send(event, text, signal), timeoutMs)
+        const outcome = await sendTest(entry, event, writeLine, timeoutMs, text)
         return { id: entry.id, type: entry.type, outcome }
       }),
   )

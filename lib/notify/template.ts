@@ -57,8 +57,10 @@ export function compileTemplate(source: string): CompiledTemplate {
       const close = source.indexOf('}', i + 1)
       if (close < 0) throw invalid(source, `"{" at position ${i} is never closed (write "{{" for a literal brace)`)
       const field = source.slice(i + 1, close).trim()
-      const variable = TEMPLATE_VARIABLES[field]
-      if (variable === undefined) {
+      // Own fields only: `{constructor}`, `{__proto__}` or `{toString}` would otherwise find
+      // Object.prototype's members and throw when a run fails, not now.
+      const variable = Object.hasOwn(TEMPLATE_VARIABLES, field) ? TEMPLATE_VARIABLES[field] : undefined
+      if (typeof variable !== 'function') {
         throw invalid(source, `unknown variable {${field}}; known: ${Object.keys(TEMPLATE_VARIABLES).map((k) => `{${k}}`).join(', ')}`)
       }
       if (literal !== '') pieces.push(literal)

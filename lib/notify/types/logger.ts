@@ -5,14 +5,13 @@
  * @module
  */
 import type { Notifier, NotifierContext, NotifierEntry, NotifierType } from '../contract.js'
-import type { RunEvent } from '../../model.js'
-import { templateFor } from '../contract.js'
-import { compileTemplate } from '../template.js'
+import { entryRenderer } from '../contract.js'
 import { checkMessageArgument } from './arguments.js'
 import { oneLine } from '../../text.js'
 
 export const loggerType: NotifierType = {
   type: 'logger',
+  aim: true,
   secretArguments: [],
   validate(args) {
     return checkMessageArgument(args, {})
@@ -20,7 +19,7 @@ export const loggerType: NotifierType = {
   create(entry: NotifierEntry, context: NotifierContext): Notifier {
     return {
       entry,
-      render: (event: RunEvent) => compileTemplate(templateFor(entry, event.kind)).render(event),
+      render: entryRenderer(entry),
       async send(_event, rendered) {
         // One line, always: a run's reason or name with a newline must not forge a line of the watcher's log.
         context.writeLine(oneLine(rendered))

@@ -7,11 +7,9 @@
  * `Retry-After`) and 5xx are transient.
  * @module
  */
-import type { Notifier, NotifierContext, NotifierEntry, NotifierType, DeliveryOutcome } from '../contract.js'
-import type { RunEvent } from '../../model.js'
-import { templateFor } from '../contract.js'
-import { compileTemplate } from '../template.js'
-import { classifyStatus, postJson, shortBody, type HttpAnswer } from '../http.js'
+import type { NotifierType, DeliveryOutcome } from '../contract.js'
+import { classifyStatus, shortBody, type HttpAnswer } from '../http.js'
+import { httpNotifier } from '../http-notifier.js'
 import { checkMessageArgument } from './arguments.js'
 import { checkHttpUrl } from './url-argument.js'
 
@@ -27,16 +25,13 @@ export function classifySlackAnswer(answer: HttpAnswer): DeliveryOutcome {
 
 export const slackType: NotifierType = {
   type: 'slack',
+  aim: true,
   secretArguments: ['url'],
+  flags: [{ flag: '--webhook-url', argument: 'url', required: true, secret: true, prompt: 'Slack webhook URL', description: 'slack: the incoming-webhook URL (secret)' }],
   validate(args) {
     return checkMessageArgument(args, { url: checkHttpUrl('slack', 'url', args['url']) })
   },
-  create(entry: NotifierEntry, _context: NotifierContext): Notifier {
-    const url = String(entry.arguments['url'])
-    return {
-      entry,
-      render: (event: RunEvent) => compileTemplate(templateFor(entry, event.kind)).render(event),
-      send: (_event, rendered, signal) => postJson({ url, body: JSON.stringify({ text: rendered }), signal, classify: classifySlackAnswer }),
-    }
+  create(entry) {
+    return httpNotifier({ entry, url: String(entry.arguments['url']), request: (_event, rendered) => ({ body: JSON.stringify({ text: rendered }) }), classify: classifySlackAnswer })
   },
 }

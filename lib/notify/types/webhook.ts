@@ -3,8 +3,9 @@
  * signed. Not in Python Aim; its entries are skipped there with a warning, as Aim skips any
  * unknown type.
  *
- * The request: `POST <url>`, `Content-Type: application/json`, the configured `headers`, and with
- * a `secret` the header `X-Aim-Signature: sha256=<hex>`: the HMAC-SHA256 of the exact body bytes
+ * The request: `POST <url>`, `Content-Type: application/json`, the configured `headers`,
+ * `Idempotency-Key: <event key>` (the same for every attempt and every owner, so a receiver can
+ * drop the copy that a timed-out attempt may have delivered), and with a `secret` the header `X-Aim-Signature: sha256=<hex>`: the HMAC-SHA256 of the exact body bytes
  * keyed by the secret. A receiver verifies it by computing the same HMAC over the raw body and
  * comparing in constant time (`crypto.timingSafeEqual`); `at` in the signed body lets it refuse
  * old replays. The body is a {@link WebhookDocument}.
@@ -14,17 +15,18 @@
  * @module
  */
 import { createHmac } from 'node:crypto'
-import type { Notifier, NotifierContext, NotifierEntry, NotifierType } from '../contract.js'
+import type { NotifierType } from '../contract.js'
 import type { RunEvent, RunEventKind, RunStatus } from '../../model.js'
-import { templateFor } from '../contract.js'
-import { compileTemplate } from '../template.js'
-import { postJson } from '../http.js'
+import { httpNotifier } from '../http-notifier.js'
 import { redactSecret } from '../redact.js'
 import { checkMessageArgument, invalidArgument } from './arguments.js'
 import { checkHttpUrl } from './url-argument.js'
 
 /** The header that carries the body's signature. */
 export const SIGNATURE_HEADER = 'X-Aim-Signature'
+
+/** The header that carries the event key (draft-ietf-httpapi-idempotency-key-header). */
+export const IDEMPOTENCY_HEADER = 'Idempotency-Key'
 
 /**
  * The body of a webhook request (`version` 1). Times are ISO 8601 strings in UTC.
@@ -114,7 +116,7 @@ export function signBody(secret: string, body: string): string {
 // RFC 9110 token characters.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/
 // Headers the request itself owns: letting a config set them would break the body or its signature.
-const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'transfer-encoding', 'host', 'connection', SIGNATURE_HEADER.toLowerCase()])
+const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'transfer-encoding', 'host', 'connection', SIGNATURE_HEADER.toLowerCase(), IDEMPOTENCY_HEADER.toLowerCase()])
 
 function checkHeaders(value: unknown): Record<string, string> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidArgument('webhook', 'headers', 'must be an object of header name -> string value')
@@ -142,8 +144,12 @@ export function redactHeaders(headers: unknown): Record<string, string> {
 
 export const webhookType: NotifierType = {
   type: 'webhook',
-  // `headers` is an object: shown whole-redacted by redactEntry until it redacts per value (see redactHeaders).
+  // `headers` is an object: every value is a secret (see redactHeaders).
   secretArguments: ['url', 'secret', 'headers'],
+  flags: [
+    { flag: '--url', argument: 'url', required: true, secret: true, prompt: 'Webhook URL', description: 'webhook: the URL to POST to (secret)' },
+    { flag: '--secret', argument: 'secret', required: false, secret: true, prompt: 'Signing secret', description: 'webhook: HMAC signing secret (secret)' },
+  ],
   validate(args) {
     const checked: Record<string, unknown> = { url: checkHttpUrl('webhook', 'url', args['url']) }
     if (args['headers'] !== undefined) checked['headers'] = checkHeaders(args['headers'])
@@ -153,18 +159,18 @@ export const webhookType: NotifierType = {
     }
     return checkMessageArgument(args, checked)
   },
-  create(entry: NotifierEntry, _context: NotifierContext): Notifier {
-    const url = String(entry.arguments['url'])
+  create(entry) {
     const headers = (entry.arguments['headers'] ?? {}) as Record<string, string>
     const secret = typeof entry.arguments['secret'] === 'string' ? entry.arguments['secret'] : undefined
-    return {
+    return httpNotifier({
       entry,
-      render: (event: RunEvent) => compileTemplate(templateFor(entry, event.kind)).render(event),
-      send(event, rendered, signal) {
+      url: String(entry.arguments['url']),
+      request(event, rendered) {
         const body = JSON.stringify(webhookDocument(event, rendered))
         const signature: Record<string, string> = secret === undefined ? {} : { [SIGNATURE_HEADER]: signBody(secret, body) }
-        return postJson({ url, body, headers: { ...headers, ...signature }, signal, secrets: [...Object.values(headers), ...(secret === undefined ? [] : [secret])] })
+        return { body, headers: { ...headers, [IDEMPOTENCY_HEADER]: event.key, ...signature } }
       },
-    }
+      secrets: [...Object.values(headers), ...(secret === undefined ? [] : [secret])],
+    })
   },
 }

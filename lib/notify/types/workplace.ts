@@ -9,11 +9,9 @@
  * 200–299) and any other 4xx are permanent; 5xx is transient.
  * @module
  */
-import type { DeliveryOutcome, Notifier, NotifierContext, NotifierEntry, NotifierType } from '../contract.js'
-import type { RunEvent } from '../../model.js'
-import { templateFor } from '../contract.js'
-import { compileTemplate } from '../template.js'
-import { classifyStatus, parseRetryAfter, postJson, type HttpAnswer } from '../http.js'
+import type { DeliveryOutcome, NotifierType } from '../contract.js'
+import { classifyStatus, parseRetryAfter, type HttpAnswer } from '../http.js'
+import { httpNotifier } from '../http-notifier.js'
 import { checkMessageArgument, invalidArgument } from './arguments.js'
 import { checkHttpUrl } from './url-argument.js'
 
@@ -59,7 +57,8 @@ function readGraphError(body: string): GraphError | undefined {
   return {
     ...(typeof code === 'number' ? { code } : {}),
     ...(typeof type === 'string' ? { type } : {}),
-    ...(typeof message === 'string' ? { message: message.slice(0, 200) } : {}),
+    // Already scrubbed by the HTTP helper (redaction before any cut): safe to shorten.
+    ...(typeof message === 'string' ? { message: message.length > 200 ? `${message.slice(0, 197)}...` : message } : {}),
     transient: is_transient === true,
   }
 }
@@ -83,7 +82,17 @@ function checkGroupId(value: unknown): number | string {
 
 export const workplaceType: NotifierType = {
   type: 'workplace',
+  aim: true,
   secretArguments: ['access_token'],
+  flags: [
+    { flag: '--group-id', argument: 'group_id', required: true, secret: false, prompt: 'Workplace group id', description: 'workplace: the group id' },
+    { flag: '--access-token', argument: 'access_token', required: true, secret: true, prompt: 'Workplace access token', description: 'workplace: the access token (secret)' },
+    { flag: '--base-url', argument: 'base_url', required: false, secret: false, prompt: 'Graph API base URL', description: `workplace: the Graph API base URL (default ${DEFAULT_GRAPH_BASE_URL})` },
+  ],
+  secretsOf(args) {
+    const token = String(args['access_token'])
+    return [token, encodeURIComponent(token), requestUrl(args)]
+  },
   validate(args) {
     const token = args['access_token']
     if (typeof token !== 'string' || !/^\S+$/.test(token)) throw invalidArgument('workplace', 'access_token', 'must be a non-empty string without spaces')
@@ -91,15 +100,20 @@ export const workplaceType: NotifierType = {
     if (args['base_url'] !== undefined) checked['base_url'] = checkHttpUrl('workplace', 'base_url', args['base_url']).replace(/\/+$/, '')
     return checkMessageArgument(args, checked)
   },
-  create(entry: NotifierEntry, _context: NotifierContext): Notifier {
-    const base = typeof entry.arguments['base_url'] === 'string' ? entry.arguments['base_url'] : DEFAULT_GRAPH_BASE_URL
+  create(entry) {
     const token = String(entry.arguments['access_token'])
-    const url = `${base}/${GRAPH_API_VERSION}/${encodeURIComponent(String(entry.arguments['group_id']))}/feed?access_token=${encodeURIComponent(token)}`
-    return {
+    return httpNotifier({
       entry,
-      render: (event: RunEvent) => compileTemplate(templateFor(entry, event.kind)).render(event),
-      send: (_event, rendered, signal) =>
-        postJson({ url, body: JSON.stringify({ message: rendered }), signal, secrets: [token, encodeURIComponent(token)], classify: classifyGraphAnswer }),
-    }
+      url: requestUrl(entry.arguments),
+      request: (_event, rendered) => ({ body: JSON.stringify({ message: rendered }) }),
+      secrets: [token, encodeURIComponent(token)],
+      classify: classifyGraphAnswer,
+    })
   },
+}
+
+/** Aim's request URL: `<base_url>/v14.0/<group_id>/feed?access_token=<token>`. */
+function requestUrl(args: Record<string, unknown>): string {
+  const base = typeof args['base_url'] === 'string' ? args['base_url'] : DEFAULT_GRAPH_BASE_URL
+  return `${base}/${GRAPH_API_VERSION}/${encodeURIComponent(String(args['group_id']))}/feed?access_token=${encodeURIComponent(String(args['access_token']))}`
 }
