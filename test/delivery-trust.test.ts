@@ -5,7 +5,8 @@ import t, { type Test } from 'tap'
 import http from 'node:http'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { writeFileSync, readFileSync } from 'node:fs'
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { eventually } from './support/eventually.js'
 import { ManualClock } from '../lib/clock.js'
 import type { Notifier, NotifierEntry } from '../lib/notify/contract.js'
 import type { RunEvent } from '../lib/model.js'
@@ -259,8 +260,10 @@ t.test('an invalid entry in config.json: an error event from the Watcher, its pr
   closeFirst(() => watcher.close())
   watcher.on('error', (error) => errors.push(error))
   // The thread may have read the file before the listener was attached: a change makes it say so again.
-  writeFileSync(paths.config, JSON.stringify({ notifications: { version: '1', notifiers: { bad1: { id: 'bad1', type: 'slack', status: 'enabled', arguments: { url: secretUrl, message: 'late again: {constructor}' } } } } }))
-  for (let i = 0; i < 400 && errors.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+  // Replaced whole (written aside, then renamed), as an editor or the CLI saves it: a reader never sees half a file.
+  writeFileSync(`${paths.config}.new`, JSON.stringify({ notifications: { version: '1', notifiers: { bad1: { id: 'bad1', type: 'slack', status: 'enabled', arguments: { url: secretUrl, message: 'late again: {constructor}' } } } } }))
+  renameSync(`${paths.config}.new`, paths.config)
+  await eventually(() => errors.length > 0, 'an error event from the Watcher')
   t.match(errors[0], { code: 'AIM_STATUS_INVALID_NOTIFIER', message: /notifier bad1 .* invalid .*unknown variable \{constructor\}/ })
   t.notMatch(errors.map((e) => `${e.message} ${e.stack}`).join(' '), /invalidEntrySecret42|T0INV/)
   const listed = await watcher.listNotifiers()

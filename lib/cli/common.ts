@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import { ErrorCodes, toPlainError } from '../errors.js'
 import { aimFolderName, resolveRepoRoot } from '../repo.js'
-import { redactSecret } from '../notify/redact.js'
+import { redactSecret, scrub } from '../notify/redact.js'
 
 /** Thrown by a command to end the program with a given exit code after it printed its message. */
 export class CliExit extends Error {
@@ -137,11 +137,21 @@ export function forgetSecrets(): void {
   secrets.length = 0
 }
 
-/** `text` with every remembered secret redacted. */
+/** `text` with every remembered secret redacted, then through the one scrubber (every configured secret, any URL's userinfo). */
 export function redactText(text: string): string {
   let safe = text
   for (const secret of secrets) if (secret.length >= 4) safe = safe.split(secret).join(redactSecret(secret))
-  return safe
+  return scrub(safe)
+}
+
+/**
+ * Commander's own messages echo what was typed ("unknown option '--webhook-urll=https://…'"):
+ * the value of any `--flag=value`, and any URL, is shown redacted.
+ */
+export function redactCommanderText(text: string): string {
+  return redactText(text)
+    .replace(/(--?[A-Za-z0-9-]+=)([^'"\s]+)/g, (_all, flag: string, value: string) => `${flag}${redactSecret(value)}`)
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"]+/gi, (url) => (url.includes('/…') ? url : redactSecret(url)))
 }
 
 /** Prints a line on standard output, secrets redacted. */

@@ -8,7 +8,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { registerNotifierCommands } from './notifiers.js'
 import { registerDaemonCommands } from './daemon.js'
 import { registerRunCommand } from './run.js'
-import { CliExit, cliIO } from './common.js'
+import { CliExit, cliIO, redactCommanderText } from './common.js'
 
 /** This package's version, from its package.json (two folders up from `lib/cli/` and `dist/cli/` alike). */
 export function packageVersion(): string {
@@ -23,7 +23,7 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .addOption(new Option('--repo <ROOT>', 'repo root, repeatable for `start`').default([], 'the nearest folder upward holding .aim, else the current folder').argParser(collect))
     // Commander's own messages (usage errors, help, version) go where the commands' output goes.
-    .configureOutput({ writeOut: (text) => cliIO().out(text), writeErr: (text) => cliIO().err(text) })
+    .configureOutput({ writeOut: (text) => cliIO().out(text), writeErr: (text) => cliIO().err(redactCommanderText(text)) })
     .showHelpAfterError()
     .exitOverride()
   registerDaemonCommands(program)

@@ -37,7 +37,7 @@ import {
   testNotifiers,
   type NotifierSpec,
 } from '../notify/manage.js'
-import { cliIO, fail, failWith, forgetSecrets, newRepoNote, note, numberFlag, out, redactText, rememberSecret, repoRoot, setCliIO, type CliIO } from './common.js'
+import { cliIO, fail, failWith, forgetSecrets, newRepoNote, note, numberFlag, out, redactCommanderText, redactText, rememberSecret, repoRoot, setCliIO, type CliIO } from './common.js'
 import { formatNotifierTable } from './notifier-table.js'
 import { forTerminal } from '../text.js'
 
@@ -378,7 +378,7 @@ export function registerNotifierCommands(program: Command): void {
     .command('notifiers')
     .description('manage the notifiers of a repo (add, list, enable, disable, remove, test, log level)')
     // Subcommands created below inherit this: commander's own messages, secrets redacted.
-    .configureOutput({ writeOut: (text) => cliIO().out(text), writeErr: (text) => cliIO().err(redactText(text)) })
+    .configureOutput({ writeOut: (text) => cliIO().out(text), writeErr: (text) => cliIO().err(redactCommanderText(text)) })
     .exitOverride()
 
   const add = notifiers
@@ -386,15 +386,14 @@ export function registerNotifierCommands(program: Command): void {
     .description('add a notifier; on a terminal, values not given as flags are asked for (creates the repo if there is none)')
     .argument('[type]', `${notifierTypeNames().join(', ')}, or a type registered from code`)
     .option('--header <NAME=VALUE>', 'webhook: a request header, repeatable; values are secret (default: none)', collect, [])
-    .option('--secret <SECRET>', 'webhook: HMAC signing secret (secret; default: none, requests unsigned)')
     .option('--message <TEMPLATE>', `message template, Aim style ({run.hash}) (default: Aim's "${AIM_DEFAULT_MESSAGE}")`)
     .option('--events <LIST>', `events to send, comma-separated among ${RUN_EVENT_KINDS.join(',')} (default: ${DEFAULT_NOTIFIER_EVENTS.join(',')})`)
   // Each type's own flags, as it describes them (a flag two types share is declared once).
-  const declared = new Set(['--header', '--secret'])
+  const declared = new Set(['--header'])
   for (const flag of notifierFlags()) {
     if (declared.has(flag.flag)) continue
     declared.add(flag.flag)
-    add.option(`${flag.flag} <${flag.argument.toUpperCase()}>`, flag.description)
+    add.option(`${flag.flag} <${flag.placeholder ?? flag.argument.toUpperCase()}>`, flag.description)
   }
   for (const kind of RUN_EVENT_KINDS) add.option(`${messageFlag(kind)} <TEMPLATE>`, `message template for ${kind} events only (default: --message, else the default ${kind} message)`)
   add

@@ -74,6 +74,8 @@ export interface NotifierFlag {
   prompt: string
   /** The flag's help text. */
   description: string
+  /** The value's name in help (`--webhook-url <URL>`). Default: the argument's name in capitals. */
+  placeholder?: string
 }
 
 /** One notifier type: everything the registry, the CLI, the scrubber and the outbox need to know of it. */

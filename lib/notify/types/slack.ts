@@ -27,7 +27,7 @@ export const slackType: NotifierType = {
   type: 'slack',
   aim: true,
   secretArguments: ['url'],
-  flags: [{ flag: '--webhook-url', argument: 'url', required: true, secret: true, prompt: 'Slack webhook URL', description: 'slack: the incoming-webhook URL (secret)' }],
+  flags: [{ flag: '--webhook-url', argument: 'url', required: true, secret: true, prompt: 'Slack webhook URL', placeholder: 'URL', description: 'slack: the incoming-webhook URL (secret)' }],
   validate(args) {
     return checkMessageArgument(args, { url: checkHttpUrl('slack', 'url', args['url']) })
   },

@@ -85,9 +85,9 @@ export const workplaceType: NotifierType = {
   aim: true,
   secretArguments: ['access_token'],
   flags: [
-    { flag: '--group-id', argument: 'group_id', required: true, secret: false, prompt: 'Workplace group id', description: 'workplace: the group id' },
-    { flag: '--access-token', argument: 'access_token', required: true, secret: true, prompt: 'Workplace access token', description: 'workplace: the access token (secret)' },
-    { flag: '--base-url', argument: 'base_url', required: false, secret: false, prompt: 'Graph API base URL', description: `workplace: the Graph API base URL (default ${DEFAULT_GRAPH_BASE_URL})` },
+    { flag: '--group-id', argument: 'group_id', required: true, secret: false, prompt: 'Workplace group id', placeholder: 'N', description: 'workplace: the group id' },
+    { flag: '--access-token', argument: 'access_token', required: true, secret: true, prompt: 'Workplace access token', placeholder: 'TOKEN', description: 'workplace: the access token (secret)' },
+    { flag: '--base-url', argument: 'base_url', required: false, secret: false, prompt: 'Graph API base URL', placeholder: 'URL', description: `workplace: the Graph API base URL (default: ${DEFAULT_GRAPH_BASE_URL})` },
   ],
   secretsOf(args) {
     const token = String(args['access_token'])
