@@ -190,7 +190,7 @@ t.test('with no notifier configured, a SIGKILL is told to the terminal the proce
   await until(() => out.includes("run 'told_terminal' failed: process gone"), 'the line on the terminal')
   t.match(out, new RegExp(`aim-watcher \\(pid \\d+\\): run 'told_terminal' failed: process gone: pid ${pid}\\. No notifier is configured`))
   t.match(daemonLog(repo), /told-terminal .*hash=told_terminal terminal=\/dev\/pts\/\d+/, 'the daemon log says where it told')
-  await until(() => /Something wrong with Run 'told_terminal'/.test(daemonLog(repo)), "the default logger's line in the daemon log")
+  await until(() => /Run 'told_terminal' failed on [^:]+: process gone/.test(daemonLog(repo)), "the default logger's line in the daemon log")
   t.pass("the daemon log holds the default logger's line too")
 })
 

@@ -16,6 +16,9 @@ import { repoPaths } from '../lib/repo.js'
 import { exitMarkerPath, statusLayout } from '../lib/state/layout.js'
 import { watch, Watcher } from '../lib/index.js'
 
+// Not about the default daemon: the watchers opened in this process start none (tests that need one start it).
+process.env['AIM_STATUS_DAEMON'] = '0'
+
 const TRAIN = fileURLToPath(new URL('./fixtures/daemon/train.mjs', import.meta.url))
 const ATTACKER = fileURLToPath(new URL('./fixtures/hostile/attacker.mjs', import.meta.url))
 const mkfifo = (path: string): void => void execFileSync('mkfifo', [path])

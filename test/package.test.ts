@@ -39,6 +39,8 @@ function userEnv(): NodeJS.ProcessEnv {
     env[name] = value
   }
   if (process.env['npm_config_cache'] !== undefined) env['npm_config_cache'] = process.env['npm_config_cache']
+  // The consumer's runs are about the package, not the daemon: none is started for them.
+  env['AIM_STATUS_DAEMON'] = '0'
   return env
 }
 

@@ -25,10 +25,10 @@
  * (`extra.checkins`) to the next daemon.
  * @module
  */
-import { watch as fsWatch, type FSWatcher } from 'node:fs'
+import { existsSync, watch as fsWatch, type FSWatcher } from 'node:fs'
 import { systemClock, type Clock } from '../clock.js'
 import { DEFAULT_CHECKIN_GRACE } from '../aim/checkin-reader.js'
-import { ErrorCodes, toPlainError } from '../errors.js'
+import { AimStatusError, ErrorCodes, toPlainError } from '../errors.js'
 import { announceWatcher } from '../notify/manage.js'
 import { watcherEventOf } from '../notify/delivery-record.js'
 import { RepoRuntime, type RuntimeOptions } from '../actor/runtime.js'
@@ -392,6 +392,8 @@ export class RepoWatch {
     let findings
     try {
       // A status folder swapped for a link out of the repo is refused before anything in it is read.
+      // A repo folder removed while watched is not made again: there is nothing left to watch.
+      if (!existsSync(this.root)) throw new AimStatusError(ErrorCodes.INVALID_PATH, `The repo folder ${this.root} is gone`)
       prepareStatusFolders(this.layout)
       findings = await this.#discovery.scan(
         (id) => session.takeover.isTombstone(id),
@@ -401,6 +403,8 @@ export class RepoWatch {
       this.#said.delete('state-unreadable')
     } catch (error) {
       this.#logOnce('state-unreadable', error)
+      // Nothing can be seen: nothing holds an on-demand daemon up (it exits when idle).
+      session.ownersSeen = 0
       return
     }
     this.#quarantine.keepOnly(findings.listed)
