@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
 import { registerNotifierCommands } from './notifiers.js'
 import { registerDaemonCommands } from './daemon.js'
+import { registerMuteCommands } from './mutes.js'
 import { CliExit, cliIO } from './common.js'
 
 /** This package's version, from its package.json (two folders up from `lib/cli/` and `dist/cli/` alike). */
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     .exitOverride()
   registerDaemonCommands(program)
   registerNotifierCommands(program)
+  registerMuteCommands(program)
   return program
 }
 
