@@ -204,7 +204,11 @@ export class StatusModel {
           if (run.lastProgressAt > run.startedAt) marks.push({ kind: 'report', at: run.lastProgressAt, count: 1 })
           if (run.status !== 'running') marks.push({ kind: run.status, at: run.status === 'stalled' && run.deadlineAt !== null ? run.deadlineAt + run.grace * 1000 : now })
           // Runs found at the first look were there before: not transitions of this daemon's life.
-          if (!this.#first) this.#count(run.repo, 'started', mute !== null)
+          // A run that appeared later and had already stalled or ended between two looks: both count.
+          if (!this.#first) {
+            this.#count(run.repo, 'started', mute !== null)
+            if (run.status !== 'running') this.#count(run.repo, run.status, mute !== null)
+          }
           const entry: Tracked = { row: { run, mute, timeline: marks, version: '' }, status: run.status, episode: run.episode, lastProgressAt: run.lastProgressAt, marks, seenAt: now }
           this.#update(entry, run, mute)
           this.#tracked.set(key, entry)
