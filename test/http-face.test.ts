@@ -13,6 +13,7 @@ import { call, eventually, sample, startFaceDaemon } from './support/http-face.j
 import { BIN, makeRepo, textsFor, useSlack } from './fixtures/daemon/helpers.js'
 
 const RUNS = fileURLToPath(new URL('./fixtures/http/runs.mjs', import.meta.url))
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON answers, checked field by field by the assertions
 const byHash = (runs: Array<{ hash: string }>) => Object.fromEntries(runs.map((r) => [r.hash, r])) as Record<string, any>
 
 t.test('2 running, 1 stalled, 1 failed: the API and the metrics say exactly that; then a mute through the API keeps a death unsent', async (t) => {

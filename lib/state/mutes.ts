@@ -13,12 +13,12 @@
  * @module
  */
 import { readFileSync, statSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, readFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { AimStatusError, CorruptFileError, ErrorCodes, InvalidOptionError, OutOfRangeError, describeValue } from '../errors.js'
 import { checkRunHash, type RepoPaths } from '../repo.js'
-import { writeFileAtomic } from './files.js'
+import { STATE_FOLDER_MODE, writeFileAtomic } from './files.js'
 
 /** One mute of one run. Times are epoch milliseconds. */
 export interface Mute {
@@ -151,6 +151,10 @@ function live(mutes: Map<string, Mute>, now: number): Map<string, Mute> {
 export async function updateMutes(path: string, now: number, change: (mutes: Map<string, Mute>) => void): Promise<Map<string, Mute>> {
   let release: () => Promise<void>
   try {
+    // The status folder, not the repo: a mute for a folder that is not a repo fails (ENOENT).
+    await mkdir(dirname(path), { mode: STATE_FOLDER_MODE }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error
+    })
     release = await lockfile.lock(path, {
       realpath: false,
       stale: 10_000,

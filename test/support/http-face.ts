@@ -17,6 +17,7 @@ export async function startFaceDaemon(t: Test, roots: string[], extra: string[] 
 }
 
 /** GET or another method; the parsed JSON body and the status. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON answers, checked field by field by the assertions
 export async function call(url: string, init: RequestInit = {}): Promise<{ status: number; body: any; headers: Headers }> {
   const response = await fetch(url, init)
   const text = await response.text()
