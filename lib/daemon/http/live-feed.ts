@@ -24,6 +24,8 @@ export class LiveFeed {
   readonly #streams = new Set<ServerResponse>()
   readonly #keepalive: DeadlineTimer
   readonly #unsubscribe: () => void
+  /** The notifiers frame last sent: sent again only when it changes. */
+  #notifiers = ''
 
   constructor(model: StatusModel, api: Api) {
     this.#model = model
@@ -50,7 +52,8 @@ export class LiveFeed {
     await this.#model.refresh()
     write(response, frame('hello', { serverTime: new Date().toISOString(), repos: this.#model.repoStates() }))
     write(response, frame('runs', { full: true, runs: this.#model.rows().map((row) => runJson(row, true)) }))
-    write(response, frame('notifiers', await this.#api.notifiers()))
+    this.#notifiers = frame('notifiers', await this.#api.notifiers())
+    write(response, this.#notifiers)
   }
 
   /** Ends every stream. */
@@ -68,9 +71,16 @@ export class LiveFeed {
     if (change.changed.length > 0 || change.removed.length > 0) {
       this.#all(frame('runs', { full: false, serverTime, runs: change.changed.map((row) => runJson(row, true)), removed: change.removed }))
     }
-    if (change.deliveries) {
+    // Training processes record their own deliveries in the repo's status file: looked at
+    // whenever runs change, not only after this daemon's deliveries.
+    if (change.deliveries || change.changed.length > 0) {
       void this.#api.notifiers().then(
-        (data) => this.#all(frame('notifiers', data)),
+        (data) => {
+          const text = frame('notifiers', data)
+          if (text === this.#notifiers) return
+          this.#notifiers = text
+          this.#all(text)
+        },
         () => undefined,
       )
     }

@@ -86,6 +86,7 @@ ol.timeline li.was-muted { outline: 1px dashed #5b3fa8; }
 #message:empty { display: none; } #message { color: #b3001b; }
 button, select, input { font: inherit; }
 form#token-form { margin: 12px 0; display: flex; gap: 8px; align-items: center; }
+[hidden] { display: none !important; }
 `
 
 /** The page's script (plain browser JavaScript). */
