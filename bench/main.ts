@@ -19,8 +19,9 @@ import { snapshot } from './scenarios/snapshot.js'
 import { takeover } from './scenarios/takeover.js'
 import { daemonScan } from './scenarios/daemon-scan.js'
 import { fencing } from './scenarios/fencing.js'
+import { httpFace } from './scenarios/http-face.js'
 
-const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing]
+const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, httpFace]
 
 function usage(): string {
   return [

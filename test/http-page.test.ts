@@ -48,11 +48,11 @@ t.test('the page: a stall appears live, is muted from the page, and the screensh
   t.equal(await page.locator('#runs thead th').count(), 10, 'a real table with column headers')
   t.match(await row.locator('th[scope="row"]').textContent(), /resnet50-lr3e-4/)
   // A mark that a reload would wipe out.
-  await page.evaluate(() => Object.assign(window, { stillTheSamePage: true }))
+  await page.evaluate(() => Object.assign(globalThis, { stillTheSamePage: true }))
 
   trainer.process.kill('SIGUSR2')
   await row.and(page.locator('[data-status="stalled"]')).waitFor({ timeout: 20_000 })
-  t.equal(await page.evaluate(() => (window as unknown as { stillTheSamePage?: boolean }).stillTheSamePage), true, 'updated live, without a reload')
+  t.equal(await page.evaluate(() => (globalThis as { stillTheSamePage?: boolean }).stillTheSamePage), true, 'updated live, without a reload')
   t.match(await row.locator('td').first().textContent(), /▲ stalled/, 'the status in words, not only in colour')
   t.match(await row.locator('ol.timeline').getAttribute('aria-label'), /Timeline of resnet50-lr3e-4/)
   t.ok((await row.locator('ol.timeline li.k-stalled').count()) >= 1, 'the stall is on the timeline')

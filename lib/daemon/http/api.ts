@@ -55,29 +55,44 @@ const STATUSES = new Set(['running', 'stalled', 'finished', 'failed'])
 /** The API's answers. Each method resolves with the JSON body or throws a coded error. */
 export class Api {
   readonly #model: StatusModel
+  readonly #texts = new Map<string, { version: string; text: string }>()
 
   constructor(model: StatusModel) {
     this.#model = model
   }
 
-  /** `GET /api/v1/runs[?repo=ROOT][&status=S][&timeline=1]`. */
-  async runs(query: URLSearchParams): Promise<unknown> {
-    await this.#model.refresh()
+  /**
+   * `GET /api/v1/runs[?repo=ROOT][&status=S][&timeline=1]`, as JSON text. Each run's JSON is
+   * kept until the run changes (its row's `version`): with 10k runs a list is then mostly a join
+   * of strings made earlier.
+   */
+  async runsText(query: URLSearchParams): Promise<string> {
+    await this.#model.current()
     const repo = query.get('repo')
     if (repo !== null) this.#repo(repo)
     const status = query.get('status')
     if (status !== null && !STATUSES.has(status)) throw new InvalidOptionError(`Expected status to be one of running, stalled, finished, failed, got ${describeValue(status)}`)
     const timeline = query.get('timeline') === '1' || query.get('timeline') === 'true'
-    const runs: unknown[] = []
-    for (const row of this.#model.rows()) {
-      if ((repo === null || row.run.repo === repo) && (status === null || row.run.status === status)) runs.push(runJson(row, timeline))
+    const rows = this.#model.rows()
+    const parts: string[] = []
+    for (const row of rows) {
+      if ((repo !== null && row.run.repo !== repo) || (status !== null && row.run.status !== status)) continue
+      const key = `${timeline ? 't' : ''}${row.run.repo}\n${row.run.hash}`
+      let cached = this.#texts.get(key)
+      if (cached === undefined || cached.version !== row.version) {
+        cached = { version: row.version, text: JSON.stringify(runJson(row, timeline)) }
+        this.#texts.set(key, cached)
+      }
+      parts.push(cached.text)
     }
-    return { runs }
+    // Runs gone for good are forgotten once the cache holds twice what is shown.
+    if (this.#texts.size > 2 * rows.length + 100) this.#texts.clear()
+    return `{"runs":[${parts.join(',')}]}`
   }
 
   /** `GET /api/v1/runs/:hash[?repo=ROOT]`: with its timeline. */
   async run(hash: string, query: URLSearchParams): Promise<unknown> {
-    await this.#model.refresh()
+    await this.#model.current()
     const rows = this.#rowsOf(checkRunHash(hash), query.get('repo'))
     if (rows.length === 0) throw new AimStatusError(ErrorCodes.NOT_FOUND, `No run ${hash} is known`)
     if (rows.length > 1) throw new AimStatusError(ErrorCodes.BAD_REQUEST, `Run ${hash} is in several repos: add ?repo=ROOT`)

@@ -49,7 +49,7 @@ export class LiveFeed {
     this.#streams.add(response)
     response.on('close', () => this.#streams.delete(response))
     if (this.#keepalive.dueAt === null) this.#keepalive.arm(systemClock.now() + KEEPALIVE_MS)
-    await this.#model.refresh()
+    await this.#model.current()
     write(response, frame('hello', { serverTime: new Date().toISOString(), repos: this.#model.repoStates() }))
     write(response, frame('runs', { full: true, runs: this.#model.rows().map((row) => runJson(row, true)) }))
     this.#notifiers = frame('notifiers', await this.#api.notifiers())

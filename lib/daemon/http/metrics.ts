@@ -41,10 +41,9 @@ export class DaemonMetrics {
       help: 'Runs known to this daemon, by repo and status.',
       labelNames: ['repo', 'status'],
       registers,
-      async collect() {
+      collect() {
         const m = model()
         if (m === null) return
-        await m.refresh()
         this.reset()
         const counts = new Map<string, number>()
         for (const { run } of m.rows()) counts.set(`${run.repo}\n${run.status}`, (counts.get(`${run.repo}\n${run.status}`) ?? 0) + 1)
@@ -113,6 +112,9 @@ export class DaemonMetrics {
 
   /** The exposition text and its content type. */
   async render(): Promise<{ text: string; contentType: string }> {
+    // The look first: prom-client collects metrics concurrently, and the counters must be read
+    // after the look that counts the transitions the gauges show.
+    await this.#model?.current()
     return { text: await this.registry.metrics(), contentType: this.registry.contentType }
   }
 }

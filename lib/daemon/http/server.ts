@@ -197,7 +197,7 @@ export class HttpFace {
         },
       },
       { method: 'GET', path: /^\/api\/v1\/status$/, need: 'read', handle: json(async () => this.#status()) },
-      { method: 'GET', path: /^\/api\/v1\/runs$/, need: 'read', handle: json((_m, query) => api.runs(query)) },
+      { method: 'GET', path: /^\/api\/v1\/runs$/, need: 'read', handle: async (_q, response, _m, query) => sendText(response, 'application/json; charset=utf-8', await api.runsText(query)) },
       { method: 'GET', path: /^\/api\/v1\/runs\/([^/]+)$/, need: 'read', handle: json((m, query) => api.run(decodeURIComponent(m[1] as string), query)) },
       { method: 'GET', path: /^\/api\/v1\/notifiers$/, need: 'read', handle: json(() => api.notifiers()) },
       { method: 'GET', path: /^\/api\/v1\/mutes$/, need: 'read', handle: json(() => api.mutes()) },

@@ -16,7 +16,7 @@ import { systemClock } from '../../clock.js'
 import type { RunEvent, RunEventKind } from '../../model.js'
 import type { DeliveryReport } from '../../notify/delivery-report.js'
 import { repoPaths } from '../../repo.js'
-import { MuteView, mutesPath, type Mute } from '../../state/mutes.js'
+import { MuteView, muteCovers, mutesPath, type Mute } from '../../state/mutes.js'
 import { DeadlineTimer } from '../../timer.js'
 import type { RepoWatch, RepoWatchState } from '../repo-watch.js'
 import type { WatchedRun } from '../run-view.js'
@@ -80,6 +80,8 @@ interface Tracked {
 const ENDED = new Set(['finished', 'failed'])
 const SOON_MS = 50
 const EVERY_MS = 1000
+/** A look this recent, with nothing reported changed since, answers a request as it is. */
+const FRESH_MS = 250
 
 const keyOf = (repo: string, hash: string): string => `${repo}\n${hash}`
 const muteStamp = (mute: Mute | null): string => (mute === null ? '-' : `${mute.createdAt}:${mute.until ?? 'h'}`)
@@ -97,6 +99,9 @@ export class StatusModel {
   #looking: Promise<void> | null = null
   #again = false
   #first = true
+  /** Something was reported changed since the last look began. */
+  #dirty = true
+  #lookedAt: number | null = null
   #deliveries = false
   #closed = false
 
@@ -141,6 +146,16 @@ export class StatusModel {
     return this.#mutes.get(repo)?.covering(hash, Date.now()) ?? null
   }
 
+  /**
+   * Resolves once the rows are current: at once when nothing was reported changed since the
+   * last look and it is under {@link FRESH_MS} old; otherwise after a look. What requests use,
+   * so that a burst of them does not look at 10k runs once each.
+   */
+  current(): Promise<void> {
+    if (!this.#dirty && this.#lookedAt !== null && systemClock.now() - this.#lookedAt < FRESH_MS && this.#looking === null) return Promise.resolve()
+    return this.refresh()
+  }
+
   /** Takes a look now (after the one under way); resolves when it is done. */
   refresh(): Promise<void> {
     if (this.#looking !== null) {
@@ -168,6 +183,7 @@ export class StatusModel {
   }
 
   #soon(): void {
+    this.#dirty = true
     if (this.#closed) return
     const due = this.#timer.dueAt
     const soon = systemClock.now() + SOON_MS
@@ -186,6 +202,8 @@ export class StatusModel {
   }
 
   async #look(): Promise<void> {
+    this.#dirty = false
+    this.#lookedAt = systemClock.now()
     const now = Date.now()
     const changed: RunRow[] = []
     const seen = new Set<string>()
@@ -193,11 +211,13 @@ export class StatusModel {
     for (const repo of this.repos) {
       if (this.#states.get(repo.root) !== repo.state) reposChanged = true
       this.#states.set(repo.root, repo.state)
-      const mutes = this.#mutes.get(repo.root) as MuteView
+      // One look at the file per repo and look (a stat), not one per run.
+      const mutes = (this.#mutes.get(repo.root) as MuteView).current()
       for (const run of await this.#runsOf(repo)) {
         const key = keyOf(run.repo, run.hash)
         seen.add(key)
-        const mute = mutes.covering(run.hash, now)
+        const found = mutes.get(run.hash)
+        const mute = found !== undefined && muteCovers(found, now) ? found : null
         const tracked = this.#tracked.get(key)
         if (tracked === undefined) {
           const marks: TimelineMark[] = [{ kind: 'started', at: run.startedAt }]
