@@ -98,7 +98,7 @@ export const httpFace: Scenario = {
       rows.push(...result.rows)
       if (n === 10_000) at10k = result
     }
-    printTable('HTTP face latency (ms, sequential requests, one client)', ['runs', 'request', 'p50', 'p99', 'max', 'body'], rows)
+    printTable('http-face: latency (ms, sequential requests, one client)', ['runs', 'request', 'p50', 'p99', 'max', 'body'], rows)
     if (at10k === null) goalNotChecked('/api/v1/runs and /metrics under 250 ms p50 at 10k runs', 'a --quick run stops below 10k runs')
     else goal('/api/v1/runs and /metrics under 250 ms p50 at 10k runs', at10k.runsP50 < 250 && at10k.metricsP50 < 250, `${at10k.runsP50.toFixed(1)} ms and ${at10k.metricsP50.toFixed(1)} ms`)
   },
