@@ -21,12 +21,13 @@ import { daemonScan } from './scenarios/daemon-scan.js'
 import { fencing } from './scenarios/fencing.js'
 import { wrapOverhead } from './scenarios/wrap-overhead.js'
 import { lateEndpoints } from './scenarios/late-endpoints.js'
+import { httpFace } from './scenarios/http-face.js'
 
 // The scenarios start the daemons they measure; a training child's default daemon would be
 // another one, left running. The crash scenario turns it back on for its own children.
 process.env['AIM_STATUS_DAEMON'] ??= '0'
 
-const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, wrapOverhead, lateEndpoints]
+const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, wrapOverhead, lateEndpoints, httpFace]
 
 function usage(): string {
   return [

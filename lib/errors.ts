@@ -52,6 +52,26 @@ export const ErrorCodes = {
    * read, written or followed. The error's `path` names it.
    */
   UNSAFE_FILE: 'AIM_STATUS_UNSAFE_FILE',
+  /** HTTP: no such route, run or repo. */
+  NOT_FOUND: 'AIM_STATUS_NOT_FOUND',
+  /** HTTP: the route exists, not with this method. */
+  METHOD_NOT_ALLOWED: 'AIM_STATUS_METHOD_NOT_ALLOWED',
+  /** HTTP: a request body that is not valid JSON, or a malformed request. */
+  BAD_REQUEST: 'AIM_STATUS_BAD_REQUEST',
+  /** HTTP: a request body larger than the server accepts. */
+  PAYLOAD_TOO_LARGE: 'AIM_STATUS_PAYLOAD_TOO_LARGE',
+  /** HTTP: a mutation whose body is not `application/json`. */
+  UNSUPPORTED_MEDIA_TYPE: 'AIM_STATUS_UNSUPPORTED_MEDIA_TYPE',
+  /** HTTP: a bearer token is required and was missing or wrong. */
+  UNAUTHORIZED: 'AIM_STATUS_UNAUTHORIZED',
+  /** HTTP: refused whoever asks: a cross-site request, a missing CSRF token, a foreign `Host`. */
+  FORBIDDEN: 'AIM_STATUS_FORBIDDEN',
+  /** HTTP: the server is at one of its limits (live streams); try again later. */
+  BUSY: 'AIM_STATUS_BUSY',
+  /** HTTP: an unexpected error of the server (details in the daemon's log). */
+  INTERNAL: 'AIM_STATUS_INTERNAL',
+  /** The HTTP face would listen beyond loopback without a token file. */
+  TOKEN_REQUIRED: 'AIM_STATUS_TOKEN_REQUIRED',
 } as const
 
 /** One of {@link ErrorCodes}' values. */
@@ -130,6 +150,16 @@ export const ERROR_CLASSES: { readonly [C in ErrorCode]: typeof AimStatusError |
   [ErrorCodes.STATE_NOT_A_FOLDER]: AimStatusError,
   [ErrorCodes.STATE_OUTSIDE_REPO]: AimStatusError,
   [ErrorCodes.UNSAFE_FILE]: AimStatusError,
+  [ErrorCodes.NOT_FOUND]: AimStatusError,
+  [ErrorCodes.METHOD_NOT_ALLOWED]: AimStatusError,
+  [ErrorCodes.BAD_REQUEST]: AimStatusError,
+  [ErrorCodes.PAYLOAD_TOO_LARGE]: AimStatusError,
+  [ErrorCodes.UNSUPPORTED_MEDIA_TYPE]: AimStatusError,
+  [ErrorCodes.UNAUTHORIZED]: AimStatusError,
+  [ErrorCodes.FORBIDDEN]: AimStatusError,
+  [ErrorCodes.BUSY]: AimStatusError,
+  [ErrorCodes.INTERNAL]: AimStatusError,
+  [ErrorCodes.TOKEN_REQUIRED]: AimStatusError,
 }
 
 /** An error of the class {@link ERROR_CLASSES} gives for `code`. */

@@ -17,6 +17,7 @@ import type { RunEvent, RunInfo } from './model.js'
 import { watcherEventOf, type DeliveryRecord } from './notify/delivery-record.js'
 import { repoPaths, resolveRepoRoot } from './repo.js'
 import { installExitMarker } from './state/exit-marker.js'
+import { muteFromRequest, mutesPath, readMutes, removeMute, setMute, type Mute, type MuteRequest } from './state/mutes.js'
 import { holdsNewestGeneration } from './state/fence.js'
 import { snapshotPath, statusLayout } from './state/layout.js'
 import type { OwnerInfo } from './state/owner.js'
@@ -242,6 +243,31 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   async testNotifiers(id?: string): Promise<NotifierTestResult[]> {
     this.#assertOpen('testNotifiers')
     return testNotifiers(this.root, id)
+  }
+
+  /**
+   * Mutes a run of this repo: its transitions are still recorded, shown and emitted here, but
+   * not sent, by this process or any other process or daemon of the repo. Exactly one of
+   * `for` (seconds, or `'90m'`, `'2h'`, `'1d'`; at most 30 days) and `untilHealthy: true` (until
+   * its next recovery or finish). The run need not have started. Replaces an earlier mute.
+   */
+  async muteRun(hash: string, request: MuteRequest): Promise<Mute> {
+    this.#assertOpen('muteRun')
+    const mute = muteFromRequest(hash, request, Date.now())
+    await setMute(mutesPath(repoPaths(this.root)), mute)
+    return mute
+  }
+
+  /** Ends a run's mute; resolves with whether it had one. */
+  async unmuteRun(hash: string): Promise<boolean> {
+    this.#assertOpen('unmuteRun')
+    return removeMute(mutesPath(repoPaths(this.root)), hash, Date.now())
+  }
+
+  /** The repo's mutes in force. */
+  async mutes(): Promise<Mute[]> {
+    this.#assertOpen('mutes')
+    return [...(await readMutes(mutesPath(repoPaths(this.root)), Date.now())).values()]
   }
 
   /**

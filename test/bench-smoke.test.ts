@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const scenarios = ['hot-path', 'detection-latency', 'actor-scale', 'snapshot', 'takeover', 'daemon-scan', 'fencing', 'wrap-overhead', 'late-endpoints']
+const scenarios = ['hot-path', 'detection-latency', 'actor-scale', 'snapshot', 'takeover', 'daemon-scan', 'fencing', 'wrap-overhead', 'late-endpoints', 'http-face']
 
 function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

@@ -16,6 +16,7 @@ import { watchNotificationsConfig, type ConfigWatch } from '../notify/config-wat
 import { recordDelivery } from '../notify/status-file.js'
 import { scrub, scrubError } from '../notify/redact.js'
 import { repoPaths, type RepoPaths } from '../repo.js'
+import { MuteView, endMuteUntilHealthy, mutesPath, type Mute } from '../state/mutes.js'
 import { RepoActor } from './actor.js'
 import { NotifierSet } from './notifications.js'
 import { CheckinPublisher } from './checkin-publisher.js'
@@ -28,8 +29,8 @@ export interface RuntimeOptions {
   clock: Clock
   /** One line of the watcher's output (the logger notifier, warnings). */
   writeLine(line: string): void
-  /** Each transition, after it was handed to the outbox. */
-  onEvent?(event: RunEvent): void
+  /** Each transition, after it was handed to the outbox (or, its run being muted, recorded without it). */
+  onEvent?(event: RunEvent, muted: Mute | null): void
   /** Each delivery record (the one model of an outcome: delivery-record.ts). */
   onReport?(record: DeliveryRecord): void
   /** Something went wrong that nobody awaits (a config file that does not parse, a failed write). */
@@ -68,6 +69,8 @@ export class RepoRuntime {
   readonly paths: RepoPaths
   /** Aim check-ins of the runs opened with them (see {@link openCheckins}). */
   readonly checkins: CheckinPublisher
+  /** The repo's mutes (`status/mutes.json`): a muted run's transitions are not queued. */
+  readonly mutes: MuteView
   readonly #options: RuntimeOptions
   #configWatch: ConfigWatch | undefined
   #closed = false
@@ -83,6 +86,7 @@ export class RepoRuntime {
     this.#options = options
     this.paths = repoPaths(options.root)
     const warn = (message: string) => options.writeLine(`aim-status: ${message}`)
+    this.mutes = new MuteView(mutesPath(this.paths), (error) => this.#error(error))
     this.notifiers = new NotifierSet({ writeLine: options.writeLine }, warn)
     this.delivery = new DeliveryEngine(
       {
@@ -217,8 +221,26 @@ export class RepoRuntime {
     if (this.#closed || !this.#mayAct()) return
     if (event.kind === 'finished') this.checkins.finish(event.run.hash)
     else if (event.kind === 'failed') this.checkins.stop(event.run.hash)
-    this.delivery.accept(event).catch((error: unknown) => this.#error(error))
-    this.#options.onEvent?.(event)
+    const muted = this.muteOf(event)
+    this.accept(event, muted).catch((error: unknown) => this.#error(error))
+    this.#options.onEvent?.(event, muted)
+  }
+
+  /** The mute covering an event's run at the event's time, or null. */
+  muteOf(event: RunEvent): Mute | null {
+    return this.mutes.covering(event.run.hash, event.at)
+  }
+
+  /**
+   * Hands an event to the outbox unless its run is muted (then nothing is queued, and a mute
+   * until healthy ends with a recovery or a finish). Resolves with the notifier ids queued.
+   */
+  async accept(event: RunEvent, muted: Mute | null = this.muteOf(event)): Promise<string[]> {
+    if (muted === null) return this.delivery.accept(event)
+    if (muted.untilHealthy && (event.kind === 'recovered' || event.kind === 'finished')) {
+      await endMuteUntilHealthy(this.mutes.path, muted, Date.now())
+    }
+    return []
   }
 
   #onOutcome(record: DeliveryRecord): void {

@@ -182,7 +182,7 @@ export function inFlagTerms(message: string, flags: Readonly<Record<string, stri
 }
 
 /** The library's codes for bad input: a usage error (exit 2); any other failure exits 1. */
-const USAGE_CODES: readonly string[] = [ErrorCodes.INVALID_OPTION, ErrorCodes.OUT_OF_RANGE, ErrorCodes.INVALID_ID, ErrorCodes.INVALID_NOTIFIER, ErrorCodes.INVALID_TEMPLATE]
+const USAGE_CODES: readonly string[] = [ErrorCodes.INVALID_OPTION, ErrorCodes.OUT_OF_RANGE, ErrorCodes.INVALID_ID, ErrorCodes.INVALID_NOTIFIER, ErrorCodes.INVALID_TEMPLATE, ErrorCodes.TOKEN_REQUIRED]
 
 /**
  * Prints a library error (its code, and its message in flag terms, see {@link inFlagTerms})

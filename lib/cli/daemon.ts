@@ -5,6 +5,8 @@
 import type { Command } from 'commander'
 import { DEFAULT_DAEMON_GRACE, DEFAULT_POLL_MS, Daemon } from '../daemon/daemon.js'
 import { formatStatus, repoStatus } from '../daemon/status.js'
+import { HttpFace } from '../daemon/http/server.js'
+import { Access, parseListenAddress, type AccessOptions } from '../daemon/http/access.js'
 import { DEFAULT_STALE_MS, MIN_STALE_MS } from '../state/lease.js'
 import { fail, failWith, numberFlag, out, repoRoot, repoRoots } from './common.js'
 import { ensureDaemon } from '../daemon-launch.js'
@@ -13,6 +15,34 @@ import { toPlainError } from '../errors.js'
 
 /** The daemon's option names as its flags, for its error messages. */
 const DAEMON_FLAGS: Readonly<Record<string, string>> = { grace: '--grace', staleMs: '--stale-ms', pollMs: '--poll-ms', exitWhenIdle: '--exit-when-idle', logFile: '--log-file' }
+
+interface StartFlags {
+  grace?: number
+  staleMs?: number
+  pollMs?: number
+  jsonLogs?: boolean
+  announce?: boolean
+  logFile?: string
+  exitWhenIdle?: number
+  http?: string
+  tokenFile?: string
+  httpPublicRead?: boolean
+}
+
+/** The HTTP face's access options from the flags, checked before anything starts (exit 2 when refused); null without --http. */
+function httpAccess(options: StartFlags): AccessOptions | null {
+  if (options.http === undefined) {
+    if (options.tokenFile !== undefined || options.httpPublicRead === true) throw fail(2, 'AIM_STATUS_INVALID_OPTION: --token-file and --http-public-read need --http HOST:PORT')
+    return null
+  }
+  try {
+    const access: AccessOptions = { listen: parseListenAddress(options.http), ...(options.tokenFile !== undefined ? { tokenFile: options.tokenFile } : {}), publicRead: options.httpPublicRead === true }
+    new Access(access)
+    return access
+  } catch (error) {
+    throw failWith(error)
+  }
+}
 
 /** Resolves at the first SIGTERM or SIGINT. */
 function stopSignal(): Promise<NodeJS.Signals> {
@@ -62,8 +92,12 @@ export function registerDaemonCommands(program: Command): void {
     .option('--log-file <PATH>', 'append the log to this file (never through a link; rotated past 10 MiB, 3 old files kept) instead of stdout')
     .option('--announce', "send Aim's \"Watcher is running for repo …\" through the notifiers on becoming a repo's sender")
     .option('--exit-when-idle <S>', 'exit after S seconds with nothing to watch (no live training process, nothing pending), or at once when another daemon holds every repo; for daemons started on demand (default: run until stopped)', numberFlag('--exit-when-idle', false))
-    .action(async (options: { grace?: number; staleMs?: number; pollMs?: number; jsonLogs?: boolean; announce?: boolean; logFile?: string; exitWhenIdle?: number }, command: Command) => {
+    .option('--http <HOST:PORT>', 'serve the status page, JSON API, /metrics, /healthz and /readyz there (port 0: any free port); off by default')
+    .option('--token-file <FILE>', 'bearer token for the HTTP face (mode 0600); required to listen beyond loopback')
+    .option('--http-public-read', 'with --token-file: reads need no token (mutations still do)')
+    .action(async (options: StartFlags, command: Command) => {
       const roots = repoRoots(command, 'folder')
+      const access = httpAccess(options)
       let daemon: Daemon
       try {
         daemon = new Daemon({
@@ -81,8 +115,18 @@ export function registerDaemonCommands(program: Command): void {
       }
       // Listening before starting: a signal during start-up still stops cleanly.
       const signal = stopSignal()
+      // The face listens before the daemon takes anything over: a port in use stops it first.
+      let face: HttpFace | null = null
+      if (access !== null) {
+        try {
+          face = await HttpFace.start({ ...access, repos: daemon.repos, owner: daemon.owner, staleMs: daemon.staleMs, log: daemon.log })
+        } catch (error) {
+          throw failWith(error)
+        }
+      }
       await daemon.start()
       const why = await Promise.race([signal, daemon.idle])
+      await face?.close()
       await daemon.close()
       if (why === 'idle') await handOverIfNeeded(daemon, options)
     })

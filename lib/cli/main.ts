@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { registerNotifierCommands } from './notifiers.js'
 import { registerDaemonCommands } from './daemon.js'
 import { registerRunCommand } from './run.js'
+import { registerMuteCommands } from './mutes.js'
 import { CliExit, cliIO, redactCommanderText } from './common.js'
 
 /** This package's version, from its package.json (two folders up from `lib/cli/` and `dist/cli/` alike). */
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerDaemonCommands(program)
   registerNotifierCommands(program)
   registerRunCommand(program)
+  registerMuteCommands(program)
   return program
 }
 

@@ -36,6 +36,7 @@ import { DurableOwner } from '../owner/durable-owner.js'
 import { repoPaths, type RepoPaths } from '../repo.js'
 import { ownerIdOfFileName, prepareStatusFolders, snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
 import { adoptOrphan } from '../state/lease.js'
+import type { Snapshot } from '../state/snapshot.js'
 import type { OwnerInfo } from '../state/owner.js'
 import { AimRuns } from './aim-runs.js'
 import { Discovery } from './discovery.js'
@@ -44,6 +45,7 @@ import { adoptionOrder } from './planner.js'
 import { Quarantine } from './quarantine.js'
 import { Sender, type SenderHold } from './sender.js'
 import { Takeover } from './takeover.js'
+import { aimRun, mergeRuns, type RepoObserver, type WatchedRun } from './run-view.js'
 import { DeadlineTimer } from '../timer.js'
 import { writeToTerminal } from '../terminal.js'
 import type { RunEvent } from '../model.js'
@@ -91,6 +93,8 @@ interface Session {
   nodeHashes: Set<string>
   /** Live training processes and orphans found by the last scan: something to watch. */
   ownersSeen: number
+  /** Live training processes' snapshots, as of the last scan (for the read model). */
+  live: Snapshot[]
   closed: boolean
 }
 
@@ -118,6 +122,7 @@ export class RepoWatch {
   readonly #quarantine: Quarantine
   /** The last message of each repo-level trouble (`repo-error`, `state-unreadable`, …): said once until it changes or clears. */
   readonly #said = new Map<string, string>()
+  readonly #observers = new Set<RepoObserver>()
 
   constructor(options: RepoWatchOptions) {
     this.#options = options
@@ -165,6 +170,47 @@ export class RepoWatch {
     if (session.ownersSeen > 0 || session.runtime.hasOutstanding()) return true
     for (const run of session.aim.runs.values()) if (run.status === 'running') return true
     return false
+  }
+
+  /** Tells `observer` of changes, events and delivery outcomes from now on; returns the unsubscribe. */
+  observe(observer: RepoObserver): () => void {
+    this.#observers.add(observer)
+    return () => void this.#observers.delete(observer)
+  }
+
+  /**
+   * Every run this daemon knows of while it is the repo's sender: live training processes' (from
+   * their snapshots at the last scan), its own adopted ones, and Python-Aim ones; one per hash.
+   * Empty on a standby (it reads nothing).
+   */
+  runs(): WatchedRun[] {
+    const session = this.#session
+    if (session === null) return []
+    const { owner } = this.#options
+    const self = { id: owner.id, kind: owner.kind, pid: owner.pid, host: owner.host }
+    const all: WatchedRun[] = []
+    for (const snapshot of session.live) {
+      const who = { id: snapshot.owner.id, kind: snapshot.owner.kind, pid: snapshot.owner.pid, host: snapshot.owner.host }
+      for (const run of snapshot.runs) all.push({ ...run, repo: this.root, source: 'process', owner: who })
+    }
+    for (const run of session.runtime.actor.runs()) all.push({ ...run, repo: this.root, source: 'adopted', owner: self })
+    for (const [hash, state] of session.aim.runs) if (!session.nodeHashes.has(hash) && session.runtime.actor.run(hash) === undefined) all.push(aimRun(this.root, hash, state, session.aim.graceSeconds))
+    return mergeRuns(all)
+  }
+
+  /** Notifications waiting in this daemon's outbox (0 on a standby). */
+  outboxDepth(): number {
+    return this.#session?.runtime.delivery.state().pending.length ?? 0
+  }
+
+  #tell(call: (observer: RepoObserver) => void): void {
+    for (const observer of this.#observers) {
+      try {
+        call(observer)
+      } catch (error) {
+        this.#logError('observer-error', error)
+      }
+    }
   }
 
   /** Scans now (after the scan in progress, if any); resolves when done. For tests and tools. */
@@ -274,11 +320,14 @@ export class RepoWatch {
         pid: owner.pid,
         clock: this.#options.clock,
         writeLine: this.#options.writeLine,
-        onEvent: (event) => {
-          log.info(event.kind, { repo: this.root, hash: event.run.hash, reason: event.run.reason, episode: event.run.episode, overdue: event.overdueSeconds, key: event.key })
+        onEvent: (event, muted) => {
+          log.info(event.kind, { repo: this.root, hash: event.run.hash, reason: event.run.reason, episode: event.run.episode, overdue: event.overdueSeconds, key: event.key, muted: muted !== null || undefined })
           this.#tellTerminal(event, terminals, rt)
+          this.#tell((o) => o.event?.(event, muted))
+          this.#tell((o) => o.changed?.())
         },
         onReport: (record) => {
+          this.#tell((o) => o.report?.(record))
           const level = record.kind === 'notified' ? 'info' : record.kind === 'failed' ? 'error' : 'warn'
           log[level](watcherEventOf(record), {
             repo: this.root, hash: record.hash, eventKind: record.eventKind, notifier: record.notifierId, type: record.notifierType, attempts: record.attempts,
@@ -299,7 +348,12 @@ export class RepoWatch {
         host: owner.host,
         pid: owner.pid,
         log,
-        accept: (event) => rt.delivery.accept(event),
+        accept: (event) => {
+          const muted = rt.muteOf(event)
+          this.#tell((o) => o.event?.(event, muted))
+          this.#tell((o) => o.changed?.())
+          return rt.accept(event, muted)
+        },
         // Adopted runs stay in the actor (ended ones for keepEndedMs): still the Node owner's.
         isNodeRun: async (hash) => nodeHashes.has(hash) || rt.actor.run(hash) !== undefined || (await this.#discovery.nodeHashes()).has(hash),
         onStateChanged: () => own.changed(),
@@ -314,7 +368,7 @@ export class RepoWatch {
         { root: this.root, paths: this.paths, layout: this.layout, daemonOwner: owner, clock: this.#options.clock, tombstoneMs: this.#options.tombstoneMs, keepEndedMs: this.#options.keepEndedMs, log, ownerError: (id, error) => this.#ownerError(id, error), terminals },
         { runtime, owner: own, aim },
       )
-      const session: Session = { hold, owner: own, runtime, aim, takeover, watchers: [], nodeHashes, ownersSeen: 0, closed: false }
+      const session: Session = { hold, owner: own, runtime, aim, takeover, watchers: [], nodeHashes, ownersSeen: 0, live: [], closed: false }
       this.#session = session
       this.#state = 'active'
       session.watchers = this.#watchFolders()
@@ -430,6 +484,7 @@ export class RepoWatch {
     takeover.prune()
     session.nodeHashes.clear()
     for (const snapshot of findings.live) for (const run of snapshot.runs) session.nodeHashes.add(run.hash)
+    session.live = findings.live
     if (session.closed) return
     try {
       await session.aim.scan()
@@ -437,6 +492,7 @@ export class RepoWatch {
     } catch (error) {
       this.#logOnce('checkins-error', error)
     }
+    this.#tell((o) => o.changed?.())
   }
 
   /**
