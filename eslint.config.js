@@ -14,7 +14,10 @@ export default tseslint.config(
       // Unused names are errors, except those spelled `_name` on purpose (a destructured field left out).
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
       // `node:` imports only: one way to name a built-in module.
-      'no-restricted-imports': ['error', { patterns: [{ regex: '^(fs|path|os|child_process|worker_threads|events|http|https|net|url|util|stream|crypto|readline)(/.*)?$', message: 'Import Node built-ins with the node: prefix.' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^(fs|path|os|child_process|worker_threads|events|http|https|net|url|util|stream|crypto|readline)(/.*)?$', message: 'Import Node built-ins with the node: prefix.' }] },
+      ],
     },
   },
   {

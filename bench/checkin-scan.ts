@@ -23,8 +23,7 @@ const ROUNDS = option('--rounds', 30)
 const NEW_PER_SCAN = 100
 
 const hashOf = (run: number) => run.toString(16).padStart(24, '0')
-const fileName = (run: number, idx: number, flag: 'starting' | 'check_in', expect: number) =>
-  formatCheckinName({ hash: hashOf(run), idx, flag, time: 1_795_887_686.41, expectNextIn: expect })
+const fileName = (run: number, idx: number, flag: 'starting' | 'check_in', expect: number) => formatCheckinName({ hash: hashOf(run), idx, flag, time: 1_795_887_686.41, expectNextIn: expect })
 
 /** A folder of FILES files: half the runs' `starting`, half their `check_in`. */
 function makeFolder(): { folder: string; runs: number; idx: Map<number, number> } {
@@ -61,7 +60,10 @@ async function naiveScan(folder: string): Promise<number> {
   return newest.size
 }
 
-interface Sample { cpu: number; wall: number }
+interface Sample {
+  cpu: number
+  wall: number
+}
 async function measure(scan: () => Promise<unknown>, between: () => void = () => {}): Promise<Sample[]> {
   const samples: Sample[] = []
   for (let round = 0; round < ROUNDS; round++) {
@@ -79,27 +81,47 @@ const OLD = new Date(Date.now() - 3_600_000)
 const scenarios: Record<string, () => Promise<Sample[]>> = {
   async 'naive, nothing new'() {
     const { folder } = makeFolder()
-    try { return await measure(() => naiveScan(folder)) } finally { rmSync(folder, { recursive: true }) }
+    try {
+      return await measure(() => naiveScan(folder))
+    } finally {
+      rmSync(folder, { recursive: true })
+    }
   },
   async 'naive, 100 new'() {
     const made = makeFolder()
     let from = 0
     try {
-      return await measure(() => naiveScan(made.folder), () => { renew(made.folder, made, from); from += NEW_PER_SCAN })
-    } finally { rmSync(made.folder, { recursive: true }) }
+      return await measure(
+        () => naiveScan(made.folder),
+        () => {
+          renew(made.folder, made, from)
+          from += NEW_PER_SCAN
+        },
+      )
+    } finally {
+      rmSync(made.folder, { recursive: true })
+    }
   },
   async 'incremental, nothing new, listing'() {
     const { folder } = makeFolder()
     const reader = new CheckinReader({ folder, trustFolderMtime: false, onWarning: () => {} })
     await reader.scan()
-    try { return await measure(() => reader.scan()) } finally { rmSync(folder, { recursive: true }) }
+    try {
+      return await measure(() => reader.scan())
+    } finally {
+      rmSync(folder, { recursive: true })
+    }
   },
   async 'incremental, nothing new, mtime trusted'() {
     const { folder } = makeFolder()
     utimesSync(folder, OLD, OLD)
     const reader = new CheckinReader({ folder, onWarning: () => {} })
     await reader.scan()
-    try { return await measure(() => reader.scan()) } finally { rmSync(folder, { recursive: true }) }
+    try {
+      return await measure(() => reader.scan())
+    } finally {
+      rmSync(folder, { recursive: true })
+    }
   },
   async 'incremental, 100 new'() {
     const made = makeFolder()
@@ -107,8 +129,16 @@ const scenarios: Record<string, () => Promise<Sample[]>> = {
     await reader.scan()
     let from = 0
     try {
-      return await measure(() => reader.scan(), () => { renew(made.folder, made, from); from += NEW_PER_SCAN })
-    } finally { rmSync(made.folder, { recursive: true }) }
+      return await measure(
+        () => reader.scan(),
+        () => {
+          renew(made.folder, made, from)
+          from += NEW_PER_SCAN
+        },
+      )
+    } finally {
+      rmSync(made.folder, { recursive: true })
+    }
   },
 }
 

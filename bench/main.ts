@@ -30,11 +30,7 @@ process.env['AIM_STATUS_DAEMON'] ??= '0'
 const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, wrapOverhead, lateEndpoints, httpFace]
 
 function usage(): string {
-  return [
-    'usage: tsx bench/main.ts [--quick] [--list] [NAME…]',
-    'scenarios:',
-    ...scenarios.map((s) => `  ${s.name.padEnd(18)} ${s.description}`),
-  ].join('\n')
+  return ['usage: tsx bench/main.ts [--quick] [--list] [NAME…]', 'scenarios:', ...scenarios.map((s) => `  ${s.name.padEnd(18)} ${s.description}`)].join('\n')
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -12,16 +12,26 @@ import { currentOwner } from '../lib/state/owner.js'
 import { SNAPSHOT_FORMAT, readSnapshot, serializeSnapshot, writeSnapshotAtomic } from '../lib/state/snapshot.js'
 import type { Snapshot } from '../lib/state/snapshot.js'
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0)
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0)
 const REPEATS = 5
 
 function snapshotOf(n: number): Snapshot {
   const runs: RunInfo[] = []
   for (let i = 0; i < n; i++) {
     runs.push({
-      hash: i.toString(16).padStart(24, '0'), name: `resnet50-lr3e-4-seed${i}`, experiment: `sweep-${i % 20}`,
-      status: 'running', startedAt: 1_795_000_000_000 + i, lastProgressAt: 1_795_000_100_000 + i,
-      expectNextIn: 60, deadlineAt: 1_795_000_160_000 + i, grace: 100, episode: 0,
+      hash: i.toString(16).padStart(24, '0'),
+      name: `resnet50-lr3e-4-seed${i}`,
+      experiment: `sweep-${i % 20}`,
+      status: 'running',
+      startedAt: 1_795_000_000_000 + i,
+      lastProgressAt: 1_795_000_100_000 + i,
+      expectNextIn: 60,
+      deadlineAt: 1_795_000_160_000 + i,
+      grace: 100,
+      episode: 0,
     })
   }
   return { format: SNAPSHOT_FORMAT, version: 1, owner: currentOwner('process'), generation: 1, writtenAt: Date.now(), runs, outbox: { queued: [] }, extra: {} }

@@ -16,14 +16,7 @@ export { Watcher } from './watcher.js'
 export type { WatcherEvents } from './watcher.js'
 export type { WatchOptions, WatcherOptions, NotifierSpec } from './options.js'
 export { DEFAULT_GRACE_SECONDS, MAX_SECONDS } from './options.js'
-export {
-  ErrorCodes,
-  AimStatusError,
-  InvalidOptionError,
-  OutOfRangeError,
-  InvalidIdError,
-  CorruptFileError,
-} from './errors.js'
+export { ErrorCodes, AimStatusError, InvalidOptionError, OutOfRangeError, InvalidIdError, CorruptFileError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export type { NotifierEntry, Notifier, NotifierType, NotifierContext, NotifierFlag, SendContext, DeliveryOutcome } from './notify/contract.js'
 export type { RunEvent, RunEventKind, RunInfo, RunStatus, EventKeyParts, EpisodeKind } from './model.js'
@@ -32,16 +25,7 @@ export { RUN_EVENT_KINDS, eventKey, parseEventKey } from './model.js'
 export type { DeliveryRecord, DeliveryRecordKind, DeliveryEndReason, NotifierStats } from './notify/delivery-record.js'
 export { registerNotifierType } from './notify/registry.js'
 export { redactSecret, scrub } from './notify/redact.js'
-export {
-  addNotifier,
-  listNotifiers,
-  enableNotifier,
-  disableNotifier,
-  removeNotifier,
-  testNotifiers,
-  getLogLevel,
-  setLogLevel,
-} from './notify/manage.js'
+export { addNotifier, listNotifiers, enableNotifier, disableNotifier, removeNotifier, testNotifiers, getLogLevel, setLogLevel } from './notify/manage.js'
 export type { NotifierListing, NotifierTestResult, TestNotifiersOptions } from './notify/manage.js'
 export { DEFAULT_LOG_LEVEL, announceWatcher } from './notify/manage.js'
 export { ensureDaemon } from './daemon-launch.js'

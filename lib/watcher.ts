@@ -27,17 +27,7 @@ import { controllingTerminal } from './terminal.js'
 import { ActorHost } from './actor/host.js'
 import { ensureDaemon } from './daemon-launch.js'
 import { customTypeNames } from './actor/custom-types.js'
-import {
-  addNotifier,
-  disableNotifier,
-  enableNotifier,
-  listNotifiers,
-  removeNotifier,
-  testNotifiers,
-  type NotifierListing,
-  type NotifierSpec,
-  type NotifierTestResult,
-} from './notify/manage.js'
+import { addNotifier, disableNotifier, enableNotifier, listNotifiers, removeNotifier, testNotifiers, type NotifierListing, type NotifierSpec, type NotifierTestResult } from './notify/manage.js'
 import type { ActorMessage } from './actor/protocol.js'
 import { Run, type RunChannel } from './run.js'
 

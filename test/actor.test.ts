@@ -95,8 +95,14 @@ t.test('several runs with interleaved deadlines stall in deadline order', async 
   actor.progress('c', clock.now(), 10) // c pushed far away
   clock.advance(60_000)
   const stalls = events.filter((e) => e.kind === 'stalled')
-  t.same(stalls.map((e) => e.run.hash), ['b', 'e', 'a', 'c'])
-  t.same(stalls.map((e) => e.at - t0), [2000, 3000, 6000, 2500 + 11_000])
+  t.same(
+    stalls.map((e) => e.run.hash),
+    ['b', 'e', 'a', 'c'],
+  )
+  t.same(
+    stalls.map((e) => e.at - t0),
+    [2000, 3000, 6000, 2500 + 11_000],
+  )
 })
 
 t.test('a report written only to the slot postpones the stall, to the millisecond', async (t) => {
@@ -158,8 +164,15 @@ t.test('queries fold in the slot without changing state or calling hooks', async
   const seen = actor.run('q')
   t.equal(seen?.deadlineAt, clock.now() + 10_500, 'the query sees the newer report')
   t.equal(seen?.expectNextIn, 10)
-  t.same(actor.runs().map((r) => r.deadlineAt), [clock.now() + 10_500])
+  t.same(
+    actor.runs().map((r) => r.deadlineAt),
+    [clock.now() + 10_500],
+  )
   t.same(calls, [], 'no hook was called by a query')
   clock.advance(3000)
-  t.same(calls.filter((c) => c !== 'change'), ['progress'], 'the timer folds the report in, without a stall')
+  t.same(
+    calls.filter((c) => c !== 'change'),
+    ['progress'],
+    'the timer folds the report in, without a stall',
+  )
 })

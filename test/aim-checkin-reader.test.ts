@@ -21,9 +21,10 @@ function fixture(t: { teardown(fn: () => void): unknown }, scenario: string): st
   return join(root, '.aim', 'check_ins')
 }
 // Aim-format names for synthetic check-ins (the time field is informational; any will do).
-const name = (hash: string, idx: number, flag: string, expect: number) =>
-  `${hash}-${String(idx).padStart(16, '0')}-${flag}-1795887686.41-${String(expect).padStart(5, '0')}`
-const touch = (folder: string, ...names: string[]) => { for (const n of names) writeFileSync(join(folder, n), '') }
+const name = (hash: string, idx: number, flag: string, expect: number) => `${hash}-${String(idx).padStart(16, '0')}-${flag}-1795887686.41-${String(expect).padStart(5, '0')}`
+const touch = (folder: string, ...names: string[]) => {
+  for (const n of names) writeFileSync(join(folder, n), '')
+}
 const kinds = (transitions: CheckinTransition[]) => transitions.map((x) => `${x.kind}:${x.hash.slice(0, 4)}:${x.idx}`)
 
 /** Reads a fixture and returns when (ms after first sight) it first counts as stalled, or null. */
@@ -128,7 +129,10 @@ t.test('bad names warn once each; files vanishing mid-scan raise nothing', async
   let vanish: string | null = null
   let folderGone = false
   const reader = new CheckinReader({
-    folder, clock, graceSeconds: GRACE, onWarning: (m) => warnings.push(m),
+    folder,
+    clock,
+    graceSeconds: GRACE,
+    onWarning: (m) => warnings.push(m),
     readdir: async (dir) => {
       if (folderGone) throw Object.assign(new Error('gone'), { code: 'ENOENT' })
       const names = await fsp.readdir(dir)
@@ -151,7 +155,12 @@ t.test('bad names warn once each; files vanishing mid-scan raise nothing', async
   t.same(await reader.scan(), [], 'the folder vanishing is not an error')
   t.throws(() => new CheckinReader({ folder, graceSeconds: 29 }), { code: 'AIM_STATUS_OUT_OF_RANGE' })
   t.equal(new CheckinReader({ folder }).graceSeconds, 100)
-  const failing = new CheckinReader({ folder, readdir: () => { throw Object.assign(new Error('denied'), { code: 'EACCES' }) } })
+  const failing = new CheckinReader({
+    folder,
+    readdir: () => {
+      throw Object.assign(new Error('denied'), { code: 'EACCES' })
+    },
+  })
   await t.rejects(failing.scan(), { code: 'EACCES' }, 'other errors are not swallowed')
   const hundreds = new CheckinReader({ folder: join(t.testdir(), 'x'), onWarning: (m) => warnings.push(m), readdir: () => Array.from({ length: 1500 }, (_, i) => `junk${i}`) })
   warnings.length = 0
@@ -220,7 +229,7 @@ t.test('the folder is not listed again while its mtime proves nothing changed', 
   t.equal(reader.listings, 5, 'listed at least every 10 s anyway')
 })
 
-t.test('last_run_notifications: read, update atomically, shared with Aim\'s watcher', async (t) => {
+t.test("last_run_notifications: read, update atomically, shared with Aim's watcher", async (t) => {
   const dir = t.testdir()
   const path = join(dir, '.aim', 'ext', 'notifications', 'last_run_notifications')
   t.same(await readLastRunNotifications(path), new Map(), 'missing: nothing notified')
@@ -242,7 +251,13 @@ t.test('last_run_notifications: read, update atomically, shared with Aim\'s watc
   const [stall] = await reader.scan()
   t.match(stall, { kind: 'stalled', idx: 7, alreadyNotified: false })
 
-  const { record } = await recordLastRunNotifications(path, new Map([['a1b2c3d4e5f60718293a4b5c', 7], ['0f1e2d3c4b5a69788796a5b4', 2]]))
+  const { record } = await recordLastRunNotifications(
+    path,
+    new Map([
+      ['a1b2c3d4e5f60718293a4b5c', 7],
+      ['0f1e2d3c4b5a69788796a5b4', 2],
+    ]),
+  )
   t.same(JSON.parse(readFileSync(path, 'utf8')), { '0f1e2d3c4b5a69788796a5b4': 5, a1b2c3d4e5f60718293a4b5c: 7 }, 'plain JSON Python reads; an idx never goes down')
   t.same(record, await readLastRunNotifications(path))
   t.same(readdirSync(join(dir, '.aim', 'ext', 'notifications')), ['last_run_notifications'], 'no temp file left')
@@ -267,8 +282,13 @@ t.test('a listing that repeats names (the folder changed while read) counts each
   touch(folder, name('abab', 1, 'starting', 0), name('abab', 2, 'check_in', 9))
   let repeat = true
   const reader = new CheckinReader({
-    folder, clock: new ManualClock(), graceSeconds: GRACE,
-    readdir: async (dir) => { const names = await fsp.readdir(dir); return repeat ? [...names, ...names] : names },
+    folder,
+    clock: new ManualClock(),
+    graceSeconds: GRACE,
+    readdir: async (dir) => {
+      const names = await fsp.readdir(dir)
+      return repeat ? [...names, ...names] : names
+    },
   })
   t.same(kinds(await reader.scan()), ['started:abab:2'])
   t.same(await reader.scan(), [])
@@ -279,7 +299,7 @@ t.test('a listing that repeats names (the folder changed while read) counts each
   t.equal(reader.runs.has('abab'), false, 'dropped once its files are gone')
 })
 
-t.test('a listing that misses a renewing run\'s old and new files at once does not forget it: no second started', async (t) => {
+t.test("a listing that misses a renewing run's old and new files at once does not forget it: no second started", async (t) => {
   const folder = join(t.testdir(), 'check_ins')
   mkdirSync(folder)
   touch(folder, name('rene', 1, 'starting', 60))
@@ -288,7 +308,9 @@ t.test('a listing that misses a renewing run\'s old and new files at once does n
   const clock = new ManualClock()
   let hide = false
   const reader = new CheckinReader({
-    folder, clock, graceSeconds: GRACE,
+    folder,
+    clock,
+    graceSeconds: GRACE,
     readdir: async (dir) => (hide ? [] : fsp.readdir(dir)),
   })
   t.same(kinds(await reader.scan()), ['started:rene:1'])

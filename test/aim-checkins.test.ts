@@ -19,10 +19,7 @@ function aimParse(name: string): { hash: string; idx: number; flag: string; expe
 const listing = (folder: string) => readdirSync(folder).sort()
 
 t.test('names are formatted exactly as Aim formats them', async (t) => {
-  t.equal(
-    formatCheckinName({ hash: 'abcdef0123456789abcdef01', idx: 2, flag: 'check_in', time: 1795886242.59, expectNextIn: 60 }),
-    'abcdef0123456789abcdef01-0000000000000002-check_in-1795886242.59-00060',
-  )
+  t.equal(formatCheckinName({ hash: 'abcdef0123456789abcdef01', idx: 2, flag: 'check_in', time: 1795886242.59, expectNextIn: 60 }), 'abcdef0123456789abcdef01-0000000000000002-check_in-1795886242.59-00060')
   const at = (time: number) => formatCheckinName({ hash: 'h', idx: 0, flag: 'starting', time, expectNextIn: 0 }).split('-')[3]
   t.equal(at(5.5), '00000005.50', 'zero-padded to 11 characters')
   t.equal(at(0.125), '00000000.12', 'exact ties round to even, as Python does')
@@ -50,7 +47,12 @@ t.test('anything that is not exactly an Aim name parses as null, never throws', 
   const good = 'abcdef0123456789abcdef01-0000000000000002-check_in-1795886242.59-00060'
   t.ok(parseCheckinName(good))
   for (const bad of [
-    '', 'junk', '.DS_Store', `${good}.tmp`, `x-${good}`, `${good}-1`,
+    '',
+    'junk',
+    '.DS_Store',
+    `${good}.tmp`,
+    `x-${good}`,
+    `${good}-1`,
     '../../etc-0000000000000002-check_in-1795886242.59-00060',
     'abc def-0000000000000002-check_in-1795886242.59-00060',
     'abc-000000000000002-check_in-1795886242.59-00060', // 15 digits
@@ -85,7 +87,7 @@ t.test('formatting refuses bad fields with coded errors', async (t) => {
   t.throws(() => formatCheckinName({ ...base, expectNextIn: 2.5 }), { code: 'AIM_STATUS_OUT_OF_RANGE' })
 })
 
-t.test('expect is Aim\'s max(1, ceil(deadline - now)), capped to five digits', async (t) => {
+t.test("expect is Aim's max(1, ceil(deadline - now)), capped to five digits", async (t) => {
   t.equal(expectNextInFor(null, 0), 0)
   t.equal(expectNextInFor(200, 0), 1)
   t.equal(expectNextInFor(60_001, 0), 61)
@@ -128,7 +130,9 @@ function simulate(folder: string, renewLeadMs: number) {
         if (!createdAt.has(name)) createdAt.set(name, now)
         return now >= (createdAt.get(name) as number) + (aimParse(name).idx % 2) * 1500
       })
-      .map(aimParse).filter((c) => c.flag !== 'progress').sort((a, b) => b.idx - a.idx)
+      .map(aimParse)
+      .filter((c) => c.flag !== 'progress')
+      .sort((a, b) => b.idx - a.idx)
     const newest = visible[0]
     // An older idx showing through (the newest deleted, its successor not visible yet) is not news.
     if (newest !== undefined && newest.idx > seen.idx) seen = { idx: newest.idx, firstSeen: now, expect: newest.expect }
@@ -157,7 +161,7 @@ function simulate(folder: string, renewLeadMs: number) {
   return { clock, writer, writes, expiredEarly, oneCheckinFile }
 }
 
-t.test('a writer driven like the actor: lazy, never expiring early in a polling watcher\'s eyes', async (t) => {
+t.test("a writer driven like the actor: lazy, never expiring early in a polling watcher's eyes", async (t) => {
   const dir = t.testdir()
   const folder = join(dir, 'check_ins')
   const { clock, writer, writes, expiredEarly, oneCheckinFile } = simulate(folder, 3000)
@@ -182,7 +186,9 @@ t.test('a writer driven like the actor: lazy, never expiring early in a polling 
 
   const finished = writer.finish()
   t.match(finished, /-finished-.*-00000$/)
-  const flags = listing(folder).map((n) => aimParse(n).flag).sort()
+  const flags = listing(folder)
+    .map((n) => aimParse(n).flag)
+    .sort()
   t.same(flags, ['check_in', 'finished', 'starting'], 'one file per flag used; never progress or new_logs')
   t.throws(() => writer.sync(null), { code: 'AIM_STATUS_RUN_ENDED' })
   t.throws(() => writer.finish(), { code: 'AIM_STATUS_RUN_ENDED' })
@@ -199,10 +205,24 @@ t.test('opening resumes from the highest idx across all flags and cleans up per 
   const clock = new ManualClock()
   const writer = CheckinWriter.open({ folder, hash, clock, wallNow: () => 1_795_887_700_000 })
   t.equal(writer.idx, 10)
-  t.same(listing(folder).map(aimParse).filter((c) => c.hash === hash).map((c) => `${c.idx}:${c.flag}`).sort(), ['10:starting', '4:check_in', '9:progress'])
+  t.same(
+    listing(folder)
+      .map(aimParse)
+      .filter((c) => c.hash === hash)
+      .map((c) => `${c.idx}:${c.flag}`)
+      .sort(),
+    ['10:starting', '4:check_in', '9:progress'],
+  )
   t.ok(listing(folder).includes(`${hash}-0000000000000010-starting-1795887700.00-00000`))
   writer.sync(clock.now() + 30_000)
-  t.same(listing(folder).map(aimParse).filter((c) => c.hash === hash).map((c) => `${c.idx}:${c.flag}:${c.expect}`).sort(), ['10:starting:0', '11:check_in:30', '9:progress:30'])
+  t.same(
+    listing(folder)
+      .map(aimParse)
+      .filter((c) => c.hash === hash)
+      .map((c) => `${c.idx}:${c.flag}:${c.expect}`)
+      .sort(),
+    ['10:starting:0', '11:check_in:30', '9:progress:30'],
+  )
   t.ok(existsSync(join(folder, 'feedfacefeedfacefeedface-0000000000000042-check_in-1795887686.41-00002')), 'other runs are left alone')
 })
 

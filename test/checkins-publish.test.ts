@@ -37,15 +37,25 @@ t.test('a run writes starting, check_in and finished in Aim format, one file per
   await watcher.flush() // the report has been handled and its check-in written
   names = checkinNames(repo)
   const parsed = names.map(parseAimName)
-  t.ok(parsed.every((p) => p !== null), `every name parses: ${names.join(', ')}`)
-  t.match(parsed.find((p) => p?.flag === 'check_in'), { idx: 2, expect: 3 }, 'expect rounded up to whole seconds')
+  t.ok(
+    parsed.every((p) => p !== null),
+    `every name parses: ${names.join(', ')}`,
+  )
+  t.match(
+    parsed.find((p) => p?.flag === 'check_in'),
+    { idx: 2, expect: 3 },
+    'expect rounded up to whole seconds',
+  )
   t.ok(Math.abs((parsed[0]?.time ?? 0) - Date.now() / 1000) < 600, 'the time in the name is wall-clock seconds')
   await run.reportSuccessfulFinish()
   names = checkinNames(repo)
   const byFlag = new Map(names.map((n) => [parseAimName(n)?.flag, parseAimName(n)]))
   t.same([...byFlag.keys()].sort(), ['check_in', 'finished', 'starting'], 'one file per flag used')
   t.match(byFlag.get('finished'), { idx: 3, expect: 0 })
-  t.notOk(names.some((n) => n.includes('new_logs') || n.includes('-progress-')), 'never new_logs or progress')
+  t.notOk(
+    names.some((n) => n.includes('new_logs') || n.includes('-progress-')),
+    'never new_logs or progress',
+  )
 })
 
 t.test('a reopened hash continues from the highest idx; checkins: false writes nothing', async (t) => {
@@ -79,7 +89,10 @@ t.test('renewals keep the promise visible to a once-a-second watcher, without a 
   for (let second = 0; second < 300; second++) {
     actor.progress('steady', clock.now(), 60)
     clock.advance(1000)
-    const newest = readdirSync(folder).map(parseAimName).filter((p) => p !== null && p.flag !== 'progress').sort((a, b) => b!.idx - a!.idx)[0]!
+    const newest = readdirSync(folder)
+      .map(parseAimName)
+      .filter((p) => p !== null && p.flag !== 'progress')
+      .sort((a, b) => b!.idx - a!.idx)[0]!
     if (!firstSeen.has(newest.idx)) firstSeen.set(newest.idx, clock.now())
     if (newest.expect > 0 && clock.now() > (firstSeen.get(newest.idx) as number) + newest.expect * 1000) expiredWhileAlive++
   }

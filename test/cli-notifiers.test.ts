@@ -95,7 +95,10 @@ t.test('add with flags for every type, list, --json; secrets never printed', asy
     outputs.push(res.stdout, res.stderr)
   }
   const config = await readNotificationsConfig(repoPaths(root))
-  t.same(config.notifiers.map((e) => e.type), ['slack', 'workplace', 'webhook', 'logger'])
+  t.same(
+    config.notifiers.map((e) => e.type),
+    ['slack', 'workplace', 'webhook', 'logger'],
+  )
   t.equal(config.notifiers[0]?.arguments['url'], SLACK_URL, 'the file holds the real value')
   t.equal(config.notifiers[1]?.arguments['group_id'], 12345)
   t.same(config.notifiers[2]?.events, ['stalled', 'finished'])
@@ -148,7 +151,10 @@ t.test('TTY: prompts for type and values, and the confirmation can decline', asy
   t.equal(res.code, 0)
   t.same(res.questions, ['Notifier type', 'Slack webhook URL', 'Message template (Aim style, e.g. {run.hash})', 'Events to send', 'Set a different message for some events?', 'Save notifier configuration above?'])
   const config = await readNotificationsConfig(repoPaths(root))
-  t.same(config.notifiers.map((e) => [e.type, e.arguments['url'], e.arguments['message']]), [['slack', SLACK_URL, 'msg {run.hash}']])
+  t.same(
+    config.notifiers.map((e) => [e.type, e.arguments['url'], e.arguments['message']]),
+    [['slack', SLACK_URL, 'msg {run.hash}']],
+  )
   t.same(secretsIn(res.stdout + res.stderr), [])
 })
 
@@ -243,7 +249,10 @@ t.test('TTY: every option a flag covers is asked, and refused values are asked a
   t.equal(res.code, 0, res.stderr)
   t.same(res.refused, ['--header: expected NAME=VALUE', 'webhook notifier: --header may not set Content-Type: the notifier sets it', res.refused[2]])
   t.match(res.refused[2], /^--message-stalled: Invalid message template "\{run\.nope\}": unknown variable/)
-  t.same(res.questions.filter((q) => q.startsWith('Message for')), ['Message for stalled events (empty: the message above)', 'Message for failed events (empty: the message above)', 'Message for recovered events (empty: the message above)'])
+  t.same(
+    res.questions.filter((q) => q.startsWith('Message for')),
+    ['Message for stalled events (empty: the message above)', 'Message for failed events (empty: the message above)', 'Message for recovered events (empty: the message above)'],
+  )
   entry = (await readNotificationsConfig(repoPaths(root))).notifiers[2]
   t.same(entry?.arguments, { url: HOOK_URL, secret: 'sig-secret-value-xyz', headers: { Authorization: HEADER_VALUE, 'X-Team': 'ml' }, message: 'H {run.hash}' })
   t.same(entry?.messages, { stalled: 'S {run.hash}' })
@@ -300,8 +309,14 @@ t.test('the notifier table: 80 columns by default, every detail when wide', asyn
   })
   const listings: NotifierListing[] = await listNotifiers(root)
   const narrow = formatNotifierTable(listings, { now })
-  t.same(narrow.slice(1).map((l) => l.replace(/\s+/g, ' ')), [`${ok.id} logger enabled ok 1m ago`, `${failing.id} slack enabled error 5s ago`])
-  t.same(narrow.filter((l) => l.length > 80), [])
+  t.same(
+    narrow.slice(1).map((l) => l.replace(/\s+/g, ' ')),
+    [`${ok.id} logger enabled ok 1m ago`, `${failing.id} slack enabled error 5s ago`],
+  )
+  t.same(
+    narrow.filter((l) => l.length > 80),
+    [],
+  )
   const wide = formatNotifierTable(listings, { now, wide: true })
   t.match(wide[2], /stalled,failed,recovered\s+ok 2026-01-02T10:00:00\.000Z \(1\); error 2026-01-02T11:59:55\.000Z: permanent: HTTP 404 no_service — the channel was archived or the webhook revoked$/)
   t.same([timeAgo(now - 59_000, now), timeAgo(now - 3_600_000, now), timeAgo(now - 3 * 86_400_000, now), timeAgo(now + 5_000, now)], ['59s ago', '1h ago', '3d ago', '0s ago'])

@@ -108,7 +108,7 @@ t.test('errors name the flag, not the option field behind it', async (t) => {
   t.notOk(existsSync(repoPaths(root).config), 'nothing was written')
 })
 
-t.test('--events and --message-<event> set the notifier\'s events and per-event messages', async (t) => {
+t.test("--events and --message-<event> set the notifier's events and per-event messages", async (t) => {
   const root = repo(t.testdir())
   const res = await cli(['--repo', root, 'notifiers', 'add', 'logger', '--events', 'stalled,finished', '--message-stalled', 'LATE {run.hash}', '--message-finished', 'DONE {run.hash}'])
   t.equal(res.code, 0, res.stderr)
@@ -150,7 +150,11 @@ t.test('notifiers list fits 80 columns; --wide and --json have everything', asyn
   t.equal(lines.length, 3)
   t.match(lines[0], /^NOTIFIER ID\s+TYPE\s+STATUS\s+LAST DELIVERY$/)
   t.match(lines[1], /^[0-9a-f-]{36}\s+workplace\s+enabled\s+never$/)
-  t.same(lines.filter((l) => l.length > 80), [], 'no line wider than 80 columns')
+  t.same(
+    lines.filter((l) => l.length > 80),
+    [],
+    'no line wider than 80 columns',
+  )
   const wide = await cli(['--repo', root, 'notifiers', 'list', '--wide'])
   t.match(wide.stdout, /^NOTIFIER ID\s+TYPE\s+STATUS\s+EVENTS\s+LAST DELIVERY \/ LAST ERROR/)
   t.match(wide.stdout, /workplace\s+enabled\s+started,stalled,recovered,finished,failed/)
@@ -169,7 +173,7 @@ t.test('on a terminal: Ctrl-C in a prompt exits 130 quietly', async (t) => {
   t.notOk(existsSync(repoPaths(root).config), 'nothing saved')
 })
 
-t.test('on a terminal: a refused value is asked again, and Aim\'s [Y/n] question saves', async (t) => {
+t.test("on a terminal: a refused value is asked again, and Aim's [Y/n] question saves", async (t) => {
   const root = repo(t.testdir())
   const term = startTerminal(process.execPath, [bin, '--repo', root, 'notifiers', 'add'])
   let at = await term.waitFor('Notifier type')

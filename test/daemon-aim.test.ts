@@ -29,20 +29,20 @@ const finished = (hash: string) => `Run '${hash}' finished without error.`
 const recovered = (hash: string) => `✅ Run '${hash}' is reporting progress again.`
 const stalled = (hash: string) => `stalled ${hash} `
 /** The Slack texts that name a run, in order. */
-const textsFor = (requests: Array<{ body: string }>, hash: string): string[] =>
-  requests.map((r) => (JSON.parse(r.body) as { text: string }).text).filter((text) => text.includes(hash))
+const textsFor = (requests: Array<{ body: string }>, hash: string): string[] => requests.map((r) => (JSON.parse(r.body) as { text: string }).text).filter((text) => text.includes(hash))
 const GRACE = 30
 const ALL = ['started', 'stalled', 'recovered', 'finished', 'failed'] as const
 
 // Aim-format names (the time field is informational; any will do).
-const name = (hash: string, idx: number, flag: string, expect: number) =>
-  `${hash}-${String(idx).padStart(16, '0')}-${flag}-1795887686.41-${String(expect).padStart(5, '0')}`
+const name = (hash: string, idx: number, flag: string, expect: number) => `${hash}-${String(idx).padStart(16, '0')}-${flag}-1795887686.41-${String(expect).padStart(5, '0')}`
 const checkins = (root: string) => repoPaths(root).checkins
 const touch = (root: string, ...names: string[]) => {
   mkdirSync(checkins(root), { recursive: true })
   for (const n of names) writeFileSync(join(checkins(root), n), '')
 }
-const remove = (root: string, ...names: string[]) => { for (const n of names) rmSync(join(checkins(root), n), { force: true }) }
+const remove = (root: string, ...names: string[]) => {
+  for (const n of names) rmSync(join(checkins(root), n), { force: true })
+}
 const lastRun = (root: string): Record<string, number> | null => {
   const path = repoPaths(root).lastRunNotifications
   return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, number>) : null
@@ -124,8 +124,10 @@ async function inProcessDaemon(t: Test, roots: string[], clock: ManualClock): Pr
   }
 }
 
-const is = (event: string, hash: string, extra: Record<string, unknown> = {}) => (l: LogLine) =>
-  l.event === event && l['hash'] === hash && Object.entries(extra).every(([k, v]) => l[k] === v)
+const is =
+  (event: string, hash: string, extra: Record<string, unknown> = {}) =>
+  (l: LogLine) =>
+    l.event === event && l['hash'] === hash && Object.entries(extra).every(([k, v]) => l[k] === v)
 
 async function slack(t: Test): Promise<FakeEndpoint> {
   const endpoint = await startEndpoint(() => slackReply())
@@ -214,7 +216,7 @@ t.test('a synthetic run: stall, recovery by a newer idx, finish, resume with a h
   await d.settle()
   t.match(await d.waitEvent(is('started', h), 2), { idx: 5 })
   await d.waitEvent(is('notified', h), 5)
-  t.same(lastRun(root), { [h]: 5 }, 'the resumed run\'s starting is recorded as Aim would')
+  t.same(lastRun(root), { [h]: 5 }, "the resumed run's starting is recorded as Aim would")
   touch(root, name(h, 6, 'check_in', 10))
   await d.settle()
   clock.advance((10 + GRACE) * 1000)
@@ -227,7 +229,11 @@ t.test('a synthetic run: stall, recovery by a newer idx, finish, resume with a h
   const ignored = d.lines.filter((l) => l.event === 'checkin-ignored').map((l) => String(l['message']))
   t.equal(ignored.length, 2, 'each unparsable name warned about once, however many scans')
   t.match(ignored.join('\n'), /notes\.txt[\s\S]*a-b-c|a-b-c[\s\S]*notes\.txt/)
-  t.same(d.lines.filter((l) => l.level === 'error'), [], 'no errors')
+  t.same(
+    d.lines.filter((l) => l.level === 'error'),
+    [],
+    'no errors',
+  )
   await d.daemon.close()
 })
 
@@ -262,7 +268,11 @@ t.test('files deleted between and during scans: a run whose files are gone is dr
   clock.advance(3_600_000)
   await d.settle()
   t.same(textsFor(endpoint.requests, gone), [started(gone)], 'seen, and never stalled')
-  t.same(d.lines.filter((l) => l.level === 'error'), [], 'no errors')
+  t.same(
+    d.lines.filter((l) => l.level === 'error'),
+    [],
+    'no errors',
+  )
   t.equal(d.daemon.repos[0]?.aimRuns?.runs.size, 0)
   await d.daemon.close()
 })
@@ -286,7 +296,7 @@ t.test('a daemon restart keeps first sights and what was notified: no re-send, n
   clock.advance(50_000)
   await first.daemon.close()
   const ownerFiles = readdirSync(statusLayout(repoPaths(root)).owners).filter((f) => f.endsWith('.json'))
-  t.equal(ownerFiles.length, 1, 'the daemon\'s snapshot is kept for its Python runs')
+  t.equal(ownerFiles.length, 1, "the daemon's snapshot is kept for its Python runs")
   const kept = await readSnapshot(join(statusLayout(repoPaths(root)).owners, ownerFiles[0] as string))
   t.match(kept?.extra, { checkins: { version: 1, runs: { [r1]: { idx: 2, status: 'stalled', notifiedIdx: 2 }, [r2]: { idx: 1, status: 'running' } } } })
 
@@ -297,7 +307,7 @@ t.test('a daemon restart keeps first sights and what was notified: no re-send, n
   // 41 s after the restart is 91 s after r2 was first seen: the promise kept counting.
   clock.advance(41_000)
   t.match(await second.waitEvent(is('stalled', r2)), { idx: 1 })
-  t.ok(Number(second.lines.find(is('stalled', r2))?.['overdue']) < GRACE + 2, 'stalled on the first life\'s clock')
+  t.ok(Number(second.lines.find(is('stalled', r2))?.['overdue']) < GRACE + 2, "stalled on the first life's clock")
   await second.waitEvent(is('notified', r2))
   await second.settle()
   t.same(textsFor(endpoint.requests, r1), [stalled(r1)])
@@ -306,7 +316,7 @@ t.test('a daemon restart keeps first sights and what was notified: no re-send, n
   await second.daemon.close()
 })
 
-t.test('Aim\'s last_run_notifications: what Python\'s watcher notified is not sent again; ours is added', async (t) => {
+t.test("Aim's last_run_notifications: what Python's watcher notified is not sent again; ours is added", async (t) => {
   const endpoint = await slack(t)
   const root = fixtureRepo(tempDir(t), 'running')
   await useSlack(root, endpoint.base, [...ALL])
@@ -324,7 +334,7 @@ t.test('Aim\'s last_run_notifications: what Python\'s watcher notified is not se
   clock.advance((60 + GRACE) * 1000)
   t.match(await d.waitEvent(is('stalled', py)), { idx: 6, alreadyNotified: true })
   await d.settle()
-  t.same(textsFor(endpoint.requests, py), [], 'Python\'s watcher already notified idx 6')
+  t.same(textsFor(endpoint.requests, py), [], "Python's watcher already notified idx 6")
   t.same(textsFor(endpoint.requests, other), [started(other)])
   t.same(lastRun(root), { [py]: 6, [stranger]: 9, [other]: 1 }, 'merged, nothing lost')
   await d.daemon.close()
@@ -358,8 +368,12 @@ t.test('a hash held by a live Node owner or adopted by the daemon is announced b
   await d.waitEvent(is('checkin-skipped', live, { eventKind: 'stalled' }))
   await d.waitEvent(is('checkin-skipped', adopted, { eventKind: 'stalled' }))
   await d.settle()
-  t.same(textsFor(endpoint.requests, live), [], 'the live owner\'s run: nothing from its check-ins')
-  t.same(textsFor(endpoint.requests, adopted).map((x) => x.split(' ')[0]), ['failed'], 'the adopted run: its own failure only')
+  t.same(textsFor(endpoint.requests, live), [], "the live owner's run: nothing from its check-ins")
+  t.same(
+    textsFor(endpoint.requests, adopted).map((x) => x.split(' ')[0]),
+    ['failed'],
+    'the adopted run: its own failure only',
+  )
   t.same(textsFor(endpoint.requests, python), [started(python), stalled(python)])
   t.same(lastRun(root), { [python]: 2 })
   await d.daemon.close()
@@ -400,7 +414,11 @@ t.test('absorbing a state keeps the deadline timer working on the new reader', a
   const clock = new ManualClock()
   const accepted: string[] = []
   const runs = new AimRuns({
-    paths: repoPaths(root), clock, graceSeconds: GRACE, host: 'h', pid: 1,
+    paths: repoPaths(root),
+    clock,
+    graceSeconds: GRACE,
+    host: 'h',
+    pid: 1,
     log: { info() {}, warn() {}, error() {} },
     accept: async (event) => void accepted.push(event.key),
     isNodeRun: () => false,

@@ -50,7 +50,10 @@ t.test('SIGKILL: the daemon reports the run failed once, with the reason', async
     t.equal((await daemon.exited).code, 0)
   }
   t.comment(`SIGKILL -> failure notified (ms): ${figures.join(', ')}`)
-  t.ok(figures.every((ms) => ms < 10_000), 'well within the poll and stale periods')
+  t.ok(
+    figures.every((ms) => ms < 10_000),
+    'well within the poll and stale periods',
+  )
 })
 
 t.test('exit code 3, an uncaught throw, a clean finish before exit: with no time to report them, the exit marker tells the daemon', async (t) => {
@@ -95,7 +98,11 @@ t.test('SIGSTOP: adopted once the lease is stale, stall reported at the deadline
   await child.waitForLine('WATCHER ERROR AIM_STATUS_LEASE_LOST')
   await daemon.waitEvent((l) => l.event === 'handed-back')
   const texts = textsFor(slack.requests, 'frozen')
-  t.same(texts.filter((x) => x.startsWith('stalled')), ['stalled frozen '], 'one stall notification, from the daemon')
+  t.same(
+    texts.filter((x) => x.startsWith('stalled')),
+    ['stalled frozen '],
+    'one stall notification, from the daemon',
+  )
   t.equal(texts.length, 1, 'nothing from the woken child')
   daemon.process.kill('SIGTERM')
   await daemon.exited

@@ -82,7 +82,10 @@ t.test('a corrupt snapshot: a clear logged error, other runs still watched', asy
   t.match(error['error'], /aaaaaaaaaaaaaaaaaaaaaaaa\.json is not a valid state file .*set aside as/)
   await daemon.waitEvent((l) => l.event === 'failed' && l['hash'] === 'survivor')
   await daemon.waitEvent((l) => l.event === 'notified' && l['hash'] === 'survivor')
-  t.ok(readdirSync(owners).some((n) => n.includes('.corrupt-')), 'the bad file is set aside')
+  t.ok(
+    readdirSync(owners).some((n) => n.includes('.corrupt-')),
+    'the bad file is set aside',
+  )
   daemon.process.kill('SIGTERM')
   t.equal((await daemon.exited).code, 0)
 })
@@ -102,7 +105,7 @@ t.test('a daemon killed between accepting and delivering: the restarted daemon d
   const second = startDaemon([root])
   t.teardown(() => void second.process.kill('SIGKILL'))
   const adopted = await second.waitEvent((l) => l.event === 'adopted')
-  t.equal(adopted['kind'], 'daemon', 'the dead daemon\'s snapshot is adopted')
+  t.equal(adopted['kind'], 'daemon', "the dead daemon's snapshot is adopted")
   await second.waitEvent((l) => l.event === 'notified' && l['hash'] === 'mid_send')
   await sleep(600)
   t.equal(textsFor(slack.requests, 'mid_send').length, 2, 'the send cut off mid-request, then the delivery: nothing more')

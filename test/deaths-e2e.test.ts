@@ -37,7 +37,10 @@ async function textFor(slack: FakeEndpoint, hash: string): Promise<{ text: strin
 async function adoptedBy(repo: string, pid: number): Promise<string> {
   let line = ''
   await until(() => {
-    line = daemonLog(repo).split('\n').find((l) => / adopted /.test(l) && l.includes(` pid=${pid} `)) ?? ''
+    line =
+      daemonLog(repo)
+        .split('\n')
+        .find((l) => / adopted /.test(l) && l.includes(` pid=${pid} `)) ?? ''
     return line !== ''
   }, `the daemon adopting pid ${pid}`)
   return line
@@ -136,7 +139,11 @@ t.test('two processes starting at once leave one daemon', async (t) => {
   const sender = await senderPid(repo)
   // Every daemon that was started but is not the sender goes at once.
   await until(() => daemonPids(repo).every((pid) => pid === sender || !isDaemonOf(pid, repo)), 'the spare daemons to exit')
-  t.same(daemonPids(repo).filter((pid) => isDaemonOf(pid, repo)), [sender], 'one daemon left, the sender')
+  t.same(
+    daemonPids(repo).filter((pid) => isDaemonOf(pid, repo)),
+    [sender],
+    'one daemon left, the sender',
+  )
   const spares = daemonPids(repo).length - 1
   t.equal((daemonLog(repo).match(/exit-when-idle cause=already-watched/g) ?? []).length, spares, `each spare (${spares}) said why it left`)
   for (const child of children) child.process.kill('SIGTERM')
@@ -148,7 +155,11 @@ t.test('two daemons started on demand at the same moment: one sends, the other e
   endDaemonsAtTeardown(t, repo)
   // What two watch() calls do when they start together: neither sees a daemon, both start one.
   const both = await Promise.all([ensureDaemon(repo, { exitWhenIdle: 60 }), ensureDaemon(repo, { exitWhenIdle: 60 })])
-  t.same(both.map((b) => b.started), [true, true], 'both started one')
+  t.same(
+    both.map((b) => b.started),
+    [true, true],
+    'both started one',
+  )
   const sender = await senderPid(repo)
   const spare = both.map((b) => b.pid).find((pid) => pid !== sender) as number
   await until(() => !isDaemonOf(spare, repo), 'the spare daemon to exit')

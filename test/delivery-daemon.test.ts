@@ -21,10 +21,11 @@ async function startInProcessDaemon(t: Test, root: string) {
     writeLine: (text) => {
       const line = JSON.parse(text) as LogLine
       lines.push(line)
-      for (const w of [...waiters]) if (w.match(line)) {
-        waiters.splice(waiters.indexOf(w), 1)
-        w.resolve(line)
-      }
+      for (const w of [...waiters])
+        if (w.match(line)) {
+          waiters.splice(waiters.indexOf(w), 1)
+          w.resolve(line)
+        }
     },
   })
   await daemon.start()
@@ -66,7 +67,10 @@ t.test('close() while a failure waits for a retry: the daemon delivers it (0 los
   t.match(notified, { eventKind: 'failed', hash: 'closed_mid_retry', attempts: 2 }, 'the daemon carried the attempt count on')
   await d.settle()
   t.equal(slack.requests.length, 2, 'delivered once more, by the daemon: nothing lost, no third copy')
-  t.ok(slack.requests.every((r) => JSON.parse(r.body).text.includes('OOM')), 'the failure says why')
+  t.ok(
+    slack.requests.every((r) => JSON.parse(r.body).text.includes('OOM')),
+    'the failure says why',
+  )
 })
 
 t.test('a started listener, 25 Node runs and a daemon reading their check-ins: each run announced once', async (t) => {
@@ -98,7 +102,11 @@ t.test('a started listener, 25 Node runs and a daemon reading their check-ins: e
   t.same([...counts.keys()].sort(), hashes, 'every run announced')
   const duplicates = [...counts.values()].filter((n) => n > 1).length
   t.equal(duplicates, 0, '0 duplicates')
-  t.same(d.lines.filter((l) => l.event === 'started' && l['source'] === 'aim-checkin'), [], 'no Node run taken for a Python run')
+  t.same(
+    d.lines.filter((l) => l.event === 'started' && l['source'] === 'aim-checkin'),
+    [],
+    'no Node run taken for a Python run',
+  )
   t.comment(`started notifications: ${slack.requests.length} for ${hashes.length} runs`)
   for (const run of runs) await run.reportSuccessfulFinish()
 })

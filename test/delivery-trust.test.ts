@@ -32,7 +32,9 @@ function makeEvent(hash: string, kind: RunEvent['kind'] = 'stalled'): RunEvent {
     key: `${hash}@1700000000000/${kind}/1`,
     at: 1_700_000_000_000,
     run: { hash, status: kind === 'failed' ? 'failed' : 'stalled', startedAt: 0, lastProgressAt: 0, expectNextIn: 5, deadlineAt: 5000, grace: 1, episode: 1, reason: 'exit code 137' },
-    repo: '/repo', host: 'trainer-7', pid: 1,
+    repo: '/repo',
+    host: 'trainer-7',
+    pid: 1,
   }
 }
 
@@ -54,10 +56,13 @@ async function lateEndpoint(t: Test, clock: ManualClock, answerAfterMs: number) 
     })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => {
-    for (const { res } of open) res.destroy()
-    server.close(() => resolve())
-  }))
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const { res } of open) res.destroy()
+        server.close(() => resolve())
+      }),
+  )
   return {
     base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     copies: () => copies,
@@ -95,7 +100,10 @@ t.test('a late endpoint: 5 s -> 1 copy, 12 s -> 2 copies, 30 s -> 3 copies (the 
     t.teardown(() => engine.close())
     await engine.accept(makeEvent('late'))
     await endpoint.run(10 * 60_000, 250, () => records.some((r) => r.kind === 'notified'))
-    t.ok(records.some((r) => r.kind === 'notified'), `delivered (answer after ${answerAfterMs / 1000} s)`)
+    t.ok(
+      records.some((r) => r.kind === 'notified'),
+      `delivered (answer after ${answerAfterMs / 1000} s)`,
+    )
     copies[answerAfterMs / 1000] = endpoint.copies()
     const timeouts = records.filter((r) => r.kind === 'retrying').map((r) => r.nextTimeoutMs)
     t.same(timeouts, [30_000, 60_000].slice(0, timeouts.length), 'each timed-out attempt is followed by a longer one')
@@ -181,7 +189,7 @@ t.test('secrets: an error body echoing the path, a token across the cut, userinf
   const userinfo = await sendOnce(hooked, makeEvent('userinfo'), { timeoutMs: 30_000 })
   t.notMatch(JSON.stringify(userinfo), /Passw0rdSecret|deploy:/, 'userinfo never shown')
   t.notMatch(JSON.stringify(redactEntry(hooked.entry)), /Passw0rdSecret|deploy/, 'nor in a listing')
-  t.notMatch(scrub(`see https://someone:hunter2hunter2@example.com/x`), /hunter2/, 'any URL\'s userinfo is scrubbed, configured or not')
+  t.notMatch(scrub(`see https://someone:hunter2hunter2@example.com/x`), /hunter2/, "any URL's userinfo is scrubbed, configured or not")
 
   let thrown: unknown
   try {
@@ -201,12 +209,16 @@ t.test("commander's unknown-option echo is scrubbed", async (t) => {
   const code = await main(['--repo', repo, 'notifiers', 'add', 'slack', '--webhook-urll=https://hooks.slack.com/services/T7/B7/typoSecret777'])
   t.equal(code, 2)
   t.match(err, /unknown option/)
-  t.notMatch(err, /typoSecret777|T7\/B7/, 'the mistyped flag\'s value is redacted')
+  t.notMatch(err, /typoSecret777|T7\/B7/, "the mistyped flag's value is redacted")
 })
 
 t.test('templates: only own fields are variables; the default failure says why and where', async (t) => {
   for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
-    t.throws(() => entryFromSpec({ type: 'logger', messages: { stalled: `stuck {${name}}` } }), { code: 'AIM_STATUS_INVALID_TEMPLATE', message: new RegExp(`unknown variable \\{${name.replace(/_/g, '_')}\\}`) }, `{${name}} refused when configured`)
+    t.throws(
+      () => entryFromSpec({ type: 'logger', messages: { stalled: `stuck {${name}}` } }),
+      { code: 'AIM_STATUS_INVALID_TEMPLATE', message: new RegExp(`unknown variable \\{${name.replace(/_/g, '_')}\\}`) },
+      `{${name}} refused when configured`,
+    )
     t.throws(() => entryFromSpec({ type: 'slack', arguments: { url: 'https://hooks.example.com/x', message: `{${name}}` } }), { code: 'AIM_STATUS_INVALID_TEMPLATE' })
   }
   const logger = createNotifier(entryFromSpec({ type: 'logger' }), context)
@@ -244,7 +256,11 @@ t.test('config.json emptied and restored while a retry waits: delivered, nothing
   const notified = new Promise<DeliveryRecord>((resolve) => watcher.on('notified', (r) => r.notifierId === entry.id && resolve(r)))
   writeFileSync(config, saved)
   t.match(await notified, { eventKind: 'failed', attempts: 2 })
-  t.same(records.filter((r) => r.kind === 'dropped' || r.kind === 'failed'), [], 'nothing dropped, nothing failed: 0 lost')
+  t.same(
+    records.filter((r) => r.kind === 'dropped' || r.kind === 'failed'),
+    [],
+    'nothing dropped, nothing failed: 0 lost',
+  )
   t.equal(slack.requests.length, 2)
 })
 
@@ -261,7 +277,10 @@ t.test('an invalid entry in config.json: an error event from the Watcher, its pr
   watcher.on('error', (error) => errors.push(error))
   // The thread may have read the file before the listener was attached: a change makes it say so again.
   // Replaced whole (written aside, then renamed), as an editor or the CLI saves it: a reader never sees half a file.
-  writeFileSync(`${paths.config}.new`, JSON.stringify({ notifications: { version: '1', notifiers: { bad1: { id: 'bad1', type: 'slack', status: 'enabled', arguments: { url: secretUrl, message: 'late again: {constructor}' } } } } }))
+  writeFileSync(
+    `${paths.config}.new`,
+    JSON.stringify({ notifications: { version: '1', notifiers: { bad1: { id: 'bad1', type: 'slack', status: 'enabled', arguments: { url: secretUrl, message: 'late again: {constructor}' } } } } }),
+  )
   renameSync(`${paths.config}.new`, paths.config)
   await eventually(() => errors.length > 0, 'an error event from the Watcher')
   t.match(errors[0], { code: 'AIM_STATUS_INVALID_NOTIFIER', message: /notifier bad1 .* invalid .*unknown variable \{constructor\}/ })

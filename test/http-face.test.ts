@@ -41,7 +41,11 @@ t.test('2 running, 1 stalled, 1 failed: the API and the metrics say exactly that
 
   const one = await call(`${url}/api/v1/runs/run_s`)
   t.equal(one.status, 200)
-  t.same(one.body.run.timeline.map((m: { kind: string }) => m.kind).filter((k: string) => k !== 'report'), ['started', 'stalled'], 'its timeline')
+  t.same(
+    one.body.run.timeline.map((m: { kind: string }) => m.kind).filter((k: string) => k !== 'report'),
+    ['started', 'stalled'],
+    'its timeline',
+  )
   t.match(await call(`${url}/api/v1/runs/nothing_here`), { status: 404, body: { error: { code: 'AIM_STATUS_NOT_FOUND' } } })
   t.match(await call(`${url}/api/v1/runs/bad-hash!`), { status: 400, body: { error: { code: 'AIM_STATUS_INVALID_ID' } } })
 
@@ -85,7 +89,7 @@ t.test('2 running, 1 stalled, 1 failed: the API and the metrics say exactly that
   t.equal(sample(after, 'aim_status_transitions_total', { repo: root, kind: 'failed', muted: 'true' }), 1, 'run_a: counted, not sent')
   t.equal(sample(after, 'aim_status_notifications_total', { repo: root, notifier_type: 'slack', result: 'delivered' }), 2)
   t.equal(sample(after, 'aim_status_muted_runs', { repo: root }), 1)
-  t.same(textsFor(slack.requests, 'run_a'), [], 'the muted run\'s failure was not sent')
+  t.same(textsFor(slack.requests, 'run_a'), [], "the muted run's failure was not sent")
   t.same(textsFor(slack.requests, 'run_b'), [`failed run_b process gone: pid ${pid}`])
   const adopted = byHash((await call(`${url}/api/v1/runs`)).body.runs)
   t.match(adopted['run_a'], { status: 'failed', source: 'adopted', muted: true })
@@ -169,7 +173,7 @@ t.test('refused before listening: 0.0.0.0 without a token file, a token file oth
   t.match(stderrOf(['--http-public-read']), { code: 2, stderr: /need --http/ })
 })
 
-t.test('mutations: cross-site refused, the page\'s CSRF token required from a browser, JSON only, bounded bodies, JSON errors', async (t) => {
+t.test("mutations: cross-site refused, the page's CSRF token required from a browser, JSON only, bounded bodies, JSON errors", async (t) => {
   const root = makeRepo(t.testdir())
   const { daemon, url } = await startFaceDaemon(t, [root])
   const page = (await call(`${url}/`)).body as string
@@ -182,8 +186,12 @@ t.test('mutations: cross-site refused, the page\'s CSRF token required from a br
   t.match(await post({ 'sec-fetch-site': 'same-site', origin: `http://${host}` }), { status: 403 }, 'same site is not same origin')
   t.match(await post({ origin: `http://${host}`, 'sec-fetch-site': 'same-origin' }), { status: 403, body: { error: { message: /X-CSRF-Token/ } } }, 'a browser request without the CSRF token')
   t.match(await post({ origin: `http://${host}`, 'sec-fetch-site': 'same-origin', 'x-csrf-token': 'not-it' }), { status: 403 })
-  t.match(await post({ origin: `http://${host}`, 'sec-fetch-site': 'same-origin', 'x-csrf-token': csrf }), { status: 200 }, 'the page\'s own request')
-  t.match(await call(`${url}/api/v1/runs/r1/mute`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"for":60}' }), { status: 415, body: { error: { code: 'AIM_STATUS_UNSUPPORTED_MEDIA_TYPE' } } }, 'what a cross-site form can send')
+  t.match(await post({ origin: `http://${host}`, 'sec-fetch-site': 'same-origin', 'x-csrf-token': csrf }), { status: 200 }, "the page's own request")
+  t.match(
+    await call(`${url}/api/v1/runs/r1/mute`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"for":60}' }),
+    { status: 415, body: { error: { code: 'AIM_STATUS_UNSUPPORTED_MEDIA_TYPE' } } },
+    'what a cross-site form can send',
+  )
   t.match(await post({}, '{"for": '), { status: 400, body: { error: { code: 'AIM_STATUS_BAD_REQUEST' } } })
   t.match(await post({}, JSON.stringify({ for: 60, untilHealthy: true })), { status: 400, body: { error: { code: 'AIM_STATUS_INVALID_OPTION' } } })
   t.match(await post({}, JSON.stringify({ for: '45 days' })), { status: 400 })
@@ -193,7 +201,9 @@ t.test('mutations: cross-site refused, the page\'s CSRF token required from a br
     request(`${url}/api/v1/runs`, { headers: { host: 'attacker.example' } }, (response) => {
       response.resume()
       resolve(response.statusCode as number)
-    }).on('error', reject).end()
+    })
+      .on('error', reject)
+      .end()
   })
   t.equal(rebound, 403, 'DNS rebinding: a foreign Host')
   const shell = await fetch(`${url}/`)

@@ -60,7 +60,7 @@ t.test('the page: a stall appears live, is muted from the page, and the screensh
   await row.getByRole('combobox', { name: 'Mute resnet50-lr3e-4 for' }).selectOption('healthy')
   await row.getByRole('button', { name: 'Mute resnet50-lr3e-4' }).click()
   await row.getByText('muted until healthy').waitFor({ timeout: 20_000 })
-  t.match((await call(`${url}/api/v1/mutes`)).body.mutes, [{ hash: RESNET, untilHealthy: true }], 'the page\'s mute is in the repo')
+  t.match((await call(`${url}/api/v1/mutes`)).body.mutes, [{ hash: RESNET, untilHealthy: true }], "the page's mute is in the repo")
   await row.getByRole('button', { name: 'Unmute resnet50-lr3e-4' }).waitFor()
   t.equal(await page.locator('#message').textContent(), '', 'no error shown')
   t.equal(await page.locator('#token-form').isVisible(), false, 'no token asked for without a token file')

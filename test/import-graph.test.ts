@@ -10,8 +10,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const lib = join(here, '..', 'lib')
 const fixtures = join(here, 'fixtures', 'import-graph')
 
-const modulesOf = (folder: string): string[] =>
-  (readdirSync(folder, { recursive: true }) as string[]).filter((name) => name.endsWith('.ts')).map((name) => join(folder, name))
+const modulesOf = (folder: string): string[] => (readdirSync(folder, { recursive: true }) as string[]).filter((name) => name.endsWith('.ts')).map((name) => join(folder, name))
 
 t.test('the walker follows .js specifiers to .ts files, type-only imports and re-exports included', async (t) => {
   const graph = importGraph(fixtures, [join(fixtures, 'entry.ts')])
@@ -28,14 +27,32 @@ t.test('the walker finds the fixture cycle, and nothing once it is broken', asyn
   broken.set('types.ts', [])
   t.same(importCycles(broken), [])
   t.same(importCycles(new Map([['self.ts', ['self.ts']]])), [['self.ts', 'self.ts']], 'a module importing itself')
-  t.same(importCycles(new Map([['x.ts', ['y.ts']], ['y.ts', ['x.ts']], ['p.ts', ['q.ts']], ['q.ts', ['p.ts']]])), [['p.ts', 'q.ts', 'p.ts'], ['x.ts', 'y.ts', 'x.ts']], 'each cycle once')
+  t.same(
+    importCycles(
+      new Map([
+        ['x.ts', ['y.ts']],
+        ['y.ts', ['x.ts']],
+        ['p.ts', ['q.ts']],
+        ['q.ts', ['p.ts']],
+      ]),
+    ),
+    [
+      ['p.ts', 'q.ts', 'p.ts'],
+      ['x.ts', 'y.ts', 'x.ts'],
+    ],
+    'each cycle once',
+  )
 })
 
 const graph = importGraph(lib, modulesOf(lib))
 
 t.test('lib/ has no import cycle', async (t) => {
   const cycles = importCycles(graph)
-  t.same(cycles.map((cycle) => cycle.join(' -> ')), [], 'every import goes one way')
+  t.same(
+    cycles.map((cycle) => cycle.join(' -> ')),
+    [],
+    'every import goes one way',
+  )
 })
 
 t.test('the model at the bottom imports nothing of ours', async (t) => {

@@ -2,17 +2,7 @@ import t from 'tap'
 import { ManualClock } from '../lib/clock.js'
 import { RepoActor } from '../lib/actor/actor.js'
 import { checkinEvent } from '../lib/daemon/aim-runs.js'
-import {
-  RUN_EVENT_KINDS,
-  SLOT_DEADLINE,
-  SLOT_LAST_PROGRESS,
-  SLOT_LENGTH,
-  createProgressSlot,
-  eventKey,
-  parseEventKey,
-  type EventKeyParts,
-  type RunEvent,
-} from '../lib/model.js'
+import { RUN_EVENT_KINDS, SLOT_DEADLINE, SLOT_LAST_PROGRESS, SLOT_LENGTH, createProgressSlot, eventKey, parseEventKey, type EventKeyParts, type RunEvent } from '../lib/model.js'
 import { webhookDocument } from '../lib/notify/types/webhook.js'
 import { addNotifier, testNotifiers } from '../lib/notify/manage.js'
 import { startEndpoint } from './support/fake-endpoints.js'
@@ -54,7 +44,7 @@ t.test('parseEventKey refuses what eventKey never builds', async (t) => {
   }
 })
 
-t.test('the keys events carry are the builder\'s, and the webhook document carries them unchanged', async (t) => {
+t.test("the keys events carry are the builder's, and the webhook document carries them unchanged", async (t) => {
   const clock = new ManualClock(1_718_000_000_000)
   const events: RunEvent[] = []
   const actor = new RepoActor({ clock, repo: '/r', host: 'h', pid: 1, onEvent: (e) => events.push(e) })
@@ -64,11 +54,17 @@ t.test('the keys events carry are the builder\'s, and the webhook document carri
   actor.progress('run1', clock.now(), 0)
   actor.finish('run1', clock.now())
   actor.close()
-  t.same(events.map((e) => e.key), ['run1@1718000000000/started', 'run1@1718000000000/stalled/1', 'run1@1718000000000/recovered/1', 'run1@1718000000000/finished'])
+  t.same(
+    events.map((e) => e.key),
+    ['run1@1718000000000/started', 'run1@1718000000000/stalled/1', 'run1@1718000000000/recovered/1', 'run1@1718000000000/finished'],
+  )
   for (const event of events) t.match(parseEventKey(event.key), { source: 'node', hash: 'run1', startedAt: 1_718_000_000_000, kind: event.kind })
   t.equal(webhookDocument(events[1] as RunEvent, 'm').key, 'run1@1718000000000/stalled/1')
 
-  const aim = checkinEvent({ kind: 'stalled', hash: 'py1', idx: 4, flag: 'check_in', expectNextIn: 5, firstSeenAt: 1000, at: 40_000, overdueSeconds: 4, alreadyNotified: false }, { repo: '/r', host: 'h', pid: 1, graceSeconds: 30 })
+  const aim = checkinEvent(
+    { kind: 'stalled', hash: 'py1', idx: 4, flag: 'check_in', expectNextIn: 5, firstSeenAt: 1000, at: 40_000, overdueSeconds: 4, alreadyNotified: false },
+    { repo: '/r', host: 'h', pid: 1, graceSeconds: 30 },
+  )
   t.equal(aim.key, 'py1@aim/stalled/4')
   t.same(parseEventKey(aim.key), { source: 'aim', hash: 'py1', kind: 'stalled', idx: 4 })
 })

@@ -72,7 +72,11 @@ t.test('the runtime: a muted run\'s stall is recorded, not queued; "until health
   runtime.actor.progress('loud', clock.now(), 1)
   clock.advance(2500)
   await runtime.delivery.drain()
-  t.same(events.filter((e) => e.kind === 'stalled').map((e) => e.muted !== null), [true, false], 'both stalls are seen, one muted')
+  t.same(
+    events.filter((e) => e.kind === 'stalled').map((e) => e.muted !== null),
+    [true, false],
+    'both stalls are seen, one muted',
+  )
   t.equal(lines.filter((l) => l.includes("'quiet'")).length, 0, 'the muted stall is not sent')
   t.equal(lines.filter((l) => l.includes("'loud'")).length, 1, 'the other one is')
   runtime.actor.progress('quiet', clock.now(), 1)
@@ -92,7 +96,14 @@ t.test('the runtime: a muted run\'s stall is recorded, not queued; "until health
   runtime.actor.progress('later', clock.now(), 70)
   clock.advance(75_000)
   await runtime.delivery.drain()
-  t.same(events.filter((e) => e.kind === 'stalled').slice(-2).map((e) => e.muted !== null), [true, false], 'muted within its time, sent after it')
+  t.same(
+    events
+      .filter((e) => e.kind === 'stalled')
+      .slice(-2)
+      .map((e) => e.muted !== null),
+    [true, false],
+    'muted within its time, sent after it',
+  )
 })
 
 t.test('the CLI: mute, mutes, unmute; usage errors name the flag', async (t) => {
@@ -120,7 +131,10 @@ t.test('the Watcher: muteRun, mutes, unmuteRun', async (t) => {
   const mute = await watcher.muteRun('w1', { for: 120 })
   t.equal(mute.until !== null && mute.until - mute.createdAt, 120_000)
   await t.rejects(watcher.muteRun('w1', {}), { code: 'AIM_STATUS_INVALID_OPTION' })
-  t.same((await watcher.mutes()).map((m) => m.hash), ['w1'])
+  t.same(
+    (await watcher.mutes()).map((m) => m.hash),
+    ['w1'],
+  )
   t.equal(await watcher.unmuteRun('w1'), true)
   t.same(await watcher.mutes(), [])
 })
@@ -140,7 +154,16 @@ t.test('access: what counts as loopback, HOST:PORT, a token required elsewhere',
 
 t.test('metrics: detection lag is from deadline plus grace to the stall, per source', async (t) => {
   const metrics = new DaemonMetrics()
-  const stall = (key: string, overdueSeconds: number, grace: number): RunEvent => ({ kind: 'stalled', key, at: 0, repo: '/r', host: 'h', pid: 1, overdueSeconds, run: { hash: 'x', status: 'stalled', startedAt: 0, lastProgressAt: 0, expectNextIn: 1, deadlineAt: 0, grace, episode: 1 } })
+  const stall = (key: string, overdueSeconds: number, grace: number): RunEvent => ({
+    kind: 'stalled',
+    key,
+    at: 0,
+    repo: '/r',
+    host: 'h',
+    pid: 1,
+    overdueSeconds,
+    run: { hash: 'x', status: 'stalled', startedAt: 0, lastProgressAt: 0, expectNextIn: 1, deadlineAt: 0, grace, episode: 1 },
+  })
   metrics.event('/r', stall('x@1/stalled/1', 1.25, 1), null)
   metrics.event('/r', stall('x@1/stalled/2', 3, 1), null)
   metrics.event('/r', stall('x@aim/stalled/7', 100.5, 100), null)

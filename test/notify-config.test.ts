@@ -52,10 +52,16 @@ t.test('Aim fixtures load unchanged', async (t) => {
   const cli = await readNotificationsConfig(repoPaths(repoWith(t.testdir({}), 'written-by-aim-cli.json')))
   t.equal(cli.version, '1.0')
   t.equal(cli.logLevel, 40)
-  t.same(cli.notifiers.map((e) => e.type), ['slack', 'workplace', 'logger'])
+  t.same(
+    cli.notifiers.map((e) => e.type),
+    ['slack', 'workplace', 'logger'],
+  )
   t.same(cli.invalid, [])
   const dflt = await readNotificationsConfig(repoPaths(repoWith(t.testdir({}), 'aim-default.json')))
-  t.same(dflt.notifiers.map((e) => [e.id, e.type, e.status]), [['b6487000-b521-4a2a-a42b-8fee1b7fa43d', 'logger', 'enabled']])
+  t.same(
+    dflt.notifiers.map((e) => [e.id, e.type, e.status]),
+    [['b6487000-b521-4a2a-a42b-8fee1b7fa43d', 'logger', 'enabled']],
+  )
   t.equal(dflt.logLevel, undefined)
   t.same((await readNotificationsConfig(repoPaths(t.testdir({})))).notifiers, [], 'a missing file is no notifiers')
 })
@@ -130,13 +136,23 @@ t.test('test sends through enabled notifiers, reports outcomes, redacts in listi
   const off = await addNotifier(root, { type: 'pager-test', arguments: { token: 'tok_0123456789abcdefXYZ' }, status: 'disabled' })
   const lines: string[] = []
   const results = await testNotifiers(root, undefined, { writeLine: (l) => lines.push(l) })
-  t.same(results.map((r) => [r.id, r.outcome.kind]).sort(), [[ok.id, 'delivered'], [bad.id, 'permanent']].sort())
-  t.same((await testNotifiers(root, off.id)).map((r) => r.outcome.kind), ['delivered'], 'an explicit id is tested even when disabled')
+  t.same(
+    results.map((r) => [r.id, r.outcome.kind]).sort(),
+    [
+      [ok.id, 'delivered'],
+      [bad.id, 'permanent'],
+    ].sort(),
+  )
+  t.same(
+    (await testNotifiers(root, off.id)).map((r) => r.outcome.kind),
+    ['delivered'],
+    'an explicit id is tested even when disabled',
+  )
   await t.rejects(testNotifiers(root, 'missing'), { code: 'AIM_STATUS_UNKNOWN_NOTIFIER' })
   const text = JSON.stringify(await listNotifiers(root))
   t.notMatch(text, /tok_0123456789abcdefXYZ/)
-  t.match(text, /"…fXYZ"/, "the last 4 characters at most")
-  t.notMatch(text, /tok_…/, "not even the first ones")
+  t.match(text, /"…fXYZ"/, 'the last 4 characters at most')
+  t.notMatch(text, /tok_…/, 'not even the first ones')
 })
 
 t.test('log level: names and ints, as Aim stores it', async (t) => {
@@ -156,7 +172,15 @@ t.test('status file: merged, atomic, counted; listing shows it', async (t) => {
   const paths = repoPaths(root)
   const a = await addNotifier(root, { type: 'logger' })
   const record = (kind: DeliveryRecord['kind'], at: number, extra: Partial<DeliveryRecord> = {}): DeliveryRecord => ({
-    kind, at, notifierId: a.id, notifierType: 'logger', eventKey: `k${at}`, eventKind: 'stalled', hash: 'h', attempts: 1, ...extra,
+    kind,
+    at,
+    notifierId: a.id,
+    notifierType: 'logger',
+    eventKey: `k${at}`,
+    eventKind: 'stalled',
+    hash: 'h',
+    attempts: 1,
+    ...extra,
   })
   await Promise.all([
     recordDelivery(paths, record('notified', 1000)),
@@ -200,10 +224,22 @@ t.test('hot reload: poll path with a manual clock; corrupt state reported, last 
   let wake: () => void = () => undefined
   const next = () => new Promise<void>((resolve) => (wake = resolve))
   let changed = next()
-  const watch = watchNotificationsConfig(paths, (c) => {
-    seen.push(c.notifiers.length)
-    wake()
-  }, { clock, pollMs: 1000, useFsWatch: false, onError: (e) => { errors.push((e as { code?: string }).code ?? '') ; wake() } })
+  const watch = watchNotificationsConfig(
+    paths,
+    (c) => {
+      seen.push(c.notifiers.length)
+      wake()
+    },
+    {
+      clock,
+      pollMs: 1000,
+      useFsWatch: false,
+      onError: (e) => {
+        errors.push((e as { code?: string }).code ?? '')
+        wake()
+      },
+    },
+  )
   t.teardown(() => watch.close())
   await changed
   t.same(seen, [0], 'the current configuration first')
@@ -230,15 +266,27 @@ t.test('hot reload: fs.watch sees an add without any poll', async (t) => {
   mkdirSync(repoPaths(root).notifications, { recursive: true })
   const seen: number[] = []
   let wake: () => void = () => undefined
-  const watch = watchNotificationsConfig(repoPaths(root), (c) => {
-    seen.push(c.notifiers.length)
-    wake()
-  }, { pollMs: 600_000 })
+  const watch = watchNotificationsConfig(
+    repoPaths(root),
+    (c) => {
+      seen.push(c.notifiers.length)
+      wake()
+    },
+    { pollMs: 600_000 },
+  )
   t.teardown(() => watch.close())
-  while (seen.length < 1) await new Promise<void>((r) => { wake = r; setTimeout(r, 50) })
+  while (seen.length < 1)
+    await new Promise<void>((r) => {
+      wake = r
+      setTimeout(r, 50)
+    })
   await addNotifier(root, { type: 'logger' })
   // Generous bound: the event normally arrives within ~60 ms.
   const deadline = Date.now() + 10_000
-  while (!seen.includes(1) && Date.now() < deadline) await new Promise<void>((r) => { wake = r; setTimeout(r, 50) })
+  while (!seen.includes(1) && Date.now() < deadline)
+    await new Promise<void>((r) => {
+      wake = r
+      setTimeout(r, 50)
+    })
   t.ok(seen.includes(1), `saw ${JSON.stringify(seen)}`)
 })

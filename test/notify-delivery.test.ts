@@ -16,7 +16,9 @@ function makeEvent(hash: string, kind: RunEventKind = 'stalled', episode = 1): R
     key: `${hash}/${kind}/${episode}`,
     at: 1_700_000_000_000,
     run: { hash, status: kind === 'stalled' ? 'stalled' : 'failed', startedAt: 0, lastProgressAt: 0, expectNextIn: 5, deadlineAt: 5000, grace: 1, episode },
-    repo: '/repo', host: 'h', pid: 1,
+    repo: '/repo',
+    host: 'h',
+    pid: 1,
   }
 }
 
@@ -29,7 +31,10 @@ function slackNotifier(id: string, endpoint: FakeEndpoint, extra: Partial<Notifi
 const statsOf = (reports: readonly DeliveryReport[], id: string): NotifierStats => reports.filter((r) => r.notifierId === id).reduce(applyRecord, emptyStats())
 
 /** Replies from a script, one per request; the last one repeats. */
-const script = (...replies: Reply[]) => (_request: unknown, index: number): Reply => replies[Math.min(index, replies.length - 1)]!
+const script =
+  (...replies: Reply[]) =>
+  (_request: unknown, index: number): Reply =>
+    replies[Math.min(index, replies.length - 1)]!
 
 interface Harness {
   engine: DeliveryEngine
@@ -73,7 +78,12 @@ function harness(t: Test, notifiers: Notifier[], { persist, ...options }: Harnes
     restored,
   )
   const h: Harness = {
-    engine, clock, notifiers, persisted, log, reports,
+    engine,
+    clock,
+    notifiers,
+    persisted,
+    log,
+    reports,
     async nextReport() {
       while (reports.length <= taken) await new Promise<void>((resolve) => (wake = resolve))
       return reports[taken++]!
@@ -105,7 +115,10 @@ t.test('500 three times then 200: delivered once after 4 attempts, on the backof
   t.match(done, { kind: 'notified', notifierId: 's1', eventKey: 'run1/stalled/1', attempts: 4 })
   t.same(attemptsAt, [0, 500, 1250, 2375], 'attempt times on the engine clock')
   t.equal(server.requests.length, 4)
-  t.ok(server.requests.every((r) => r.body === JSON.stringify({ text: 'run1 stalled' })), 'the same request every time')
+  t.ok(
+    server.requests.every((r) => r.body === JSON.stringify({ text: 'run1 stalled' })),
+    'the same request every time',
+  )
   t.match(statsOf(h.reports, 's1'), { delivered: 1, failed: 0, lastDeliveryAt: start + 2375, lastError: /HTTP 503: y/ })
   t.same(h.engine.state().pending, [])
   t.equal(h.clock.pendingTimers, 0, 'nothing left armed')
@@ -139,7 +152,10 @@ t.test('404 no_service is permanent: one attempt, no retry', async (t) => {
   h.clock.advance(DELIVERY_DEFAULTS.budgetMs)
   t.equal(server.requests.length, 1)
   t.match(statsOf(h.reports, 's1'), { delivered: 0, failed: 1 })
-  t.same(h.engine.state().settled.map((s) => s.result), ['failed'])
+  t.same(
+    h.engine.state().settled.map((s) => s.result),
+    ['failed'],
+  )
   t.same(await h.engine.accept(makeEvent('run1')), [], 'a failed key is not queued again')
 })
 
@@ -176,11 +192,15 @@ t.test('a server that never answers times out and is retried; another notifier i
   stuck.respond(() => slackReply())
   h.clock.advance(1999)
   await new Promise((resolve) => setImmediate(resolve))
-  t.equal(stuck.requests.length, 1, 'no second copy before the timed-out attempt\'s own time has passed again')
+  t.equal(stuck.requests.length, 1, "no second copy before the timed-out attempt's own time has passed again")
   h.clock.advance(1)
   t.match(await h.nextReport(), { kind: 'notified', notifierId: 'stuck', eventKey: 'run1/stalled/1', attempts: 2 })
   t.match(await h.nextReport(), { kind: 'notified', notifierId: 'stuck', eventKey: 'run2/stalled/1', attempts: 1 })
-  t.same(stuck.requests.map((r) => JSON.parse(r.body).text), ['run1 stalled', 'run1 stalled', 'run2 stalled'], 'order kept within the notifier')
+  t.same(
+    stuck.requests.map((r) => JSON.parse(r.body).text),
+    ['run1 stalled', 'run1 stalled', 'run2 stalled'],
+    'order kept within the notifier',
+  )
   t.equal(healthy.requests.length, 2)
 })
 
@@ -254,7 +274,13 @@ t.test('a restored state resumes delivery and still refuses duplicates; the reco
   await t.rejects(first.engine.accept(makeEvent('run3')), { code: 'AIM_STATUS_CLOSED' })
   const saved = first.persisted.at(-1)!
   t.same(saved, first.engine.state(), 'the last persisted state is the final state')
-  t.same(saved.pending.map((p) => [p.event.key, p.attempts]), [['run1/stalled/1', 1], ['run2/stalled/1', 0]])
+  t.same(
+    saved.pending.map((p) => [p.event.key, p.attempts]),
+    [
+      ['run1/stalled/1', 1],
+      ['run2/stalled/1', 0],
+    ],
+  )
 
   server.respond(() => slackReply())
   // An hour later: the saved wait is long over, so sending resumes at once.
@@ -293,7 +319,10 @@ t.test('only the most recent settled keys are remembered', async (t) => {
     await h.engine.accept(makeEvent(hash))
     await h.nextReport()
   }
-  t.same(h.engine.state().settled.map((s) => s.key), ['r2/stalled/1', 'r3/stalled/1'])
+  t.same(
+    h.engine.state().settled.map((s) => s.key),
+    ['r2/stalled/1', 'r3/stalled/1'],
+  )
 })
 
 t.test('a notifier removed: its items wait out the grace period, then are dropped; disabled: dropped at its next attempt', async (t) => {
@@ -314,12 +343,19 @@ t.test('a notifier removed: its items wait out the grace period, then are droppe
   t.equal(h.reports.length, 2, 'nothing dropped within the grace period')
   t.same(h.engine.pendingCounts(), { s1: 2, s2: 2 })
   h.clock.advance(1)
-  t.same([await h.nextReport(), await h.nextReport()].map((r) => [r.kind, r.reason, r.notifierId, r.eventKey]), [
-    ['dropped', 'removed', 's1', 'run1/stalled/1'],
-    ['dropped', 'removed', 's1', 'run2/stalled/1'],
-  ])
+  t.same(
+    [await h.nextReport(), await h.nextReport()].map((r) => [r.kind, r.reason, r.notifierId, r.eventKey]),
+    [
+      ['dropped', 'removed', 's1', 'run1/stalled/1'],
+      ['dropped', 'removed', 's1', 'run2/stalled/1'],
+    ],
+  )
   t.match(h.reports.at(-1), { error: /removed from the configuration \(missing for 60 s\)/ })
-  t.same(h.persisted.at(-1)!.pending.map((p) => p.notifierId), ['s2', 's2'], 'persisted without them')
+  t.same(
+    h.persisted.at(-1)!.pending.map((p) => p.notifierId),
+    ['s2', 's2'],
+    'persisted without them',
+  )
   t.same(h.engine.pendingCounts(), { s2: 2 })
   t.match(statsOf(h.reports, 's1'), { failed: 0, dropped: 2 }, 'a drop is not a failure')
 
@@ -327,10 +363,13 @@ t.test('a notifier removed: its items wait out the grace period, then are droppe
   h.notifiers[0] = slackNotifier('s2', server, { status: 'disabled' })
   const requests = server.requests.length
   h.clock.advance(3_600_000)
-  t.same([await h.nextReport(), await h.nextReport()].map((r) => [r.kind, r.reason, r.notifierId, r.error]), [
-    ['dropped', 'disabled', 's2', 'notifier disabled'],
-    ['dropped', 'disabled', 's2', 'notifier disabled'],
-  ])
+  t.same(
+    [await h.nextReport(), await h.nextReport()].map((r) => [r.kind, r.reason, r.notifierId, r.error]),
+    [
+      ['dropped', 'disabled', 's2', 'notifier disabled'],
+      ['dropped', 'disabled', 's2', 'notifier disabled'],
+    ],
+  )
   t.equal(server.requests.length, requests, 'nothing sent to a disabled notifier')
   t.same(h.engine.state().pending, [])
 })
@@ -391,7 +430,10 @@ t.test('close aborts a send in flight; the item stays pending, the attempt not c
   await h.engine.accept(makeEvent('run1'))
   await server.waitForRequests(1)
   await h.engine.close()
-  t.same(h.engine.state().pending.map((p) => [p.event.key, p.attempts]), [['run1/stalled/1', 0]])
+  t.same(
+    h.engine.state().pending.map((p) => [p.event.key, p.attempts]),
+    [['run1/stalled/1', 0]],
+  )
   t.equal(h.reports.length, 0)
   t.equal(h.clock.pendingTimers, 0)
 })
@@ -402,16 +444,24 @@ t.test('a misbehaving notifier cannot break the outbox', async (t) => {
     render,
     send,
   })
-  const h = harness(t, [
-    odd('throws', async () => {
-      throw new Error('boom')
-    }),
-    odd('junk', async () => 'yes' as never),
-    odd('deaf', () => new Promise(() => {})), // ignores its signal
-    odd('badtemplate', async () => ({ kind: 'delivered' }), () => {
-      throw new Error('render failed')
-    }),
-  ], { timeoutMs: 1000, backoff: { initialMs: 5000 } })
+  const h = harness(
+    t,
+    [
+      odd('throws', async () => {
+        throw new Error('boom')
+      }),
+      odd('junk', async () => 'yes' as never),
+      odd('deaf', () => new Promise(() => {})), // ignores its signal
+      odd(
+        'badtemplate',
+        async () => ({ kind: 'delivered' }),
+        () => {
+          throw new Error('render failed')
+        },
+      ),
+    ],
+    { timeoutMs: 1000, backoff: { initialMs: 5000 } },
+  )
   await h.engine.accept(makeEvent('run1'))
   const first = [await h.nextReport(), await h.nextReport(), await h.nextReport()]
   t.same(first.map((r) => [r.notifierId, r.kind, (r as { error?: string }).error]).sort(), [
@@ -463,10 +513,25 @@ t.test('bad options and corrupt states are refused with codes', async (t) => {
 
 t.test('backoff: growth, cap and jitter bounds', async (t) => {
   const backoff = { ...DELIVERY_DEFAULTS.backoff }
-  t.same([1, 2, 3, 4].map((n) => backoffDelay(n, backoff, () => 0.5)), [500, 750, 1125, 1688])
-  t.equal(backoffDelay(40, backoff, () => 0.5), 60_000, 'capped')
-  t.equal(backoffDelay(1, backoff, () => 0), 400, '-20 %')
-  t.equal(backoffDelay(1, backoff, () => 0.999999), 600, '+20 %')
+  t.same(
+    [1, 2, 3, 4].map((n) => backoffDelay(n, backoff, () => 0.5)),
+    [500, 750, 1125, 1688],
+  )
+  t.equal(
+    backoffDelay(40, backoff, () => 0.5),
+    60_000,
+    'capped',
+  )
+  t.equal(
+    backoffDelay(1, backoff, () => 0),
+    400,
+    '-20 %',
+  )
+  t.equal(
+    backoffDelay(1, backoff, () => 0.999999),
+    600,
+    '+20 %',
+  )
 })
 
 t.test('measured on the real clock: attempt times against a failing server', async (t) => {

@@ -15,11 +15,21 @@ const event: RunEvent = {
   key: 'abcdef0123456789abcdef01/stalled/2',
   at: Date.UTC(2026, 10, 28, 12, 0, 0),
   run: {
-    hash: 'abcdef0123456789abcdef01', name: 'bert', experiment: 'exp', status: 'stalled',
-    startedAt: Date.UTC(2026, 10, 28, 11, 0, 0), lastProgressAt: Date.UTC(2026, 10, 28, 11, 58, 0),
-    expectNextIn: 60, deadlineAt: Date.UTC(2026, 10, 28, 11, 59, 0), grace: 30, episode: 2,
+    hash: 'abcdef0123456789abcdef01',
+    name: 'bert',
+    experiment: 'exp',
+    status: 'stalled',
+    startedAt: Date.UTC(2026, 10, 28, 11, 0, 0),
+    lastProgressAt: Date.UTC(2026, 10, 28, 11, 58, 0),
+    expectNextIn: 60,
+    deadlineAt: Date.UTC(2026, 10, 28, 11, 59, 0),
+    grace: 30,
+    episode: 2,
   },
-  repo: '/data/repo', host: 'gpu-1', pid: 4242, overdueSeconds: 31.5,
+  repo: '/data/repo',
+  host: 'gpu-1',
+  pid: 4242,
+  overdueSeconds: 31.5,
 }
 
 const context = { writeLine: () => {} }
@@ -73,7 +83,14 @@ t.test('arguments are normalised as Aim stores them', async (t) => {
 })
 
 t.test('secrets are redacted when an entry is shown', async (t) => {
-  const shown = JSON.stringify(redactEntry({ id: 'w', type: 'webhook', status: 'enabled', arguments: { url: `https://hooks.example.com${SLACK_PATH}`, secret: 'signing-secret-0123456789', headers: { Authorization: 'Bearer abcdefghijklmnopqrstuvwxyz' } } }))
+  const shown = JSON.stringify(
+    redactEntry({
+      id: 'w',
+      type: 'webhook',
+      status: 'enabled',
+      arguments: { url: `https://hooks.example.com${SLACK_PATH}`, secret: 'signing-secret-0123456789', headers: { Authorization: 'Bearer abcdefghijklmnopqrstuvwxyz' } },
+    }),
+  )
   t.notMatch(shown, /SECRET|signing-secret-0123456789|abcdefghijklmnopqrstuvwxyz/)
   t.match(shown, /hooks\.example\.com/)
   t.same(redactHeaders({ Authorization: 'Bearer abcdefghijklmnopqrstuvwxyz', 'X-Short': 'v' }), { Authorization: '…wxyz', 'X-Short': '…' })
@@ -181,11 +198,21 @@ t.test('webhook: the document, headers and a signature the receiver can verify',
     at: '2026-11-28T12:00:00.000Z',
     message: 'bert stalled',
     run: {
-      hash: 'abcdef0123456789abcdef01', name: 'bert', experiment: 'exp', status: 'stalled',
-      startedAt: '2026-11-28T11:00:00.000Z', lastProgressAt: '2026-11-28T11:58:00.000Z',
-      expectNextIn: 60, deadlineAt: '2026-11-28T11:59:00.000Z', grace: 30, episode: 2,
+      hash: 'abcdef0123456789abcdef01',
+      name: 'bert',
+      experiment: 'exp',
+      status: 'stalled',
+      startedAt: '2026-11-28T11:00:00.000Z',
+      lastProgressAt: '2026-11-28T11:58:00.000Z',
+      expectNextIn: 60,
+      deadlineAt: '2026-11-28T11:59:00.000Z',
+      grace: 30,
+      episode: 2,
     },
-    repo: '/data/repo', host: 'gpu-1', pid: 4242, overdueSeconds: 31.5,
+    repo: '/data/repo',
+    host: 'gpu-1',
+    pid: 4242,
+    overdueSeconds: 31.5,
   })
 
   // Unsigned without a secret; a finished event has no deadline and no overdue time.
@@ -234,5 +261,9 @@ t.test('http: timeouts, refused connections, aborts and Retry-After', async (t) 
   t.equal(parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.UTC(2015, 9, 21, 7, 29, 0)), 0, 'a past date means now')
   t.equal(parseRetryAfter('soon'), undefined)
   t.equal(parseRetryAfter(null), undefined)
-  t.equal(scrubSecrets(`post to ${url} with token abcdefghijklmnopq`, url, ['abcdefghijklmnopq', 'ml']), `post to ${server.base}/…PART with token …nopq`, 'short values are not searched for; the last 4 characters at most')
+  t.equal(
+    scrubSecrets(`post to ${url} with token abcdefghijklmnopq`, url, ['abcdefghijklmnopq', 'ml']),
+    `post to ${server.base}/…PART with token …nopq`,
+    'short values are not searched for; the last 4 characters at most',
+  )
 })

@@ -56,7 +56,11 @@ t.test('the packed tarball installs offline and works with import, require and i
   const files = report!.files.map((f) => f.path)
   t.ok(files.includes('LICENSE'), 'the licence text is shipped')
   t.match(readFileSync(join(projectRoot, 'LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/)
-  t.same(files.filter((f) => !/^(dist\/|LICENSE$|README\.md$|package\.json$)/.test(f)), [], 'nothing but dist/, the README, the licence and package.json')
+  t.same(
+    files.filter((f) => !/^(dist\/|LICENSE$|README\.md$|package\.json$)/.test(f)),
+    [],
+    'nothing but dist/, the README, the licence and package.json',
+  )
   const tarball = report!.filename.replace(/^@/, '').replace('/', '-')
   t.ok(existsSync(join(folder, tarball)), `${tarball} written`)
 
@@ -100,7 +104,10 @@ main().catch((error) => { console.error(error); process.exitCode = 1 })
 `
   writeFileSync(join(consumer, 'with-require.js'), use(`const { watch, RUN_EVENT_KINDS } = require('${ownPackage.name}')`, 'require'))
   writeFileSync(join(consumer, 'with-import.mjs'), use(`import { watch, RUN_EVENT_KINDS } from '${ownPackage.name}'`, 'import'))
-  for (const [script, style] of [['with-require.js', 'require'], ['with-import.mjs', 'import']] as const) {
+  for (const [script, style] of [
+    ['with-require.js', 'require'],
+    ['with-import.mjs', 'import'],
+  ] as const) {
     const res = await run(process.execPath, [script], consumer)
     t.equal(res.code, 0, `${style}: ${res.stderr}`)
     t.match(JSON.parse(res.stdout.trim()), { style, status: 'finished', kinds: RUN_EVENT_KINDS.length }, `${style}: a run watched and finished`)

@@ -47,7 +47,10 @@ t.test('errors carry their stable code', async (t) => {
   expectTypeOf(error).toMatchTypeOf<TypeError>()
   t.ok(error instanceof TypeError, 'an invalid option is a TypeError')
   t.equal(error.code, 'AIM_STATUS_INVALID_OPTION')
-  t.ok(Object.values(entry.ErrorCodes).every((code) => code.startsWith('AIM_STATUS_')), 'every code has the prefix')
+  t.ok(
+    Object.values(entry.ErrorCodes).every((code) => code.startsWith('AIM_STATUS_')),
+    'every code has the prefix',
+  )
 })
 
 t.test('event keys round-trip', async (t) => {

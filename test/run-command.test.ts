@@ -19,12 +19,18 @@ t.test('a command that prints steps then hangs is reported stalled once', async 
   await slack.waitForRequests(1)
   // Well past a second stall's time, had there been one: one episode, one message.
   await sleep(3000)
-  t.same(slackTexts(slack.requests).map((m) => m.event), ['stalled'])
+  t.same(
+    slackTexts(slack.requests).map((m) => m.event),
+    ['stalled'],
+  )
   wrapper.process.kill('SIGTERM')
   const exit = await wrapper.exited
   t.equal(exit.signal, 'SIGTERM', 'the wrapper dies of the signal that killed the command')
   const texts = slackTexts(slack.requests)
-  t.same(texts.map((m) => m.event), ['stalled', 'failed'])
+  t.same(
+    texts.map((m) => m.event),
+    ['stalled', 'failed'],
+  )
   t.match(texts[1]?.text, /^failed hangs killed by SIGTERM/)
 })
 
@@ -43,7 +49,11 @@ t.test('a CUDA out-of-memory crash: failed once with reason and tail, exit 3, ou
   t.ok(wrapper.stdout().equals(direct.stdout), 'stdout passed through byte for byte (a trailing \\r included)')
   t.ok(wrapper.stderr().equals(direct.stderr), 'stderr passed through byte for byte (escapes and the token included)')
   const texts = slackTexts(slack.requests)
-  t.same(texts.map((m) => m.event), ['started', 'failed'], 'failed once, after its start')
+  t.same(
+    texts.map((m) => m.event),
+    ['started', 'failed'],
+    'failed once, after its start',
+  )
   const failed = texts[1]?.text ?? ''
   t.match(failed, /^failed oom exited with code 3\n/)
   t.match(failed, /torch\.cuda\.OutOfMemoryError: CUDA out of memory\. Tried to allocate 2\.00 GiB/)
@@ -69,10 +79,13 @@ t.test('a command that exits 0: finished, nothing alarming', async (t) => {
   await slackWithTail(listening, slack.base, ['finished', 'failed'])
   const again = startWrapper(listening, ['--hash', 'fine2'], ['python3', join(FIXTURES, 'exits-zero.py')])
   t.same(await again.exited, { code: 0, signal: null })
-  t.same(slackTexts(slack.requests).map((m) => m.event), ['finished'])
+  t.same(
+    slackTexts(slack.requests).map((m) => m.event),
+    ['finished'],
+  )
 })
 
-t.test('SIGTERM to the wrapper reaches the script\'s handler; reported once', async (t) => {
+t.test("SIGTERM to the wrapper reaches the script's handler; reported once", async (t) => {
   const root = makeRepo(t.testdir())
   const slack = await startEndpoint()
   t.teardown(() => slack.close())
@@ -84,7 +97,10 @@ t.test('SIGTERM to the wrapper reaches the script\'s handler; reported once', as
   t.same(await wrapper.exited, { code: 143, signal: null }, 'the wrapper waited, then exited as the script did')
   t.match(wrapper.stdout().toString(), /caught SIGTERM, checkpoint saved/)
   const texts = slackTexts(slack.requests)
-  t.same(texts.map((m) => m.event), ['started', 'failed'])
+  t.same(
+    texts.map((m) => m.event),
+    ['started', 'failed'],
+  )
   t.match(texts[1]?.text, /^failed polite exited with code 143/)
 })
 
@@ -109,6 +125,9 @@ t.test('SIGKILL to the wrapper: the script is ended and the daemon reports the r
   t.pass('the script was ended by the watchdog')
   await slack.waitForRequests(1)
   const texts = slackTexts(slack.requests)
-  t.same(texts.map((m) => m.event), ['failed'])
+  t.same(
+    texts.map((m) => m.event),
+    ['failed'],
+  )
   t.match(texts[0]?.text, /^failed killed process gone: pid \d+/)
 })

@@ -20,7 +20,11 @@ t.test('--progress counts only matching lines: a tqdm bar redrawn with \\r keeps
   await slack.waitForRequests(1)
   t.ok((slack.requests[0]?.receivedAt ?? 0) >= stoppedAt, 'the stall came once the bar had stopped, although lines went on')
   t.same(await wrapper.exited, { code: 0, signal: null })
-  t.same(slackTexts(slack.requests).map((m) => m.event), ['stalled'], 'once; the exit 0 is no alarm')
+  t.same(
+    slackTexts(slack.requests).map((m) => m.event),
+    ['stalled'],
+    'once; the exit 0 is no alarm',
+  )
   t.match(wrapper.stderr().toString(), /\r {3}2%\|#{5} {5}\| 20\/1000 \[00:02<00:10, 5\.00it\/s\]\n$/, 'the bar passed through as drawn')
 })
 
@@ -38,8 +42,15 @@ t.test("a wrapped Node script's watch() joins the wrapper's run", async (t) => {
   t.match(out, /saw stalled,recovered/, "the run's events reach the joined handle")
   t.match(out, /reported/)
   const texts = slackTexts(slack.requests)
-  t.same(texts.map((m) => m.event), ['started', 'stalled', 'recovered', 'failed'], 'one run, each event once; the exit 1 after the failure adds nothing')
-  t.ok(texts.every((m) => m.text.split(' ')[1] === 'joined'), 'no second run')
+  t.same(
+    texts.map((m) => m.event),
+    ['started', 'stalled', 'recovered', 'failed'],
+    'one run, each event once; the exit 1 after the failure adds nothing',
+  )
+  t.ok(
+    texts.every((m) => m.text.split(' ')[1] === 'joined'),
+    'no second run',
+  )
   t.match(texts[3]?.text, /^failed joined diverged: loss is NaN/, "the script's reason")
 })
 
@@ -56,6 +67,12 @@ t.test("Python Aim check-ins of the run's hash count as its progress", async (t)
   await slack.waitForRequests(1)
   t.ok((slack.requests[0]?.receivedAt ?? 0) >= stoppedAt, 'the stall came once the check-ins had stopped')
   t.same(await wrapper.exited, { code: 0, signal: null })
-  t.same(slackTexts(slack.requests).map((m) => m.event), ['stalled'])
-  t.ok(readdirSync(join(root, '.aim', 'check_ins')).every((name) => name.startsWith('pyaim-')), "the wrapper wrote no check-ins of its own: every one is the command's")
+  t.same(
+    slackTexts(slack.requests).map((m) => m.event),
+    ['stalled'],
+  )
+  t.ok(
+    readdirSync(join(root, '.aim', 'check_ins')).every((name) => name.startsWith('pyaim-')),
+    "the wrapper wrote no check-ins of its own: every one is the command's",
+  )
 })

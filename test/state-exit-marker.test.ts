@@ -81,7 +81,10 @@ t.test('uninstall removes every hook', async (t) => {
   const uninstall = installExitMarker({ status: t.testdir() }, currentOwner('process'), () => ['x'])
   t.equal(process.listenerCount('exit'), before[0]! + 1)
   uninstall()
-  t.same(['exit', 'uncaughtExceptionMonitor', 'SIGTERM', 'SIGINT', 'SIGHUP'].map((e) => process.listenerCount(e)), before)
+  t.same(
+    ['exit', 'uncaughtExceptionMonitor', 'SIGTERM', 'SIGINT', 'SIGHUP'].map((e) => process.listenerCount(e)),
+    before,
+  )
 })
 
 t.test('reading: hostile ids are refused, bad markers are set aside', async (t) => {

@@ -26,9 +26,14 @@ function ownersOf(t: Test) {
 
 async function writeOrphan(path: string, owner: OwnerInfo): Promise<void> {
   await writeSnapshotAtomic(path, {
-    format: SNAPSHOT_FORMAT, version: 1, owner, generation: 1, writtenAt: 1,
+    format: SNAPSHOT_FORMAT,
+    version: 1,
+    owner,
+    generation: 1,
+    writtenAt: 1,
     runs: [{ hash: 'run_a', status: 'running', startedAt: 1, lastProgressAt: 1, expectNextIn: 60, deadlineAt: 60_001, grace: 5, episode: 0 }],
-    outbox: { pending: 1 }, extra: {},
+    outbox: { pending: 1 },
+    extra: {},
   })
   claimGeneration(path, 1, owner)
 }

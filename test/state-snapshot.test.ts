@@ -16,7 +16,15 @@ import { listOwnerIds, snapshotPath, statusLayout } from '../lib/state/layout.js
 import { startFixture } from './fixtures/state/child.js'
 
 const run = (hash: string, extra: Partial<RunInfo> = {}): RunInfo => ({
-  hash, status: 'running', startedAt: 1, lastProgressAt: 2, expectNextIn: 30, deadlineAt: 30_002, grace: 10, episode: 0, ...extra,
+  hash,
+  status: 'running',
+  startedAt: 1,
+  lastProgressAt: 2,
+  expectNextIn: 30,
+  deadlineAt: 30_002,
+  grace: 10,
+  episode: 0,
+  ...extra,
 })
 
 function snapshotOf(owner: OwnerInfo, runs: RunInfo[]): Snapshot {
@@ -29,7 +37,10 @@ const v1Text = (snapshot: Snapshot): string => JSON.stringify({ ...snapshot, ver
 /** Reads a bad file: rejected with CORRUPT_FILE, renamed aside unchanged, then no longer found. */
 async function expectSetAside(t: Test, path: string, name: string): Promise<void> {
   const body = readFileSync(path, 'utf8')
-  const error = await readSnapshot(path).then(() => null, (e: unknown) => e)
+  const error = await readSnapshot(path).then(
+    () => null,
+    (e: unknown) => e,
+  )
   t.match(error, { code: 'AIM_STATUS_CORRUPT_FILE', name: 'CorruptFileError', setAsidePath: new RegExp(`${name}\\.json\\.corrupt-\\d+$`) }, name)
   t.equal(readFileSync((error as { setAsidePath: string }).setAsidePath, 'utf8'), body, `${name}: kept for inspection`)
   t.equal(await readSnapshot(path), null, `${name}: not read again`)
@@ -116,7 +127,18 @@ t.test('version 2: every field of every run survives a round trip, in columns', 
   const owner = currentOwner('process')
   const writtenAt = 1_795_000_000_000.4
   const runs: RunInfo[] = [
-    run('all_fields', { name: 'n', experiment: 'e', status: 'failed', reason: 'died', startedAt: 1_794_990_000_000, lastProgressAt: 1_795_000_000_000, expectNextIn: 59.5, deadlineAt: 1_795_000_059_500, grace: 0.25, episode: 3 }),
+    run('all_fields', {
+      name: 'n',
+      experiment: 'e',
+      status: 'failed',
+      reason: 'died',
+      startedAt: 1_794_990_000_000,
+      lastProgressAt: 1_795_000_000_000,
+      expectNextIn: 59.5,
+      deadlineAt: 1_795_000_059_500,
+      grace: 0.25,
+      episode: 3,
+    }),
     run('no_deadline', { status: 'finished', deadlineAt: null, expectNextIn: 0, grace: 0 }),
     run('only_experiment', { status: 'stalled', experiment: 'sweep "7" \\ back', episode: 1 }),
     run('unicode', { name: 'résumé ✓ 🚀 "quoted" \u2028 line\nbreak \u0000 nul \ud800 lone', reason: '</script>' }),
@@ -133,7 +155,11 @@ t.test('version 2: every field of every run survives a round trip, in columns', 
   const bare = snapshotOf(owner, [run('plain')])
   await writeSnapshotAtomic(path, bare)
   const plain = JSON.parse(readFileSync(path, 'utf8')) as { runs: Record<string, unknown> }
-  t.same(Object.keys(plain.runs).filter((k) => ['name', 'experiment', 'reason'].includes(k)), [], 'columns no run has are left out')
+  t.same(
+    Object.keys(plain.runs).filter((k) => ['name', 'experiment', 'reason'].includes(k)),
+    [],
+    'columns no run has are left out',
+  )
   t.same(await readSnapshot(path), bare)
   const empty = snapshotOf(owner, [])
   await writeSnapshotAtomic(path, empty)
@@ -160,7 +186,10 @@ t.test('a version 1 file written by an older program still reads, and is rewritt
   t.same(read, { ...old, version: 1 }, 'every field, sub-millisecond times included')
   await writeSnapshotAtomic(path, read as Snapshot)
   t.match(JSON.parse(readFileSync(path, 'utf8')), { version: 2, runs: { count: 2 } })
-  t.same((await readSnapshot(path))?.runs.map((r) => r.hash), ['abc', 'def'])
+  t.same(
+    (await readSnapshot(path))?.runs.map((r) => r.hash),
+    ['abc', 'def'],
+  )
 })
 
 t.test('truncated, corrupt and invalid version 2 snapshots are set aside', async (t) => {
@@ -206,7 +235,10 @@ t.test('truncated, corrupt and invalid version 2 snapshots are set aside', async
     writeFileSync(path, body)
     await expectSetAside(t, path, name)
   }
-  const error = await readSnapshot(join(folder, 'x.json')).then(() => null, (e: unknown) => e)
+  const error = await readSnapshot(join(folder, 'x.json')).then(
+    () => null,
+    (e: unknown) => e,
+  )
   t.equal(error, null)
   t.throws(() => parseSnapshot({ ...JSON.parse(text), runs: { ...JSON.parse(text).runs, hash: ['abc', 'a b'] } }), /runs\.hash\[1\] is "a b"/, 'the message names the run and the field')
 })
@@ -253,7 +285,10 @@ async function writerSetup(t: Test, options: { intervalMs?: number; onError?: (e
   const clock = new ManualClock()
   const state = { runs: [run('abc')], produced: 0, writesSeenByProduce: [] as number[] }
   const writer: SnapshotWriter = new SnapshotWriter({
-    path, lease, clock, ...options,
+    path,
+    lease,
+    clock,
+    ...options,
     produce: () => {
       state.produced += 1
       state.writesSeenByProduce.push(writer.writes)
@@ -279,7 +314,10 @@ t.test('writer: ordinary changes coalesce to one write per interval, produced on
   clock.advance(1)
   await eventually(() => writer.writes === 2, 'second write')
   t.equal(state.produced, 2)
-  t.same((await readSnapshot(path))?.runs.map((r) => r.hash), ['abc', 'def'])
+  t.same(
+    (await readSnapshot(path))?.runs.map((r) => r.hash),
+    ['abc', 'def'],
+  )
   t.match(await readSnapshot(path), { generation: 1, writtenAt: clock.now() }, 'stamped with the generation and the clock')
   t.notOk(writer.dirty)
 })
@@ -347,7 +385,18 @@ t.test('writer: close writes what is dirty, then refuses; twice is fine', async 
   await t.rejects(writer.flush(), { code: 'AIM_STATUS_CLOSED' })
   writer.markDirty()
   t.notOk(writer.dirty, 'changes after close are ignored')
-  t.throws(() => new SnapshotWriter({ path, lease: { generation: 1, assertGeneration() {} }, produce: () => { throw new Error('x') }, intervalMs: -1 }), { code: 'AIM_STATUS_OUT_OF_RANGE' })
+  t.throws(
+    () =>
+      new SnapshotWriter({
+        path,
+        lease: { generation: 1, assertGeneration() {} },
+        produce: () => {
+          throw new Error('x')
+        },
+        intervalMs: -1,
+      }),
+    { code: 'AIM_STATUS_OUT_OF_RANGE' },
+  )
 })
 
 t.test('a write asked for from inside produce queues behind the one in progress', async (t) => {

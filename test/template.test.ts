@@ -4,9 +4,14 @@ import type { RunEvent } from '../lib/model.js'
 import { AIM_DEFAULT_MESSAGE } from '../lib/notify/contract.js'
 
 const event: RunEvent = {
-  kind: 'stalled', key: 'abc/stalled/1', at: 0,
+  kind: 'stalled',
+  key: 'abc/stalled/1',
+  at: 0,
   run: { hash: 'abc', status: 'stalled', startedAt: 0, lastProgressAt: 0, expectNextIn: 3, deadlineAt: 3000, grace: 1, episode: 1 },
-  repo: '/r', host: 'h', pid: 1, overdueSeconds: 1.04,
+  repo: '/r',
+  host: 'h',
+  pid: 1,
+  overdueSeconds: 1.04,
 }
 
 t.test('Aim default and escapes', async (t) => {

@@ -54,7 +54,11 @@ t.test('re-arming replaces the time, earlier or later; one clock timer at a time
   timer.arm(start + 500)
   t.equal(clock.pendingTimers, 1)
   clock.advance(500)
-  t.same(firings.map((f) => f.dueAt), [start + 500], 'the earlier time replaced the first')
+  t.same(
+    firings.map((f) => f.dueAt),
+    [start + 500],
+    'the earlier time replaced the first',
+  )
   clock.advance(2000)
   t.equal(firings.length, 1, 'the replaced time never fires')
 
@@ -65,7 +69,10 @@ t.test('re-arming replaces the time, earlier or later; one clock timer at a time
   clock.advance(600)
   t.equal(firings.length, 1, 'nothing at the replaced earlier time')
   clock.advance(400)
-  t.same(firings.map((f) => f.dueAt), [start + 500, later + 1000])
+  t.same(
+    firings.map((f) => f.dueAt),
+    [start + 500, later + 1000],
+  )
 })
 
 t.test('arming for the time it is armed for is a no-op', async (t) => {
@@ -94,7 +101,10 @@ t.test('disarm cancels; it can be armed again', async (t) => {
   timer.disarm()
   timer.arm(start + 1500)
   clock.advance(500)
-  t.same(firings.map((f) => f.dueAt), [start + 1500])
+  t.same(
+    firings.map((f) => f.dueAt),
+    [start + 1500],
+  )
 
   timer.arm(clock.now() + 100)
   timer.arm(Infinity)
@@ -205,10 +215,14 @@ t.test('system clock: never fires early; a delay past 2^31 ms does not fire at o
   t.ok(near.lateMs >= 0)
   t.notOk(farFired, 'the far timer has not fired')
   t.equal(far.dueAt, farAt, 'and is still armed for its time')
-  t.same(overflow.filter((name) => name === 'TimeoutOverflowWarning'), [], 'no setTimeout overflow')
+  t.same(
+    overflow.filter((name) => name === 'TimeoutOverflowWarning'),
+    [],
+    'no setTimeout overflow',
+  )
 })
 
-t.test('a real process: a ref\'d timer keeps it alive until it fires, an unref\'d one does not', async (t) => {
+t.test("a real process: a ref'd timer keeps it alive until it fires, an unref'd one does not", async (t) => {
   const kept = startChild(KEEP_ALIVE, ['ref', '300'])
   t.teardown(() => void kept.process.kill('SIGKILL'))
   const fired = JSON.parse(await kept.waitForLine('"fired"')) as { early: boolean; lateMs: number }
@@ -218,11 +232,18 @@ t.test('a real process: a ref\'d timer keeps it alive until it fires, an unref\'
   // Ten minutes away: the process ends long before, with nothing else to wait for.
   const free = startChild(KEEP_ALIVE, ['unref', '600000'])
   t.teardown(() => void free.process.kill('SIGKILL'))
-  t.same(await free.exited, { code: 0, signal: null }, 'the unref\'d timer let the process end')
-  t.same(free.lines.map((l) => (JSON.parse(l) as { event: string }).event), ['armed'], 'without firing')
+  t.same(await free.exited, { code: 0, signal: null }, "the unref'd timer let the process end")
+  t.same(
+    free.lines.map((l) => (JSON.parse(l) as { event: string }).event),
+    ['armed'],
+    'without firing',
+  )
 
   const released = startChild(KEEP_ALIVE, ['ref', '600000', 'disarm'])
   t.teardown(() => void released.process.kill('SIGKILL'))
-  t.same(await released.exited, { code: 0, signal: null }, 'a disarmed ref\'d timer holds nothing')
-  t.same(released.lines.map((l) => (JSON.parse(l) as { event: string }).event), ['armed'])
+  t.same(await released.exited, { code: 0, signal: null }, "a disarmed ref'd timer holds nothing")
+  t.same(
+    released.lines.map((l) => (JSON.parse(l) as { event: string }).event),
+    ['armed'],
+  )
 })

@@ -15,12 +15,22 @@ t.test('a run that stops reporting is stalled once, recovers, finishes; the logg
   const { code } = await child.exited
   t.equal(code, 0, 'the script ends by itself')
   const events = child.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; overdue?: number; done?: boolean })
-  t.same(events.map((e) => e.event ?? 'done'), ['stalled', 'recovered', 'finished', 'done'])
+  t.same(
+    events.map((e) => e.event ?? 'done'),
+    ['stalled', 'recovered', 'finished', 'done'],
+  )
   const overdue = events[0]?.overdue ?? -1
   t.ok(overdue >= 0.3, `stalled no sooner than the grace after the deadline (overdue ${overdue} s)`)
   const logged = child.lines.filter((l) => AIM_LINE.test(l))
-  t.same(logged.map((l) => AIM_LINE.exec(l)?.[1]), ['stall_then_recover'], 'one logger line, with the hash, for one stall')
-  t.ok(child.lines.some((l) => l === "✅ Run 'stall_then_recover' is reporting progress again."), 'the recovery is logged')
+  t.same(
+    logged.map((l) => AIM_LINE.exec(l)?.[1]),
+    ['stall_then_recover'],
+    'one logger line, with the hash, for one stall',
+  )
+  t.ok(
+    child.lines.some((l) => l === "✅ Run 'stall_then_recover' is reporting progress again."),
+    'the recovery is logged',
+  )
 })
 
 t.test('a blocked main thread does not prevent detection', async (t) => {
@@ -28,7 +38,10 @@ t.test('a blocked main thread does not prevent detection', async (t) => {
   await child.waitForLine('BLOCK START')
   const line = await child.waitForLine(AIM_LINE)
   t.equal(AIM_LINE.exec(line)?.[1], 'blocked_main')
-  t.notOk(child.lines.some((l) => l.startsWith('BLOCK END')), 'the stall was printed while the main thread was still blocked')
+  t.notOk(
+    child.lines.some((l) => l.startsWith('BLOCK END')),
+    'the stall was printed while the main thread was still blocked',
+  )
   await child.exited
   t.ok(child.lines.indexOf('BLOCK END true') > child.lines.indexOf(line))
 })
@@ -46,5 +59,8 @@ t.test('a script that ends exits, although its watcher thread is alive; it leave
   t.match(snapshot, { format: 'aim-status/snapshot', owner: { kind: 'process', pid: child.process.pid }, runs: [{ hash: 'leaves_early', status: 'failed', reason: 'exited with code 0' }] })
   const marker = JSON.parse(readFileSync(join(repo, '.aim', 'status', 'exits', owners[0] as string), 'utf8'))
   t.match(marker, { exitCode: 0, unfinishedRuns: ['leaves_early'], reportedRuns: ['leaves_early'] }, 'the exit marker names the unfinished run, the exit code, and that it was reported')
-  t.ok(child.lines.some((line) => /^❗️ Run 'leaves_early' failed on [^:]+: exited with code 0 ❗️$/.test(line)), 'the default logger said so on its way out, with why and where')
+  t.ok(
+    child.lines.some((line) => /^❗️ Run 'leaves_early' failed on [^:]+: exited with code 0 ❗️$/.test(line)),
+    'the default logger said so on its way out, with why and where',
+  )
 })

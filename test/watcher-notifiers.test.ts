@@ -21,7 +21,10 @@ t.test('a Slack notifier added while the watcher runs receives the next stall, o
 
   const entry = await watcher.addNotifier({ type: 'slack', arguments: { url: `${slack.base}/services/T0/B0/secret-token-123`, message: 'stuck: {run.hash} ({run.overdue}s late)' } })
   const listed = await watcher.listNotifiers()
-  t.same(listed.map((n) => [n.id, n.type, n.status]), [[entry.id, 'slack', 'enabled']])
+  t.same(
+    listed.map((n) => [n.id, n.type, n.status]),
+    [[entry.id, 'slack', 'enabled']],
+  )
   t.notMatch(JSON.stringify(listed), /secret-token-123/, 'the webhook URL is never listed in full')
 
   const notified = new Promise<DeliveryReport>((resolve) => {
@@ -31,7 +34,11 @@ t.test('a Slack notifier added while the watcher runs receives the next stall, o
   })
   // The running watcher follows config.json without a restart: wait until it uses the new entry.
   await eventually(async () => (await watcher.activeNotifiers()).some((n) => n.id === entry.id), 'the watcher uses the new notifier')
-  t.same((await watcher.activeNotifiers()).map((n) => n.id), [entry.id], 'exactly the configured notifier: the default logger steps aside')
+  t.same(
+    (await watcher.activeNotifiers()).map((n) => n.id),
+    [entry.id],
+    'exactly the configured notifier: the default logger steps aside',
+  )
   run.reportProgress(0.05)
   const report = await notified
   t.equal(report.eventKind, 'stalled')
@@ -71,4 +78,3 @@ t.test('testNotifiers sends through each enabled notifier and reports each outco
   t.equal(byId.get(a.id), 'delivered')
   t.equal(byId.get(b.id), 'permanent')
 })
-

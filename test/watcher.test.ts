@@ -71,7 +71,10 @@ t.test('one watcher per repo; events and run states; finish and failure', async 
   t.ok((event.overdueSeconds ?? 0) >= 0.05, 'not before deadline + grace')
   t.equal(a.status, 'stalled')
   const runs = await watcher.runs()
-  t.same(runs.map((r) => [r.hash, r.status]).sort(), [['run_a', 'stalled'], ['run_b', 'running']])
+  t.same(runs.map((r) => [r.hash, r.status]).sort(), [
+    ['run_a', 'stalled'],
+    ['run_b', 'running'],
+  ])
   const infoB = await watcher.run('run_b')
   t.ok(infoB?.deadlineAt !== null && (infoB?.deadlineAt ?? 0) > Date.now() + 100_000, 'b has its deadline two minutes out')
   const recovered = once(a as never, 'recovered')

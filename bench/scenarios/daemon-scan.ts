@@ -33,7 +33,12 @@ async function runCheckinScanBench(files: number, rounds: number): Promise<{ row
   const rows = stdout
     .split('\n')
     .filter((line) => line.startsWith('| ') && !line.startsWith('| scenario') && !line.startsWith('| ---'))
-    .map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()))
+    .map((line) =>
+      line
+        .split('|')
+        .slice(1, -1)
+        .map((cell) => cell.trim()),
+    )
     .filter((cells) => cells.length === 5 && cells.slice(1).every((c) => Number.isFinite(Number(c))))
   if (rows.length === 0) return { error: `bench/checkin-scan.ts printed no table row that could be read: ${stdout.slice(0, 200)}` }
   return { rows }
@@ -82,7 +87,14 @@ async function naiveScan(folder: string): Promise<number> {
  * One scan a second for `seconds`, with `renewPerSecond` runs renewed by a writer half-way
  * between scans. Returns the scanner's CPU as a share of one core (the writer's CPU excluded).
  */
-async function oneScanPerSecond(folder: string, idx: number[], firstRun: number, seconds: number, renewPerSecond: number, scan: () => Promise<unknown>): Promise<{ coreShare: number; cpuMsPerScan: number; scans: number }> {
+async function oneScanPerSecond(
+  folder: string,
+  idx: number[],
+  firstRun: number,
+  seconds: number,
+  renewPerSecond: number,
+  scan: () => Promise<unknown>,
+): Promise<{ coreShare: number; cpuMsPerScan: number; scans: number }> {
   let cpuMicros = 0
   let scans = 0
   let from = firstRun
@@ -115,10 +127,11 @@ export const daemonScan: Scenario = {
     const perScan = quick ? await runCheckinScanBench(1_000, 3) : await runCheckinScanBench(files, 30)
     if ('error' in perScan) notAvailable('per-scan table of bench/checkin-scan.ts', perScan.error)
     else {
-      printTable(`daemon-scan: bench/checkin-scan.ts, ${quick ? 1_000 : files} files (ms per scan)`, ['scan', 'CPU median ms', 'CPU p90 ms', 'wall median ms', 'wall p90 ms', 'scans/s (1 / wall median)'], perScan.rows.map((cells) => [
-        ...cells.map((c, i) => (i === 0 ? c : Number(c))),
-        1000 / Number(cells[3]),
-      ]))
+      printTable(
+        `daemon-scan: bench/checkin-scan.ts, ${quick ? 1_000 : files} files (ms per scan)`,
+        ['scan', 'CPU median ms', 'CPU p90 ms', 'wall median ms', 'wall p90 ms', 'scans/s (1 / wall median)'],
+        perScan.rows.map((cells) => [...cells.map((c, i) => (i === 0 ? c : Number(c))), 1000 / Number(cells[3])]),
+      )
     }
 
     await withTempDir('daemon-scan', async (dir) => {
@@ -129,10 +142,13 @@ export const daemonScan: Scenario = {
       const results: Record<string, number> = {}
       let from = 0
       for (const [label, make] of [
-        ['CheckinReader (incremental), 1 scan/s', () => {
-          const reader = new CheckinReader({ folder, onWarning: () => {} })
-          return () => reader.scan()
-        }],
+        [
+          'CheckinReader (incremental), 1 scan/s',
+          () => {
+            const reader = new CheckinReader({ folder, onWarning: () => {} })
+            return () => reader.scan()
+          },
+        ],
         ['baseline: re-list + parse all names, 1 scan/s', () => () => naiveScan(folder)],
       ] as const) {
         for (const renewing of [0, renewPerSecond]) {

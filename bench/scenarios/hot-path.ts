@@ -105,13 +105,17 @@ export const hotPath: Scenario = {
         const naive = await naiveMessagePerCall(naiveCalls, rounds)
 
         const ratio = (ns: number) => `${(ns / clock.nsPerCall).toFixed(2)}x`
-        printTable('hot-path: cost per call (best of rounds)', ['what', 'calls', 'ns/call', 'vs clock read'], [
-          ['performance.now() (baseline)', calls, clock.nsPerCall, '1.00x'],
-          ['reportProgress(3), 1 run', calls, single.nsPerCall, ratio(single.nsPerCall)],
-          ['reportProgress(3), 100 runs round-robin', calls, many.nsPerCall, ratio(many.nsPerCall)],
-          ['naive: postMessage per call (send only)', naiveCalls, naive.postNs, ratio(naive.postNs)],
-          ['naive: postMessage per call (until received)', naiveCalls, naive.drainedNs, ratio(naive.drainedNs)],
-        ])
+        printTable(
+          'hot-path: cost per call (best of rounds)',
+          ['what', 'calls', 'ns/call', 'vs clock read'],
+          [
+            ['performance.now() (baseline)', calls, clock.nsPerCall, '1.00x'],
+            ['reportProgress(3), 1 run', calls, single.nsPerCall, ratio(single.nsPerCall)],
+            ['reportProgress(3), 100 runs round-robin', calls, many.nsPerCall, ratio(many.nsPerCall)],
+            ['naive: postMessage per call (send only)', naiveCalls, naive.postNs, ratio(naive.postNs)],
+            ['naive: postMessage per call (until received)', naiveCalls, naive.drainedNs, ratio(naive.drainedNs)],
+          ],
+        )
 
         // Heap growth: warm, settle, 10M calls, settle. The clock loop is the noise floor.
         const floorBefore = settledHeap()
@@ -123,10 +127,14 @@ export const hotPath: Scenario = {
         const after = settledHeap()
         const growth = after.heapUsed - before.heapUsed
         const floor = floorAfter.heapUsed - floorBefore.heapUsed
-        printTable('hot-path: heap after GC', ['loop', 'calls', 'heapUsed growth', 'bytes/call'], [
-          ['performance.now() (noise floor)', growthCalls, formatBytes(floor), floor / growthCalls],
-          ['reportProgress(3), 1 run', growthCalls, formatBytes(growth), growth / growthCalls],
-        ])
+        printTable(
+          'hot-path: heap after GC',
+          ['loop', 'calls', 'heapUsed growth', 'bytes/call'],
+          [
+            ['performance.now() (noise floor)', growthCalls, formatBytes(floor), floor / growthCalls],
+            ['reportProgress(3), 1 run', growthCalls, formatBytes(growth), growth / growthCalls],
+          ],
+        )
 
         const worst = Math.max(single.nsPerCall, many.nsPerCall)
         goal('reportProgress within 2x of a clock read', worst <= 2 * clock.nsPerCall, `${ratio(worst)} (${worst.toFixed(1)} ns vs ${clock.nsPerCall.toFixed(1)} ns)`)

@@ -24,7 +24,19 @@ function runsOf(n: number): RunInfo[] {
   const at = monotonicNow()
   return Array.from({ length: n }, (_, i): RunInfo => {
     const status = STATUSES[i % STATUSES.length] as RunStatus
-    return { hash: `run_${i.toString(16).padStart(8, '0')}`, name: `sweep-lr-${i}`, experiment: `exp-${i % 20}`, status, startedAt: at - 3_600_000, lastProgressAt: at - (i % 100) * 1000, expectNextIn: 600, deadlineAt: at + 600_000, grace: 100, episode: status === 'stalled' ? 1 : 0, ...(status === 'failed' ? { reason: 'exited with code 1' } : {}) }
+    return {
+      hash: `run_${i.toString(16).padStart(8, '0')}`,
+      name: `sweep-lr-${i}`,
+      experiment: `exp-${i % 20}`,
+      status,
+      startedAt: at - 3_600_000,
+      lastProgressAt: at - (i % 100) * 1000,
+      expectNextIn: 600,
+      deadlineAt: at + 600_000,
+      grace: 100,
+      episode: status === 'stalled' ? 1 : 0,
+      ...(status === 'failed' ? { reason: 'exited with code 1' } : {}),
+    }
   })
 }
 
@@ -74,7 +86,12 @@ async function measure(n: number, rounds: number): Promise<{ rows: Cell[][]; run
         return [n, what, p50, p99, max, formatBytes(s.bytes)]
       }
       return {
-        rows: [row('GET /metrics', metrics), row('GET /api/v1/runs', list), row('GET /api/v1/runs/:hash', one), row('baseline: JSON.stringify of the runs', { ms: floor, bytes: Buffer.byteLength(JSON.stringify({ runs })) })],
+        rows: [
+          row('GET /metrics', metrics),
+          row('GET /api/v1/runs', list),
+          row('GET /api/v1/runs/:hash', one),
+          row('baseline: JSON.stringify of the runs', { ms: floor, bytes: Buffer.byteLength(JSON.stringify({ runs })) }),
+        ],
         runsP50: summarize(list.ms).p50,
         metricsP50: summarize(metrics.ms).p50,
       }

@@ -111,7 +111,11 @@ export const snapshot: Scenario = {
         rows.push(row)
         if (n === 100_000) at100k = totalMs
       }
-      printTable(`snapshot: lib/state/snapshot.ts writeSnapshotAtomic (median of ${rounds})`, ['runs', 'file', 'bytes/run', 'actor.runs() ms', 'baseline: v1 JSON.stringify ms', 'serialise ms', 'durable write ms', 'total ms'], rows)
+      printTable(
+        `snapshot: lib/state/snapshot.ts writeSnapshotAtomic (median of ${rounds})`,
+        ['runs', 'file', 'bytes/run', 'actor.runs() ms', 'baseline: v1 JSON.stringify ms', 'serialise ms', 'durable write ms', 'total ms'],
+        rows,
+      )
 
       const load = await coalescing(dir, quick ? 1_000 : 10_000, quick ? 1.5 : 6)
       printTable('snapshot: SnapshotWriter under heartbeat load (interval 1000 ms)', ['runs', 'heartbeats/s', 'changes/s (uncoalesced writes/s)', 'writes', 'seconds', 'writes/s'], [load])

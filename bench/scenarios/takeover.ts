@@ -135,7 +135,10 @@ export const takeover: Scenario = {
         // A daemon that works stays up; one that is not there yet exits (or refuses the flag).
         await sleep(quick ? 1500 : 3000)
         if (daemon.exit !== undefined) {
-          notAvailable('takeover', `\`aim-watcher --repo R start --json-logs\` exited (code ${daemon.exit.code}) instead of watching; stdout: ${tail(daemon.lines.map((l) => l.line).join('\n'))}; stderr: ${firstLine(daemon.stderr)}`)
+          notAvailable(
+            'takeover',
+            `\`aim-watcher --repo R start --json-logs\` exited (code ${daemon.exit.code}) instead of watching; stdout: ${tail(daemon.lines.map((l) => l.line).join('\n'))}; stderr: ${firstLine(daemon.stderr)}`,
+          )
           return
         }
 
@@ -159,7 +162,10 @@ export const takeover: Scenario = {
           const seen = await daemon.waitFor((l) => l.hash === hash && l.event === 'failed', 30_000, from)
           await child.stop()
           if (seen === undefined) {
-            return notAvailable('takeover', `the daemon printed no {"event":"failed","hash":"${hash}"} line within 30 s of SIGKILL${daemon.exitState() !== undefined ? ` (it exited, code ${daemon.exitState()?.code}: ${tail(daemon.stderr)})` : ''}; its last lines: ${tail(daemon.lines.map((l) => l.line).join('\n'))}`)
+            return notAvailable(
+              'takeover',
+              `the daemon printed no {"event":"failed","hash":"${hash}"} line within 30 s of SIGKILL${daemon.exitState() !== undefined ? ` (it exited, code ${daemon.exitState()?.code}: ${tail(daemon.stderr)})` : ''}; its last lines: ${tail(daemon.lines.map((l) => l.line).join('\n'))}`,
+            )
           }
           killMs.push(seen.at - t0)
         }
@@ -181,7 +187,10 @@ export const takeover: Scenario = {
           const seen = await Promise.all(children.map((child) => daemon.waitFor((l) => l.event === 'adopted' && l.record?.['pid'] === child.process.pid, adoptStaleMs + 30_000, from)))
           const missing = seen.filter((l) => l === undefined).length
           if (missing > 0) {
-            return notAvailable('takeover', `no {"event":"adopted","pid":…} line for ${missing} of ${trials} frozen processes within ${(adoptStaleMs + 30_000) / 1000} s; the daemon's last lines: ${tail(daemon.lines.map((l) => l.line).join('\n'))}`)
+            return notAvailable(
+              'takeover',
+              `no {"event":"adopted","pid":…} line for ${missing} of ${trials} frozen processes within ${(adoptStaleMs + 30_000) / 1000} s; the daemon's last lines: ${tail(daemon.lines.map((l) => l.line).join('\n'))}`,
+            )
           }
           const stopMs = seen.map((l) => (l as Logged).at - t0)
           const kill = summarize(killMs)

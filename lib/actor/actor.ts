@@ -211,7 +211,7 @@ export class RepoActor {
       const info = state.info
       info.status = 'stalled'
       info.episode += 1
-      this.#emit('stalled', info, now, ((now - (info.deadlineAt as number)) / 1000))
+      this.#emit('stalled', info, now, (now - (info.deadlineAt as number)) / 1000)
       this.#changed()
     }
     this.#rearm()

@@ -199,7 +199,10 @@ export class RepoRuntime {
     // Entries of unknown types count as configured (the user chose them): they are skipped
     // with a warning, and the default logger does not stand in for them. Invalid entries count
     // too: a typo must not make the default logger take over, nor drop what waits for them.
-    this.notifiers.setConfigured([...config.notifiers, ...config.unknownTypes], config.invalid.map((problem) => problem.id))
+    this.notifiers.setConfigured(
+      [...config.notifiers, ...config.unknownTypes],
+      config.invalid.map((problem) => problem.id),
+    )
     const current = new Set(this.notifiers.current().map((n) => n.entry.id))
     this.#unusable = new Set([...config.unknownTypes.map((e) => e.id), ...config.invalid.map((p) => p.id)].filter((id) => !current.has(id)))
     // Said loudly, once per problem: the daemon logs it as an error, a Watcher emits `error`.

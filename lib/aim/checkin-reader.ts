@@ -154,13 +154,20 @@ const STATUSES: ReadonlySet<string> = new Set(['running', 'stalled', 'finished']
 function isRunState(value: unknown): value is CheckinRunState {
   const run = value as Partial<CheckinRunState> | null
   return (
-    typeof run === 'object' && run !== null &&
-    Number.isSafeInteger(run.idx) && (run.idx as number) >= 0 &&
-    typeof run.flag === 'string' && (run.flag === 'starting' || run.flag === 'check_in' || run.flag === 'finished') &&
-    Number.isSafeInteger(run.expectNextIn) && (run.expectNextIn as number) >= 0 &&
-    typeof run.firstSeenAt === 'number' && Number.isFinite(run.firstSeenAt) &&
-    Number.isSafeInteger(run.notifiedIdx) && (run.notifiedIdx as number) >= -1 &&
-    typeof run.status === 'string' && STATUSES.has(run.status)
+    typeof run === 'object' &&
+    run !== null &&
+    Number.isSafeInteger(run.idx) &&
+    (run.idx as number) >= 0 &&
+    typeof run.flag === 'string' &&
+    (run.flag === 'starting' || run.flag === 'check_in' || run.flag === 'finished') &&
+    Number.isSafeInteger(run.expectNextIn) &&
+    (run.expectNextIn as number) >= 0 &&
+    typeof run.firstSeenAt === 'number' &&
+    Number.isFinite(run.firstSeenAt) &&
+    Number.isSafeInteger(run.notifiedIdx) &&
+    (run.notifiedIdx as number) >= -1 &&
+    typeof run.status === 'string' &&
+    STATUSES.has(run.status)
   )
 }
 
@@ -338,12 +345,7 @@ export class CheckinReader {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
       }
       const last = this.#stamp
-      if (
-        stamp !== null && last !== null &&
-        stamp.mtimeMs === last.mtimeMs && stamp.ino === last.ino &&
-        last.readAt - last.mtimeMs >= RACY_MTIME_MS &&
-        readAt - this.#lastFullListAt < this.#fullRescanMs
-      ) {
+      if (stamp !== null && last !== null && stamp.mtimeMs === last.mtimeMs && stamp.ino === last.ino && last.readAt - last.mtimeMs >= RACY_MTIME_MS && readAt - this.#lastFullListAt < this.#fullRescanMs) {
         return null
       }
     }
@@ -366,7 +368,10 @@ export class CheckinReader {
     const run = this.#runs.get(checkin.hash)
     if (run === undefined) {
       const fresh: CheckinRunState = {
-        idx: checkin.idx, flag, expectNextIn: checkin.expectNextIn, firstSeenAt: now,
+        idx: checkin.idx,
+        flag,
+        expectNextIn: checkin.expectNextIn,
+        firstSeenAt: now,
         notifiedIdx: this.#alreadyNotified.get(checkin.hash) ?? -1,
         status: flag === 'finished' ? 'finished' : 'running',
       }
@@ -414,7 +419,13 @@ export class CheckinReader {
 
   #emit(kind: CheckinTransition['kind'], hash: string, run: CheckinRunState, now: number, out: CheckinTransition[]): void {
     const transition: CheckinTransition = {
-      kind, hash, idx: run.idx, flag: run.flag, expectNextIn: run.expectNextIn, firstSeenAt: run.firstSeenAt, at: now,
+      kind,
+      hash,
+      idx: run.idx,
+      flag: run.flag,
+      expectNextIn: run.expectNextIn,
+      firstSeenAt: run.firstSeenAt,
+      at: now,
       alreadyNotified: run.idx <= run.notifiedIdx,
     }
     if (kind === 'stalled') transition.overdueSeconds = (now - run.firstSeenAt) / 1000 - run.expectNextIn

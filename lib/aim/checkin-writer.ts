@@ -83,12 +83,7 @@ export function expectNextInFor(deadlineAt: number | null, now: number): number 
  * Decides whether the check-in on disk must be replaced now, given the run's deadline
  * (`null` = no deadline), and when to look again. Pure; see the module comment for the rule.
  */
-export function planCheckinWrite(
-  disk: DiskPromise,
-  deadlineAt: number | null,
-  now: number,
-  policy: CheckinWritePolicy = DEFAULT_CHECKIN_WRITE_POLICY,
-): CheckinWritePlan {
+export function planCheckinWrite(disk: DiskPromise, deadlineAt: number | null, now: number, policy: CheckinWritePolicy = DEFAULT_CHECKIN_WRITE_POLICY): CheckinWritePlan {
   const target = deadlineAt ?? Infinity
   const expectNextIn = expectNextInFor(deadlineAt, now)
   // Earlier than the disk says (beyond rounding): the watcher would wait too long. Write now.

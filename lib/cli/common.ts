@@ -20,7 +20,11 @@ export class CliExit extends Error {
    * @param signal the program should end by this signal instead (`run`: the command was killed
    *   by it); `exitCode` is then the fallback if the signal does not end the process.
    */
-  constructor(readonly exitCode: number, message = `exit ${exitCode}`, readonly signal?: NodeJS.Signals) {
+  constructor(
+    readonly exitCode: number,
+    message = `exit ${exitCode}`,
+    readonly signal?: NodeJS.Signals,
+  ) {
     super(message)
   }
 }

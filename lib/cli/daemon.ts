@@ -84,14 +84,18 @@ async function handOverIfNeeded(daemon: Daemon, options: { staleMs?: number; pol
 export function registerDaemonCommands(program: Command): void {
   program
     .command('start')
-    .description('watch the repo(s): take over the runs of processes that died, exited or froze, and watch Python-Aim runs\' check-ins')
+    .description("watch the repo(s): take over the runs of processes that died, exited or froze, and watch Python-Aim runs' check-ins")
     .option('--grace <S>', `seconds of grace for runs that carry none: Python-Aim check-ins; at least 30 (default: ${DEFAULT_DAEMON_GRACE}, as Aim)`, numberFlag('--grace', false))
     .option('--stale-ms <MS>', `a lease untouched this long counts as orphaned; at least ${MIN_STALE_MS} (default: ${DEFAULT_STALE_MS})`, numberFlag('--stale-ms', true))
     .option('--poll-ms <MS>', `scan interval where file events are not available, and standby retry interval (default: ${DEFAULT_POLL_MS})`, numberFlag('--poll-ms', true))
     .option('--json-logs', 'log JSON lines instead of human-readable lines')
     .option('--log-file <PATH>', 'append the log to this file (never through a link; rotated past 10 MiB, 3 old files kept) instead of stdout')
-    .option('--announce', "send Aim's \"Watcher is running for repo …\" through the notifiers on becoming a repo's sender")
-    .option('--exit-when-idle <S>', 'exit after S seconds with nothing to watch (no live training process, nothing pending), or at once when another daemon holds every repo; for daemons started on demand (default: run until stopped)', numberFlag('--exit-when-idle', false))
+    .option('--announce', 'send Aim\'s "Watcher is running for repo …" through the notifiers on becoming a repo\'s sender')
+    .option(
+      '--exit-when-idle <S>',
+      'exit after S seconds with nothing to watch (no live training process, nothing pending), or at once when another daemon holds every repo; for daemons started on demand (default: run until stopped)',
+      numberFlag('--exit-when-idle', false),
+    )
     .option('--http <HOST:PORT>', 'serve the status page, JSON API, /metrics, /healthz and /readyz there (port 0: any free port); off by default')
     .option('--token-file <FILE>', 'bearer token for the HTTP face (mode 0600); required to listen beyond loopback')
     .option('--http-public-read', 'with --token-file: reads need no token (mutations still do)')

@@ -22,14 +22,18 @@ export function registerMuteCommands(program: Command): void {
     .description("record a run's transitions without sending them, for a while or until it is healthy again; the run need not have started")
     .argument('<HASH>', 'the run hash')
     .option('--for <DURATION>', 'how long: 90s, 30m, 2h, 1d, 1h30m or seconds (at most 30 days)')
-    .option('--until-healthy', 'until the run\'s next recovery or finish')
+    .option('--until-healthy', "until the run's next recovery or finish")
     .option('--reason <TEXT>', 'why (shown on the status page and by `mutes`)')
     .option('--json', 'print the mute as JSON')
     .action(async (hash: string, options: { for?: string; untilHealthy?: boolean; reason?: string; json?: boolean }, command: Command) => {
       const root = repoRoot(command, 'repo')
       let mute: Mute
       try {
-        mute = muteFromRequest(hash, { ...(options.for !== undefined ? { for: options.for } : {}), ...(options.untilHealthy === true ? { untilHealthy: true } : {}), ...(options.reason !== undefined ? { reason: options.reason } : {}) }, Date.now())
+        mute = muteFromRequest(
+          hash,
+          { ...(options.for !== undefined ? { for: options.for } : {}), ...(options.untilHealthy === true ? { untilHealthy: true } : {}), ...(options.reason !== undefined ? { reason: options.reason } : {}) },
+          Date.now(),
+        )
         await setMute(mutesPath(repoPaths(root)), mute)
       } catch (error) {
         throw failWith(error, MUTE_FLAGS)
@@ -38,7 +42,7 @@ export function registerMuteCommands(program: Command): void {
     })
   program
     .command('unmute')
-    .description('end a run\'s mute')
+    .description("end a run's mute")
     .argument('<HASH>', 'the run hash')
     .action(async (hash: string, _options: unknown, command: Command) => {
       const root = repoRoot(command, 'repo')

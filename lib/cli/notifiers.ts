@@ -23,20 +23,7 @@ import { AIM_DEFAULT_MESSAGE, DEFAULT_NOTIFIER_EVENTS } from '../notify/contract
 import { findNotifierType, notifierFlags, notifierTypeNames, redactEntry } from '../notify/registry.js'
 import { compileTemplate } from '../notify/template.js'
 import { DEFAULT_GRAPH_BASE_URL } from '../notify/types/workplace.js'
-import {
-  addNotifier,
-  disableNotifier,
-  enableNotifier,
-  entryFromSpec,
-  findSameNotifier,
-  getLogLevel,
-  listNotifiers,
-  logLevelName,
-  removeNotifier,
-  setLogLevel,
-  testNotifiers,
-  type NotifierSpec,
-} from '../notify/manage.js'
+import { addNotifier, disableNotifier, enableNotifier, entryFromSpec, findSameNotifier, getLogLevel, listNotifiers, logLevelName, removeNotifier, setLogLevel, testNotifiers, type NotifierSpec } from '../notify/manage.js'
 import { cliIO, fail, failWith, forgetSecrets, newRepoNote, note, numberFlag, out, redactCommanderText, redactText, rememberSecret, repoRoot, setCliIO, type CliIO } from './common.js'
 import { formatNotifierTable } from './notifier-table.js'
 import { forTerminal } from '../text.js'
@@ -132,7 +119,10 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 
 /** Why `text` is not a list of events for `--events`, or true. */
 export function checkEvents(text: string): true | string {
-  const events = text.split(',').map((e) => e.trim()).filter((e) => e !== '')
+  const events = text
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '')
   const unknown = events.filter((e) => !RUN_EVENT_KINDS.includes(e as RunEventKind))
   if (events.length === 0 || unknown.length > 0) return `--events: expected a comma-separated list of ${RUN_EVENT_KINDS.join(', ')}, got "${text}"`
   return true
@@ -141,7 +131,14 @@ export function checkEvents(text: string): true | string {
 function parseEvents(text: string): RunEventKind[] {
   const checked = checkEvents(text)
   if (checked !== true) throw fail(2, checked)
-  return [...new Set(text.split(',').map((e) => e.trim()).filter((e) => e !== ''))] as RunEventKind[]
+  return [
+    ...new Set(
+      text
+        .split(',')
+        .map((e) => e.trim())
+        .filter((e) => e !== ''),
+    ),
+  ] as RunEventKind[]
 }
 
 /** Why `template` is not a usable message template for `flag`, or true. */

@@ -40,13 +40,12 @@ export function registerRunCommand(program: Command): void {
     .command('run')
     .usage('[options] -- COMMAND [ARGS...]')
     .description(
-      'run COMMAND as a watched run: its output passes through unchanged, each output line is progress, ' +
-        'exit 0 finishes the run, anything else fails it with the last lines of stderr; exits as COMMAND did',
+      'run COMMAND as a watched run: its output passes through unchanged, each output line is progress, ' + 'exit 0 finishes the run, anything else fails it with the last lines of stderr; exits as COMMAND did',
     )
     .argument('<command...>', 'the command and its arguments (put them after --)')
     .option('--hash <HASH>', 'the run hash, [A-Za-z0-9_]{1,64} (default: a new one); also given to COMMAND as AIM_STATUS_RUN_HASH')
     .option('--name <NAME>', 'a name for the run, shown as {run.name} (default: none)')
-    .option('--experiment <NAME>', 'the run\'s experiment, shown as {run.experiment} (default: none)')
+    .option('--experiment <NAME>', "the run's experiment, shown as {run.experiment} (default: none)")
     .option('--grace <S>', `seconds late past a promise before the run is stalled (default: ${DEFAULT_GRACE_SECONDS}, as Aim)`, numberFlag('--grace', false))
     .option('--expect <S>', `seconds within which each progress line promises the next (default: ${DEFAULT_EXPECT_SECONDS})`, numberFlag('--expect', false))
     .option('--progress <REGEX>', "only output lines matching REGEX are progress, e.g. tqdm's bar: '\\d+/\\d+ \\[' (default: every line)")

@@ -18,14 +18,7 @@
 import type { Clock } from '../clock.js'
 import { DeadlineTimer } from '../timer.js'
 import { OutOfRangeError, describeValue, toPlainError } from '../errors.js'
-import {
-  CheckinReader,
-  MIN_CHECKIN_GRACE,
-  checkReaderState,
-  type CheckinReaderState,
-  type CheckinRunState,
-  type CheckinTransition,
-} from '../aim/checkin-reader.js'
+import { CheckinReader, MIN_CHECKIN_GRACE, checkReaderState, type CheckinReaderState, type CheckinRunState, type CheckinTransition } from '../aim/checkin-reader.js'
 import { readLastRunNotifications, recordLastRunNotifications, type LastRunNotifications } from '../aim/last-run-notifications.js'
 import { eventKey, type RunEvent, type RunInfo } from '../model.js'
 import type { RepoPaths } from '../repo.js'
@@ -263,10 +256,12 @@ export class AimRuns {
 
   #handle(transitions: CheckinTransition[]): void {
     if (transitions.length === 0) return
-    const task = (this.#handling = this.#handling.then(() => this.#handleInOrder(transitions)).catch((error: unknown) => {
-      const plain = toPlainError(error)
-      this.#options.log.error('runtime-error', { repo: this.#options.paths.root, code: plain.code, error: plain.message })
-    })).finally(() => this.#inflight.delete(task))
+    const task = (this.#handling = this.#handling
+      .then(() => this.#handleInOrder(transitions))
+      .catch((error: unknown) => {
+        const plain = toPlainError(error)
+        this.#options.log.error('runtime-error', { repo: this.#options.paths.root, code: plain.code, error: plain.message })
+      })).finally(() => this.#inflight.delete(task))
     this.#inflight.add(task)
   }
 
@@ -280,8 +275,14 @@ export class AimRuns {
       }
       const event = checkinEvent(transition, { repo: paths.root, host, pid, graceSeconds: this.graceSeconds })
       log.info(kind, {
-        repo: paths.root, hash, episode: event.run.episode, overdue: event.overdueSeconds, key: event.key,
-        source: 'aim-checkin', idx, alreadyNotified: transition.alreadyNotified || undefined,
+        repo: paths.root,
+        hash,
+        episode: event.run.episode,
+        overdue: event.overdueSeconds,
+        key: event.key,
+        source: 'aim-checkin',
+        idx,
+        alreadyNotified: transition.alreadyNotified || undefined,
       })
       if (transition.alreadyNotified) continue
       const task = this.#options

@@ -346,4 +346,3 @@ async function isOurStaleSoftLock(path: string): Promise<boolean> {
     return false
   }
 }
-

@@ -126,7 +126,8 @@ export class Daemon {
     const repos = options.repos ?? []
     if (!Array.isArray(repos) || repos.some((r) => typeof r !== 'string' || r === '')) throw new InvalidOptionError(`Expected \`repos\` to be a list of folder paths, got ${describeValue(repos)}`)
     this.grace = options.grace ?? DEFAULT_DAEMON_GRACE
-    if (typeof this.grace !== 'number' || !Number.isFinite(this.grace) || this.grace < MIN_CHECKIN_GRACE) throw new OutOfRangeError(`Expected \`grace\` to be a number of seconds of at least ${MIN_CHECKIN_GRACE}, got ${describeValue(this.grace)}`)
+    if (typeof this.grace !== 'number' || !Number.isFinite(this.grace) || this.grace < MIN_CHECKIN_GRACE)
+      throw new OutOfRangeError(`Expected \`grace\` to be a number of seconds of at least ${MIN_CHECKIN_GRACE}, got ${describeValue(this.grace)}`)
     this.staleMs = integer('staleMs', options.staleMs ?? DEFAULT_STALE_MS, MIN_STALE_MS)
     this.pollMs = integer('pollMs', options.pollMs ?? DEFAULT_POLL_MS, 50)
     const tombstoneMs = integer('tombstoneMs', options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS, 0)
@@ -169,7 +170,16 @@ export class Daemon {
   /** Starts every repo; resolves when each has made its first attempt. */
   start(): Promise<void> {
     this.#started ??= (async () => {
-      this.log.info('daemon-started', { pid: this.owner.pid, host: this.owner.host, owner: this.owner.id, repos: this.repos.map((r) => r.root).join(','), staleMs: this.staleMs, pollMs: this.pollMs, grace: this.grace, exitWhenIdle: this.exitWhenIdle ?? undefined })
+      this.log.info('daemon-started', {
+        pid: this.owner.pid,
+        host: this.owner.host,
+        owner: this.owner.id,
+        repos: this.repos.map((r) => r.root).join(','),
+        staleMs: this.staleMs,
+        pollMs: this.pollMs,
+        grace: this.grace,
+        exitWhenIdle: this.exitWhenIdle ?? undefined,
+      })
       await Promise.all(this.repos.map((repo) => repo.start()))
       if (this.exitWhenIdle !== null && this.#closing === null) this.#watchIdle(this.exitWhenIdle)
     })()

@@ -67,10 +67,7 @@ export function adoptionOrder<T extends { holder: HolderState }>(orphans: readon
 }
 
 /** What one run of an adopted snapshot becomes. */
-export type RunPlan =
-  | { action: 'fail'; run: RunInfo; reason: string }
-  | { action: 'carry'; run: RunInfo }
-  | { action: 'skip'; run: RunInfo; why: 'ended' | 'known' | 'ended-before-exit' }
+export type RunPlan = { action: 'fail'; run: RunInfo; reason: string } | { action: 'carry'; run: RunInfo } | { action: 'skip'; run: RunInfo; why: 'ended' | 'known' | 'ended-before-exit' }
 
 /** The plan for one adopted snapshot. */
 export interface AdoptionPlan {

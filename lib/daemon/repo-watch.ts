@@ -330,12 +330,24 @@ export class RepoWatch {
           this.#tell((o) => o.report?.(record))
           const level = record.kind === 'notified' ? 'info' : record.kind === 'failed' ? 'error' : 'warn'
           log[level](watcherEventOf(record), {
-            repo: this.root, hash: record.hash, eventKind: record.eventKind, notifier: record.notifierId, type: record.notifierType, attempts: record.attempts,
-            error: record.error, reason: record.reason, nextTimeoutMs: record.nextTimeoutMs, key: record.eventKey,
+            repo: this.root,
+            hash: record.hash,
+            eventKind: record.eventKind,
+            notifier: record.notifierId,
+            type: record.notifierType,
+            attempts: record.attempts,
+            error: record.error,
+            reason: record.reason,
+            nextTimeoutMs: record.nextTimeoutMs,
+            key: record.eventKey,
           })
         },
         // An invalid notifier entry or config file is its own, loud, record.
-        onError: (error) => this.#logError((error as { code?: unknown }).code === ErrorCodes.INVALID_NOTIFIER ? 'invalid-notifier' : (error as { code?: unknown }).code === ErrorCodes.CORRUPT_FILE ? 'invalid-config' : 'runtime-error', error),
+        onError: (error) =>
+          this.#logError(
+            (error as { code?: unknown }).code === ErrorCodes.INVALID_NOTIFIER ? 'invalid-notifier' : (error as { code?: unknown }).code === ErrorCodes.CORRUPT_FILE ? 'invalid-config' : 'runtime-error',
+            error,
+          ),
         owner: own,
         ...(this.#options.delivery !== undefined ? { delivery: this.#options.delivery } : {}),
       })
@@ -365,7 +377,18 @@ export class RepoWatch {
       await runtime.start()
       await own.commit()
       const takeover = new Takeover(
-        { root: this.root, paths: this.paths, layout: this.layout, daemonOwner: owner, clock: this.#options.clock, tombstoneMs: this.#options.tombstoneMs, keepEndedMs: this.#options.keepEndedMs, log, ownerError: (id, error) => this.#ownerError(id, error), terminals },
+        {
+          root: this.root,
+          paths: this.paths,
+          layout: this.layout,
+          daemonOwner: owner,
+          clock: this.#options.clock,
+          tombstoneMs: this.#options.tombstoneMs,
+          keepEndedMs: this.#options.keepEndedMs,
+          log,
+          ownerError: (id, error) => this.#ownerError(id, error),
+          terminals,
+        },
         { runtime, owner: own, aim },
       )
       const session: Session = { hold, owner: own, runtime, aim, takeover, watchers: [], nodeHashes, ownersSeen: 0, live: [], closed: false }
@@ -440,7 +463,7 @@ export class RepoWatch {
   async #scan(session: Session): Promise<void> {
     // A daemon that was frozen finds out here, before it adopts or reports anything.
     if (!session.owner.mayAct()) {
-      this.#lost('sender lease', new Error('a newer generation holds this daemon\'s leases'))
+      this.#lost('sender lease', new Error("a newer generation holds this daemon's leases"))
       return
     }
     let findings

@@ -175,7 +175,10 @@ export function shownStatus(run: Pick<RunStatusRow, 'status' | 'watchedBy' | 'ow
 
 /** The status as a table for people. */
 export function formatStatus(status: RepoStatus, now: number = monotonicNow()): string {
-  const lines = [`repo ${status.repo}`, status.daemon === null ? 'daemon: none (runs whose process dies are not reported: aim-watcher start)' : `daemon: pid ${status.daemon.pid} on ${status.daemon.host} (${status.daemon.state})`]
+  const lines = [
+    `repo ${status.repo}`,
+    status.daemon === null ? 'daemon: none (runs whose process dies are not reported: aim-watcher start)' : `daemon: pid ${status.daemon.pid} on ${status.daemon.host} (${status.daemon.state})`,
+  ]
   if (status.runs.length === 0) lines.push('no runs')
   else {
     const rows = [['RUN', 'STATUS', 'OWNER', 'NAME', 'EXPERIMENT', 'LAST PROGRESS', 'DEADLINE', 'REASON']]
@@ -186,7 +189,13 @@ export function formatStatus(status: RepoStatus, now: number = monotonicNow()): 
       rows.push([run.hash, shownStatus(run), owner, forTerminal(run.name ?? '') || '-', forTerminal(run.experiment ?? '') || '-', `${duration(now - run.lastProgressAt)} ago`, deadline, forTerminal(run.reason ?? '')])
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
-    for (const row of rows) lines.push(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd())
+    for (const row of rows)
+      lines.push(
+        row
+          .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+          .join('  ')
+          .trimEnd(),
+      )
   }
   for (const problem of status.problems) lines.push(`unreadable snapshot ${problem.owner}: ${forTerminal(problem.error)}`)
   return lines.join('\n')

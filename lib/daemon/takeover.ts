@@ -195,7 +195,17 @@ export class Takeover {
       actor.fail(run.hash, now, plan.reason)
     }
     await this.#owner.commit()
-    this.#options.log.info('adopted', { repo: this.#options.root, owner: id, kind: marker.owner.kind, pid: marker.owner.pid, host: marker.owner.host, cause: 'exited', failed: plan.fail.length, carried: 0, reason: plan.reason })
+    this.#options.log.info('adopted', {
+      repo: this.#options.root,
+      owner: id,
+      kind: marker.owner.kind,
+      pid: marker.owner.pid,
+      host: marker.owner.host,
+      cause: 'exited',
+      failed: plan.fail.length,
+      carried: 0,
+      reason: plan.reason,
+    })
     await rm(claimed, { force: true })
   }
 

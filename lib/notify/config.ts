@@ -64,8 +64,7 @@ export interface ConfigDraft {
   logLevel: number | undefined
 }
 
-const corrupt = (file: string, why: string, cause?: unknown): AimStatusError =>
-  new AimStatusError(ErrorCodes.CORRUPT_FILE, `${file}: ${why}`, cause === undefined ? undefined : { cause })
+const corrupt = (file: string, why: string, cause?: unknown): AimStatusError => new AimStatusError(ErrorCodes.CORRUPT_FILE, `${file}: ${why}`, cause === undefined ? undefined : { cause })
 
 /**
  * The deepest nesting a stored entry may have. Deeper values are refused before anything
@@ -87,8 +86,7 @@ export function tooDeepField(value: unknown, limit: number, prefix = ''): string
   return null
 }
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  value !== null && typeof value === 'object' && !Array.isArray(value)
+const isPlainObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value)
 
 /**
  * Reads and parses a JSON file; `undefined` when it does not exist; CORRUPT_FILE when it does not

@@ -511,8 +511,16 @@ export class DeliveryEngine {
     for (const item of [...lane.items]) {
       this.#settle(lane, item, 'dropped', now)
       records.push({
-        kind: 'dropped', reason, error, notifierId: lane.id, notifierType: notifier?.entry.type ?? 'unknown',
-        eventKey: item.event.key, eventKind: item.event.kind, hash: item.event.run.hash, attempts: item.attempts, at: now,
+        kind: 'dropped',
+        reason,
+        error,
+        notifierId: lane.id,
+        notifierType: notifier?.entry.type ?? 'unknown',
+        eventKey: item.event.key,
+        eventKind: item.event.kind,
+        hash: item.event.run.hash,
+        attempts: item.attempts,
+        at: now,
       })
     }
     lane.timer.disarm()

@@ -80,7 +80,6 @@ export const DEFAULT_LOG_LEVEL = 30
 // Python's logging accepts these aliases too.
 const LEVEL_BY_NAME = new Map<string, number>([...Object.entries(LOG_LEVELS), ['WARN', 30], ['FATAL', 50]])
 
-
 function pathsOf(root: string): RepoPaths {
   if (typeof root !== 'string' || root === '') throw new InvalidOptionError(`Expected \`root\` to be a folder path, got ${describeValue(root)}`)
   return repoPaths(resolveRepoRoot(root))

@@ -38,8 +38,7 @@ export interface CompiledTemplate {
   render(event: RunEvent): string
 }
 
-const invalid = (source: string, why: string): AimStatusError =>
-  new AimStatusError(ErrorCodes.INVALID_TEMPLATE, `Invalid message template ${JSON.stringify(source)}: ${why}`)
+const invalid = (source: string, why: string): AimStatusError => new AimStatusError(ErrorCodes.INVALID_TEMPLATE, `Invalid message template ${JSON.stringify(source)}: ${why}`)
 
 /** Parses and checks a template; throws `AIM_STATUS_INVALID_TEMPLATE` naming the problem. */
 export function compileTemplate(source: string): CompiledTemplate {
@@ -61,7 +60,12 @@ export function compileTemplate(source: string): CompiledTemplate {
       // Object.prototype's members and throw when a run fails, not now.
       const variable = Object.hasOwn(TEMPLATE_VARIABLES, field) ? TEMPLATE_VARIABLES[field] : undefined
       if (typeof variable !== 'function') {
-        throw invalid(source, `unknown variable {${field}}; known: ${Object.keys(TEMPLATE_VARIABLES).map((k) => `{${k}}`).join(', ')}`)
+        throw invalid(
+          source,
+          `unknown variable {${field}}; known: ${Object.keys(TEMPLATE_VARIABLES)
+            .map((k) => `{${k}}`)
+            .join(', ')}`,
+        )
       }
       if (literal !== '') pieces.push(literal)
       literal = ''

@@ -70,13 +70,7 @@ export type LastWordsSender = (runs: string[], reason: string) => LastWords | nu
  * `lastWords` report them. `unfinishedRuns` is called at exit and must be synchronous and
  * cheap. Returns a function that removes the hooks.
  */
-export function installExitMarker(
-  paths: Pick<RepoPaths, 'status'>,
-  owner: OwnerInfo,
-  unfinishedRuns: () => string[],
-  mayAct: () => boolean = () => true,
-  lastWords?: LastWordsSender,
-): () => void {
+export function installExitMarker(paths: Pick<RepoPaths, 'status'>, owner: OwnerInfo, unfinishedRuns: () => string[], mayAct: () => boolean = () => true, lastWords?: LastWordsSender): () => void {
   const path = exitMarkerPath(statusLayout(paths), owner.id)
   let runs: string[] = []
 

@@ -100,5 +100,8 @@ export async function listOwnerIds(folder: string): Promise<string[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
     throw unreadableError(folder, error)
   }
-  return names.map(ownerIdOfFileName).filter((id): id is string => id !== null).sort()
+  return names
+    .map(ownerIdOfFileName)
+    .filter((id): id is string => id !== null)
+    .sort()
 }

@@ -80,7 +80,8 @@ export function muteFromRequest(hash: unknown, request: unknown, now: number): M
   if (untilHealthy !== undefined && typeof untilHealthy !== 'boolean') throw new InvalidOptionError(`Expected \`untilHealthy\` to be a boolean, got ${describeValue(untilHealthy)}`)
   const healthy = untilHealthy === true
   if (healthy === (forValue !== undefined)) throw new InvalidOptionError('A mute needs exactly one of `for` (a duration) and `untilHealthy: true`')
-  if (reason !== undefined && (typeof reason !== 'string' || reason.length > MAX_REASON)) throw new InvalidOptionError(`Expected \`reason\` to be a string of at most ${MAX_REASON} characters, got ${describeValue(reason)}`)
+  if (reason !== undefined && (typeof reason !== 'string' || reason.length > MAX_REASON))
+    throw new InvalidOptionError(`Expected \`reason\` to be a string of at most ${MAX_REASON} characters, got ${describeValue(reason)}`)
   const mute: Mute = { hash: checked, until: healthy ? null : now + Math.round(parseDuration(forValue) * 1000), untilHealthy: healthy, createdAt: now }
   if (reason !== undefined && reason !== '') mute.reason = reason
   return mute

@@ -121,10 +121,7 @@ export function currentOwner(kind: OwnerKind): OwnerInfo {
   const stat = readProcStat(process.pid)
   const boot = bootTimeMs()
   const startTicks = stat?.startTicks ?? null
-  const startTime =
-    startTicks !== null && boot !== null
-      ? boot + (startTicks * 1000) / TICKS_PER_SECOND
-      : Math.round(Date.now() - process.uptime() * 1000)
+  const startTime = startTicks !== null && boot !== null ? boot + (startTicks * 1000) / TICKS_PER_SECOND : Math.round(Date.now() - process.uptime() * 1000)
   return { id: newOwnerId(), kind, pid: process.pid, host: hostname(), hostId: currentHostId(), startTime, startTicks }
 }
 

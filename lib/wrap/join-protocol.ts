@@ -28,18 +28,10 @@ export const MAX_JOIN_LINE_CHARS = 64 * 1024
 
 /** Joining side -> wrapper. */
 export type JoinRequest =
-  | { kind: 'join'; version: number; hash: string; pid: number }
-  | { kind: 'progress'; expectNextIn: number }
-  | { kind: 'finish' }
-  | { kind: 'fail'; reason: string; logTail?: string }
-  | { kind: 'settle'; id: number }
+  { kind: 'join'; version: number; hash: string; pid: number } | { kind: 'progress'; expectNextIn: number } | { kind: 'finish' } | { kind: 'fail'; reason: string; logTail?: string } | { kind: 'settle'; id: number }
 
 /** Wrapper -> joining side. */
-export type JoinReply =
-  | { kind: 'welcome'; hash: string; grace: number; name?: string; experiment?: string }
-  | { kind: 'refused'; reason: string }
-  | { kind: 'settled'; id: number }
-  | { kind: 'event'; event: RunEvent }
+export type JoinReply = { kind: 'welcome'; hash: string; grace: number; name?: string; experiment?: string } | { kind: 'refused'; reason: string } | { kind: 'settled'; id: number } | { kind: 'event'; event: RunEvent }
 
 /** Splits a stream of text into JSON lines; a line too long or not JSON is passed as `undefined`. */
 export function jsonLines(onLine: (value: unknown) => void): (chunk: string) => void {

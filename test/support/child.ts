@@ -26,7 +26,11 @@ export function startChild(script: string, args: string[] = [], options: { env?:
     buffer = parts.pop() ?? ''
     for (const line of parts) {
       lines.push(line)
-      for (const w of [...waiters]) if (w.test(line)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(line) }
+      for (const w of [...waiters])
+        if (w.test(line)) {
+          waiters.splice(waiters.indexOf(w), 1)
+          w.resolve(line)
+        }
     }
   })
   let stderr = ''

@@ -44,11 +44,15 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
 export async function senderPid(repo: string, timeoutMs = 30_000): Promise<number> {
   const path = daemonLeasePath(statusLayout(repoPaths(repo)))
   let pid: number | undefined
-  await until(async () => {
-    const lease = await inspectLease(path)
-    pid = !lease.orphaned ? lease.holder?.pid : undefined
-    return pid !== undefined
-  }, `a daemon holding ${repo}`, timeoutMs)
+  await until(
+    async () => {
+      const lease = await inspectLease(path)
+      pid = !lease.orphaned ? lease.holder?.pid : undefined
+      return pid !== undefined
+    },
+    `a daemon holding ${repo}`,
+    timeoutMs,
+  )
   return pid as number
 }
 

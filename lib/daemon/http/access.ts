@@ -114,7 +114,7 @@ export class Access {
     }
     const bearer = this.#bearer(headers.authorization)
     if (this.#token !== null && (need === 'write' || (need === 'read' && !this.publicRead)) && !bearer) {
-      throw new AimStatusError(ErrorCodes.UNAUTHORIZED, 'This needs Authorization: Bearer <token> (the daemon\'s --token-file)')
+      throw new AimStatusError(ErrorCodes.UNAUTHORIZED, "This needs Authorization: Bearer <token> (the daemon's --token-file)")
     }
     if (need !== 'write') return
     const site = headers['sec-fetch-site']

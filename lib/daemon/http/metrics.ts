@@ -65,7 +65,7 @@ export class DaemonMetrics {
     })
     new Gauge({
       name: 'aim_status_outbox_depth',
-      help: 'Notifications waiting in this daemon\'s outbox, by repo.',
+      help: "Notifications waiting in this daemon's outbox, by repo.",
       labelNames: ['repo'],
       registers,
       collect() {
@@ -74,7 +74,7 @@ export class DaemonMetrics {
     })
     new Gauge({
       name: 'aim_status_sender',
-      help: '1 while this daemon is the repo\'s sender, 0 while it stands by.',
+      help: "1 while this daemon is the repo's sender, 0 while it stands by.",
       labelNames: ['repo'],
       registers,
       collect() {
@@ -82,10 +82,15 @@ export class DaemonMetrics {
       },
     })
     this.#transitions = new Counter({ name: 'aim_status_transitions_total', help: 'Run transitions seen by this daemon, by repo, kind and whether the run was muted.', labelNames: ['repo', 'kind', 'muted'], registers })
-    this.#notifications = new Counter({ name: 'aim_status_notifications_total', help: 'Delivery outcomes of this daemon\'s outbox, by repo, notifier type and result.', labelNames: ['repo', 'notifier_type', 'result'], registers })
+    this.#notifications = new Counter({
+      name: 'aim_status_notifications_total',
+      help: "Delivery outcomes of this daemon's outbox, by repo, notifier type and result.",
+      labelNames: ['repo', 'notifier_type', 'result'],
+      registers,
+    })
     this.#lag = new Histogram({
       name: 'aim_status_detection_lag_seconds',
-      help: 'From a run\'s deadline plus grace to the stall this daemon declared, seconds.',
+      help: "From a run's deadline plus grace to the stall this daemon declared, seconds.",
       labelNames: ['repo', 'source'],
       buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,

@@ -180,9 +180,17 @@ export class HttpFace {
 
   #table(): Route[] {
     const api = this.#api
-    const json = (produce: (match: RegExpExecArray, query: URLSearchParams, request: IncomingMessage) => Promise<unknown>): Handler => async (request, response, match, query) => sendJson(response, 200, await produce(match, query, request))
+    const json =
+      (produce: (match: RegExpExecArray, query: URLSearchParams, request: IncomingMessage) => Promise<unknown>): Handler =>
+      async (request, response, match, query) =>
+        sendJson(response, 200, await produce(match, query, request))
     return [
-      { method: 'GET', path: /^\/$/, need: 'public', handle: async (_q, response) => sendText(response, 'text/html; charset=utf-8', pageHtml(this.access.csrfToken), { 'content-security-policy': PAGE_POLICY, 'x-frame-options': 'DENY' }) },
+      {
+        method: 'GET',
+        path: /^\/$/,
+        need: 'public',
+        handle: async (_q, response) => sendText(response, 'text/html; charset=utf-8', pageHtml(this.access.csrfToken), { 'content-security-policy': PAGE_POLICY, 'x-frame-options': 'DENY' }),
+      },
       { method: 'GET', path: /^\/app\.js$/, need: 'public', handle: async (_q, response) => sendText(response, 'text/javascript; charset=utf-8', PAGE_JS) },
       { method: 'GET', path: /^\/app\.css$/, need: 'public', handle: async (_q, response) => sendText(response, 'text/css; charset=utf-8', PAGE_CSS) },
       { method: 'GET', path: /^\/healthz$/, need: 'public', handle: async (_q, response) => sendJson(response, 200, { ok: true }) },
@@ -245,7 +253,7 @@ export class HttpFace {
     const extra: Record<string, string> = status === 401 ? { 'www-authenticate': 'Bearer realm="aim-watcher"' } : {}
     // The rest of an oversized body is not read: the connection closes after the answer.
     if (status === 413) extra['connection'] = 'close'
-    sendJson(response, status, { error: { code, message: status === 500 && plain.code === undefined ? 'Internal error (see the daemon\'s log)' : plain.message } }, extra)
+    sendJson(response, status, { error: { code, message: status === 500 && plain.code === undefined ? "Internal error (see the daemon's log)" : plain.message } }, extra)
   }
 
   #ready(response: ServerResponse, query: URLSearchParams): void {

@@ -198,7 +198,8 @@ export class StatusModel {
       return status.runs.map(({ owner, stallsInMs: _, watchedBy: _watchedBy, ...run }): WatchedRun =>
         owner.kind === 'python'
           ? { ...run, repo: repo.root, source: 'aim', owner: null }
-          : { ...run, repo: repo.root, source: owner.kind === 'daemon' ? 'adopted' : 'process', owner: { id: owner.id, kind: owner.kind, pid: owner.pid ?? 0, host: owner.host ?? '' } })
+          : { ...run, repo: repo.root, source: owner.kind === 'daemon' ? 'adopted' : 'process', owner: { id: owner.id, kind: owner.kind, pid: owner.pid ?? 0, host: owner.host ?? '' } },
+      )
     } catch {
       return []
     }

@@ -148,7 +148,15 @@ export const webhookType: NotifierType = {
   secretArguments: ['url', 'secret', 'headers'],
   flags: [
     { flag: '--url', argument: 'url', required: true, secret: true, prompt: 'Webhook URL', placeholder: 'URL', description: 'webhook: the URL to POST to (secret)' },
-    { flag: '--secret', argument: 'secret', required: false, secret: true, prompt: 'HMAC signing secret (empty: requests are not signed)', placeholder: 'SECRET', description: 'webhook: HMAC signing secret (secret; default: none, requests unsigned)' },
+    {
+      flag: '--secret',
+      argument: 'secret',
+      required: false,
+      secret: true,
+      prompt: 'HMAC signing secret (empty: requests are not signed)',
+      placeholder: 'SECRET',
+      description: 'webhook: HMAC signing secret (secret; default: none, requests unsigned)',
+    },
   ],
   validate(args) {
     const checked: Record<string, unknown> = { url: checkHttpUrl('webhook', 'url', args['url']) }
