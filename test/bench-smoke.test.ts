@@ -1,23 +1,13 @@
 // The benchmarks still run: each scenario, at its --quick sizes, in its own process. Exit code
 // and output shape only; no figure is judged here.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { exec, type Ran } from './support/child.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const scenarios = ['hot-path', 'detection-latency', 'actor-scale', 'snapshot', 'takeover', 'daemon-scan', 'fencing', 'wrap-overhead', 'late-endpoints', 'http-face']
 
-function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/main.ts', '--quick', name], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const runBench = (name: string): Promise<Ran> => exec(process.execPath, ['--import', 'tsx', 'bench/main.ts', '--quick', name], { cwd: root })
 
 for (const name of scenarios) {
   t.test(`bench ${name} --quick`, async (t) => {

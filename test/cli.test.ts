@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { RUN_EVENT_KINDS } from '../lib/model.js'
 import { readNotificationsConfig } from '../lib/notify/config.js'
 import { repoPaths } from '../lib/repo.js'
-import { exec, type Ran } from './support/exec.js'
+import { exec, type Ran } from './support/child.js'
 import { startTerminal } from './support/terminal.js'
 
 const bin = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))

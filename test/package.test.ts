@@ -10,7 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { RUN_EVENT_KINDS } from '../lib/model.js'
-import { exec, type Ran } from './support/exec.js'
+import { exec, type Ran } from './support/child.js'
 
 const projectRoot = fileURLToPath(new URL('..', import.meta.url))
 const ownPackage = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as {

@@ -4,11 +4,11 @@ import { chmodSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node
 import { join } from 'node:path'
 import { readExitMarker, removeExitMarker, installExitMarker } from '../lib/state/exit-marker.js'
 import { currentOwner } from '../lib/state/owner.js'
-import { startFixture } from './fixtures/state/child.js'
+import { startFixture } from './support/child.js'
 
 async function endChild(t: Test, mode: string, signal?: NodeJS.Signals) {
   const status = join(t.testdir(), 'status')
-  const child = startFixture('exit-child.ts', [status, mode])
+  const child = startFixture(new URL('./fixtures/state/exit-child.ts', import.meta.url), [status, mode])
   const ready = await child.waitFor((line) => line['event'] === 'ready')
   if (signal !== undefined) child.child.kill(signal)
   const exit = await child.exited

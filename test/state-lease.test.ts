@@ -11,7 +11,7 @@ import { acquireLease, adoptOrphan, inspectLease, retireSnapshot, DEFAULT_STALE_
 import { claimGeneration, fencePath, highestGeneration, readFence } from '../lib/state/fence.js'
 import { readSnapshot, writeSnapshotAtomic, SNAPSHOT_FORMAT } from '../lib/state/snapshot.js'
 import { snapshotPath, statusLayout } from '../lib/state/layout.js'
-import { startFixture } from './fixtures/state/child.js'
+import { startFixture } from './support/child.js'
 
 const procTicks = (pid: number): number => {
   const text = readFileSync(`/proc/${pid}/stat`, 'latin1')
@@ -40,7 +40,7 @@ async function writeOrphan(path: string, owner: OwnerInfo): Promise<void> {
 
 /** An owner whose process really ran and is now dead (killed and reaped). */
 async function deadOwner(t: Test): Promise<OwnerInfo> {
-  const child = startFixture('exit-child.ts', [join(t.testdir(), 'dead'), 'sigterm'])
+  const child = startFixture(new URL('./fixtures/state/exit-child.ts', import.meta.url), [join(t.testdir(), 'dead'), 'sigterm'])
   const ready = await child.waitFor((l) => l['event'] === 'ready')
   child.child.kill('SIGKILL')
   await child.exited
@@ -101,7 +101,7 @@ t.test('acquire, refuse a second holder, release, retire', async (t) => {
 t.test('a SIGKILLed holder is adopted at once on this host (dead pid), without waiting for staleness', async (t) => {
   const layout = ownersOf(t)
   const path = join(layout.owners, 'holder.json')
-  const holder = startFixture('lease-holder.ts', [path, String(DEFAULT_STALE_MS), '2000'])
+  const holder = startFixture(new URL('./fixtures/state/lease-holder.ts', import.meta.url), [path, String(DEFAULT_STALE_MS), '2000'])
   await holder.waitFor((l) => l['event'] === 'held')
   const daemon = currentOwner('daemon')
   t.equal(await adoptOrphan(path, daemon), null, 'alive: not adopted')
@@ -122,7 +122,7 @@ t.test('a SIGKILLed holder is adopted at once on this host (dead pid), without w
 t.test('a SIGKILLed holder on another host is adopted once its lock is stale', async (t) => {
   const layout = ownersOf(t)
   const path = join(layout.owners, 'remote.json')
-  const holder = startFixture('lease-holder.ts', [path, '2000', '1000'])
+  const holder = startFixture(new URL('./fixtures/state/lease-holder.ts', import.meta.url), [path, '2000', '1000'])
   const held = await holder.waitFor((l) => l['event'] === 'held')
   // What another machine would have written: the same files, a host id that is not ours.
   writeFileSync(fencePath(path, 1), JSON.stringify({ ...(held['owner'] as OwnerInfo), hostId: 'linux:other-machine' }))
@@ -147,7 +147,7 @@ t.test('a SIGKILLed holder on another host is adopted once its lock is stale', a
 t.test('a frozen holder is adopted after staleness; resumed, it finds its lease lost and its writes refused', async (t) => {
   const layout = ownersOf(t)
   const path = join(layout.owners, 'frozen.json')
-  const holder = startFixture('lease-holder.ts', [path, '2000', '1000'])
+  const holder = startFixture(new URL('./fixtures/state/lease-holder.ts', import.meta.url), [path, '2000', '1000'])
   t.teardown(() => void holder.child.kill('SIGKILL'))
   await holder.waitFor((l) => l['event'] === 'held')
   holder.child.kill('SIGSTOP')
@@ -175,7 +175,7 @@ t.test('a frozen holder is adopted after staleness; resumed, it finds its lease 
 
 t.test('20 races of two adopter processes for one orphan: exactly one wins each time', async (t) => {
   const layout = ownersOf(t)
-  const adopters = [startFixture('adopter.ts', []), startFixture('adopter.ts', [])]
+  const adopters = [startFixture(new URL('./fixtures/state/adopter.ts', import.meta.url), []), startFixture(new URL('./fixtures/state/adopter.ts', import.meta.url), [])]
   t.teardown(() => adopters.forEach((a) => a.child.kill('SIGKILL')))
   await Promise.all(adopters.map((a) => a.waitFor((l) => l['event'] === 'ready')))
   const dead = await deadOwner(t)

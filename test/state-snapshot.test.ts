@@ -13,7 +13,7 @@ import { SnapshotWriter } from '../lib/state/snapshot-writer.js'
 import { acquireLease } from '../lib/state/lease.js'
 import { claimGeneration } from '../lib/state/fence.js'
 import { listOwnerIds, snapshotPath, statusLayout } from '../lib/state/layout.js'
-import { startFixture } from './fixtures/state/child.js'
+import { startFixture } from './support/child.js'
 
 const run = (hash: string, extra: Partial<RunInfo> = {}): RunInfo => ({
   hash,
@@ -261,7 +261,7 @@ t.test('an unreadable folder gives a clear coded error', async (t) => {
     chmodSync(dirname(readable), 0o755)
     chmodSync(readable, 0o644)
     const relative = (p: string): string => p.slice(base.length + 1)
-    const child = startFixture('read-snapshot.ts', ['--as-uid', '65534', '--cwd', base, relative(readable), relative(path)])
+    const child = startFixture(new URL('./fixtures/state/read-snapshot.ts', import.meta.url), ['--as-uid', '65534', '--cwd', base, relative(readable), relative(path)])
     await child.waitFor((line) => line['path'] === relative(path))
     t.match(child.lines, [
       { event: 'read', path: relative(readable), runs: 1 },
