@@ -13,7 +13,7 @@ import { ensureDaemon } from '../dist/daemon-launch.js'
 import { ensureDaemon as ensureFromSources } from '../lib/daemon-launch.js'
 import { Daemon } from '../lib/daemon/daemon.js'
 import { exitReason } from '../lib/daemon/planner.js'
-import { BIN, deadOwner, makeRepo, runningRun, sleep, startDaemon, textsFor, useSlack, writeExitMarker, writeOwnerSnapshot } from './fixtures/daemon/helpers.js'
+import { BIN, deadOwner, makeRepo, passedAScan, runningRun, startDaemon, textsFor, useSlack, writeExitMarker, writeOwnerSnapshot } from './fixtures/daemon/helpers.js'
 
 t.test('a dead pid: unfinished runs failed at once with the reason, a finished run never; status lists them', async (t) => {
   const root = makeRepo(t.testdir())
@@ -29,16 +29,21 @@ t.test('a dead pid: unfinished runs failed at once with the reason, a finished r
   await daemon.waitEvent((l) => l.event === 'notified' && l['hash'] === 'run_a')
   await daemon.waitEvent((l) => l.event === 'adopted')
   // Retired once adopted: not adopted again at the next scans.
-  await sleep(600)
+  const probe = await passedAScan(root, [daemon], 'probe_a')
   t.notOk(existsSync(path), 'the orphan snapshot is retired')
-  t.equal(daemon.events().filter((l) => l.event === 'adopted').length, 1)
+  t.equal(daemon.events().filter((l) => l.event === 'adopted' && l['owner'] === owner.id).length, 1)
+  t.equal(daemon.events().filter((l) => l.event === 'adopted').length, 2, 'nothing else adopted but the probe')
+  t.equal(daemon.events().filter((l) => l.event === 'adopted' && l['owner'] === probe).length, 1)
   t.same(textsFor(slack.requests, 'run_a'), [`failed run_a process gone: pid ${owner.pid}`], 'one notification')
   t.same(textsFor(slack.requests, 'run_done'), [], 'a run that finished is never reported')
   const status = spawnSync(process.execPath, [BIN, '--repo', root, 'status', '--json'], { encoding: 'utf8' })
   t.equal(status.status, 0)
   const parsed = JSON.parse(status.stdout) as { daemon: { pid: number }; runs: Array<{ hash: string; status: string; owner: { kind: string; state: string } }> }
   t.equal(parsed.daemon.pid, daemon.process.pid)
-  t.match(parsed.runs, [{ hash: 'run_a', status: 'failed', owner: { kind: 'daemon', state: 'alive' } }])
+  t.match(
+    parsed.runs.filter((r) => r.hash !== 'probe_a'),
+    [{ hash: 'run_a', status: 'failed', owner: { kind: 'daemon', state: 'alive' } }],
+  )
   const table = spawnSync(process.execPath, [BIN, '--repo', root, 'status'], { encoding: 'utf8' })
   t.match(table.stdout, /run_a\s+failed\s+daemon/)
   t.notMatch(status.stdout + table.stdout, /secret-token-123/, 'no secret in the status')
@@ -62,8 +67,9 @@ t.test('exit markers: the code or signal is the reason; a run the marker does no
   t.equal((await daemon.waitEvent((l) => l.event === 'failed' && l['hash'] === 'exit_three'))['reason'], 'exited with code 3')
   t.equal((await daemon.waitEvent((l) => l.event === 'failed' && l['hash'] === 'termed'))['reason'], 'killed by SIGTERM')
   await slack.waitForRequests(2)
-  await sleep(600)
-  t.equal(slack.requests.length, 2, 'one notification each, nothing for the run that ended')
+  await passedAScan(root, [daemon], 'probe_exits')
+  t.equal(textsFor(slack.requests, 'probe_exits').length, 1)
+  t.equal(slack.requests.length, 3, 'one notification each, nothing for the run that ended (and one for the probe)')
   t.same(readdirSync(statusLayout(repoPaths(root)).exits), [], 'markers removed')
   t.equal(exitReason({ exitCode: 1, signal: null, error: 'Error: boom' }), 'exited with code 1 (Error: boom)')
   daemon.process.kill('SIGTERM')
@@ -107,9 +113,16 @@ t.test('a daemon killed between accepting and delivering: the restarted daemon d
   const adopted = await second.waitEvent((l) => l.event === 'adopted')
   t.equal(adopted['kind'], 'daemon', "the dead daemon's snapshot is adopted")
   await second.waitEvent((l) => l.event === 'notified' && l['hash'] === 'mid_send')
-  await sleep(600)
+  await passedAScan(root, [second], 'probe_mid_send')
   t.equal(textsFor(slack.requests, 'mid_send').length, 2, 'the send cut off mid-request, then the delivery: nothing more')
-  t.equal(second.events().filter((l) => l.event === 'failed').length, 0, 'the failure is not made again, only delivered')
+  t.same(
+    second
+      .events()
+      .filter((l) => l.event === 'failed')
+      .map((l) => l['hash']),
+    ['probe_mid_send'],
+    'the failure is not made again, only delivered (the probe fails once)',
+  )
   second.process.kill('SIGTERM')
   await second.exited
 })
@@ -118,12 +131,15 @@ t.test('two daemons racing for the orphans of 20 repos: one adoption and one not
   const slack = await startEndpoint(() => slackReply())
   t.teardown(() => slack.close())
   const roots: string[] = []
+  const orphans: string[] = []
   const dir = t.testdir() // once: each call makes the folder afresh
   for (let i = 0; i < 20; i++) {
     const root = makeRepo(join(dir, `repo${i}`))
     await useSlack(root, slack.base)
-    await writeOwnerSnapshot(root, deadOwner(), [runningRun(`race_${i}`)])
+    const owner = deadOwner()
+    await writeOwnerSnapshot(root, owner, [runningRun(`race_${i}`)])
     roots.push(root)
+    orphans.push(owner.id)
   }
   // In opposite orders, so that each wins some repos' daemon lease and they race throughout.
   const a = startDaemon(roots)
@@ -133,10 +149,12 @@ t.test('two daemons racing for the orphans of 20 repos: one adoption and one not
     b.process.kill('SIGKILL')
   })
   await slack.waitForRequests(20)
-  await sleep(1000)
+  const probes = await Promise.all(roots.map((root, i) => passedAScan(root, [a, b], `probe_${i}`)))
   const adoptions = [...a.events(), ...b.events()].filter((l) => l.event === 'adopted')
   for (let i = 0; i < 20; i++) {
-    t.equal(adoptions.filter((l) => l['repo'] === roots[i]).length, 1, `repo ${i}: one adoption`)
+    t.equal(adoptions.filter((l) => l['repo'] === roots[i] && l['owner'] === orphans[i]).length, 1, `repo ${i}: one adoption`)
+    t.equal(adoptions.filter((l) => l['repo'] === roots[i]).length, 2, `repo ${i}: nothing else adopted but the probe`)
+    t.equal(adoptions.filter((l) => l['owner'] === probes[i]).length, 1, `repo ${i}: the probe adopted once`)
     t.equal(textsFor(slack.requests, `race_${i}`).length, 1, `repo ${i}: one notification`)
   }
   a.process.kill('SIGTERM')
