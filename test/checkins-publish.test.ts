@@ -1,8 +1,7 @@
 // Node runs write Aim check-ins that Python's aim-watcher can read. The names are checked with a
 // parser written here from AIM-FORMAT.md, not with the library's own.
 import t from 'tap'
-import { readdirSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Watcher } from '../lib/watcher.js'
 import { ManualClock } from '../lib/clock.js'
@@ -72,7 +71,7 @@ t.test('a reopened hash continues from the highest idx; checkins: false writes n
 })
 
 t.test('renewals keep the promise visible to a once-a-second watcher, without a file per report', async (t) => {
-  const folder = join(mkdtempSync(join(tmpdir(), 'aim-checkins-')), 'check_ins')
+  const folder = join(tempRepo(t).repo, 'check_ins')
   const clock = new ManualClock()
   // The actor and the publisher each need the other: the actor's hook finds the publisher when it runs.
   // eslint-disable-next-line prefer-const

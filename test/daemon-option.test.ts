@@ -2,13 +2,12 @@
 // its training process is SIGKILLed.
 import t from 'tap'
 import { eventually } from './support/eventually.js'
-import { readFileSync, existsSync, mkdtempSync, mkdirSync } from 'node:fs'
+import { readFileSync, existsSync, mkdirSync } from 'node:fs'
 import { spawn, spawnSync } from 'node:child_process'
-import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startChild } from './support/child.js'
+import { tempRepo } from './support/temp-repo.js'
 import { inspectLease } from '../lib/state/lease.js'
 import { daemonLeasePath, statusLayout } from '../lib/state/layout.js'
 import { repoPaths } from '../lib/repo.js'
@@ -58,8 +57,7 @@ async function stopProcess(pid: number): Promise<void> {
 t.test("start --announce sends Aim's start message through the notifiers; without it nothing is sent", async (t) => {
   const slack = await startEndpoint(() => slackReply())
   t.teardown(() => slack.close())
-  const quietRoot = makeRepo(mkdtempSync(join(tmpdir(), 'aim-status-quiet-')))
-  t.teardown(() => rm(quietRoot, { recursive: true, force: true }))
+  const quietRoot = makeRepo(tempRepo(t).repo)
   const loudRoot = makeRepo(t.testdir())
   await useSlack(quietRoot, slack.base)
   await useSlack(loudRoot, slack.base)
