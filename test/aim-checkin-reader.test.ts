@@ -1,13 +1,13 @@
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
-import { tmpdir } from 'node:os'
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
 import { CheckinReader, type CheckinTransition, FORGET_AFTER_LISTINGS } from '../lib/aim/checkin-reader.js'
 import { CheckinWriter } from '../lib/aim/checkin-writer.js'
 import { readLastRunNotifications, recordLastRunNotifications, writeLastRunNotifications } from '../lib/aim/last-run-notifications.js'
+import { tempRepo } from './support/temp-repo.js'
 
 // Copied from the files Python Aim's own code wrote (see fixtures/aim-python/README.md).
 const FIXTURES = fileURLToPath(new URL('./fixtures/aim-python/checkins', import.meta.url))
@@ -15,8 +15,7 @@ const GRACE = 30
 
 // Each copy in its own temp folder (t.testdir() would give one folder per test, emptied on each call).
 function fixture(t: { teardown(fn: () => void): unknown }, scenario: string): string {
-  const root = mkdtempSync(join(tmpdir(), `aim-${scenario}-`))
-  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  const root = tempRepo(t, `aim-${scenario}-`).repo
   cpSync(join(FIXTURES, scenario), root, { recursive: true })
   return join(root, '.aim', 'check_ins')
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { acquireAimWatcherLock, aimLockKind, fileSystemType } from '../lib/daemon/aim-watcher-lock.js'
 import { startChild } from './support/child.js'
+import { eventually } from './support/eventually.js'
 
 const HOLDER = fileURLToPath(new URL('./fixtures/daemon/hold-aim-lock.mjs', import.meta.url))
 const warnings: string[] = []
@@ -34,7 +35,7 @@ t.test('flock: held against another process, released on release and on death', 
 
   // Held by another process (as Python's watcher holds it): we are refused until it goes.
   const other = spawn('flock', ['--no-fork', path, 'sleep', '60'])
-  for (let i = 0; i < 100 && pythonWouldGetIt(path); i++) await new Promise((r) => setTimeout(r, 20))
+  await eventually(() => !pythonWouldGetIt(path), 'the other process holds the lock')
   t.equal(await acquireAimWatcherLock(dir, warn), null, 'refused while another process holds it')
   other.kill('SIGKILL')
   await new Promise((r) => other.once('close', r))
@@ -48,12 +49,8 @@ t.test('flock: held against another process, released on release and on death', 
   t.notOk(pythonWouldGetIt(path))
   holder.process.kill('SIGKILL')
   await holder.exited
-  let free = false
-  for (let i = 0; i < 250 && !free; i++) {
-    free = pythonWouldGetIt(path)
-    if (!free) await new Promise((r) => setTimeout(r, 20))
-  }
-  t.ok(free, 'released when its holder died')
+  await eventually(() => pythonWouldGetIt(path), 'the lock released after its holder died')
+  t.ok(pythonWouldGetIt(path), 'released when its holder died')
   t.same(warnings, [])
 })
 

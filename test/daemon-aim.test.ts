@@ -5,8 +5,7 @@
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
 import { Daemon } from '../lib/daemon/daemon.js'
@@ -19,6 +18,7 @@ import { currentOwner } from '../lib/state/owner.js'
 import { SNAPSHOT_FORMAT, readSnapshot, writeSnapshotAtomic } from '../lib/state/snapshot.js'
 import { startEndpoint, slackReply, type FakeEndpoint } from './support/fake-endpoints.js'
 import { BIN, deadOwner, makeRepo, runningRun, startDaemon, useSlack, writeOwnerSnapshot, type LogLine } from './fixtures/daemon/helpers.js'
+import { tempRepo } from './support/temp-repo.js'
 
 // Copied from the files Python Aim's own code wrote (see fixtures/aim-python/README.md).
 const FIXTURES = fileURLToPath(new URL('./fixtures/aim-python/checkins', import.meta.url))
@@ -53,9 +53,7 @@ const lastRun = (root: string): Record<string, number> | null => {
  * `.aim/status/notifier-status.json` without awaiting them, so one may land while it is removed.
  */
 function tempDir(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'aim-daemon-aim-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }))
-  return dir
+  return tempRepo(t, 'aim-daemon-aim-').repo
 }
 
 /** A fixture's check-ins copied into a repo (made writable: the originals are read-only). */

@@ -84,7 +84,7 @@ t.test("Python's aim-watcher and ours never both send: whoever holds watcher.loc
   // What Python's watcher holds: an flock on watcher.lock (ext4 here, as Aim chooses).
   const python = spawn('flock', ['--no-fork', lockFile, 'sleep', '120'])
   t.teardown(() => void python.kill('SIGKILL'))
-  while (spawnSync('flock', ['--nonblock', lockFile, 'true']).status === 0) await new Promise((r) => setTimeout(r, 20))
+  await eventually(() => spawnSync('flock', ['--nonblock', lockFile, 'true']).status !== 0, 'the stand-in Python watcher holds watcher.lock')
   const daemon = startDaemon([root])
   t.teardown(() => void daemon.process.kill('SIGKILL'))
   t.match(await daemon.waitEvent((l) => l.event === 'standby'), { lock: 'watcher.lock', holder: /^a process that is not an aim-status daemon \(a Python aim-watcher\?\) holds watcher\.lock$/ })

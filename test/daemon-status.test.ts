@@ -10,6 +10,7 @@ import { IdleExit } from '../lib/daemon/idle-exit.js'
 import { formatStatus, repoStatus, shownStatus } from '../lib/daemon/status.js'
 import { startChild } from './support/child.js'
 import { BIN, deadOwner, makeRepo, runningRun, writeOwnerSnapshot } from './fixtures/daemon/helpers.js'
+import { eventually } from './support/eventually.js'
 
 t.test('a dead owner nobody watches, and a Python run, are shown for what they are', async (t) => {
   const repo = makeRepo(t.testdir())
@@ -35,7 +36,7 @@ t.test('status --watch --json prints one document per refresh until interrupted'
   await writeOwnerSnapshot(repo, deadOwner(), [runningRun('watched_live', 60)])
   const child = startChild(BIN, ['--repo', repo, 'status', '--watch', '--json', '--interval', '0.2'])
   await child.waitForLine(/^\{/)
-  while (child.lines.filter((l) => l.startsWith('{')).length < 2) await new Promise((resolve) => setTimeout(resolve, 20))
+  await eventually(() => child.lines.filter((l) => l.startsWith('{')).length >= 2, 'a second refresh')
   child.process.kill('SIGINT')
   t.same(await child.exited, { code: 0, signal: null }, 'ends cleanly on SIGINT')
   const documents = child.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { runs: Array<{ hash: string; watchedBy: string }> })

@@ -8,6 +8,7 @@ import { Watcher } from '../lib/watcher.js'
 import { tempRepo } from './support/temp-repo.js'
 import { slackReply, startEndpoint } from './support/fake-endpoints.js'
 import { makeRepo, useSlack, type LogLine } from './fixtures/daemon/helpers.js'
+import { eventually } from './support/eventually.js'
 
 /** A daemon in this process on the real clock, its JSON log parsed. */
 async function startInProcessDaemon(t: Test, root: string) {
@@ -93,7 +94,7 @@ t.test('a started listener, 25 Node runs and a daemon reading their check-ins: e
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   const announced = () => slack.requests.map((r) => /Run '(\w+)' started/.exec(JSON.parse(r.body).text)?.[1])
-  for (let i = 0; i < 400 && announced().length < hashes.length; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+  await eventually(() => announced().length >= hashes.length, 'every run announced once')
   // A few more scans: a duplicate would come from the daemon reading the check-ins.
   for (let i = 0; i < 5; i++) await d.settle()
   await new Promise((resolve) => setTimeout(resolve, 500))

@@ -239,17 +239,14 @@ t.test('config.json emptied and restored while a retry waits: delivered, nothing
   const config = repoPaths(repo).config
   const saved = readFileSync(config, 'utf8')
   const uses = async (id: string): Promise<boolean> => (await watcher.activeNotifiers()).some((n) => n.id === id)
-  const until = async (condition: () => Promise<boolean>): Promise<void> => {
-    for (let i = 0; i < 800 && !(await condition()); i++) await new Promise((r) => setTimeout(r, 25))
-  }
-  await until(() => uses(entry.id))
+  await eventually(() => uses(entry.id), 'the watcher uses the configured notifier')
   const retrying = new Promise((resolve) => watcher.once('retrying', resolve))
   const run = await watcher.watch({ hash: 'emptied_config' })
   await run.reportFailure('CUDA error')
   await retrying
   // An editor saving: the file is empty across the retry's due time.
   writeFileSync(config, '')
-  await until(async () => !(await uses(entry.id)))
+  await eventually(async () => !(await uses(entry.id)), 'the watcher sees the emptied configuration')
   t.notOk(await uses(entry.id), 'the watcher saw the file empty')
   await new Promise((resolve) => setTimeout(resolve, 4000))
   t.equal(slack.requests.length, 1, 'nothing sent while the notifier is missing')

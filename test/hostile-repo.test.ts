@@ -15,6 +15,7 @@ import { ensureDaemon } from '../lib/daemon-launch.js'
 import { repoPaths } from '../lib/repo.js'
 import { exitMarkerPath, statusLayout } from '../lib/state/layout.js'
 import { watch, Watcher } from '../lib/index.js'
+import { eventually } from './support/eventually.js'
 
 // Not about the default daemon: the watchers opened in this process start none (tests that need one start it).
 process.env['AIM_STATUS_DAEMON'] = '0'
@@ -25,11 +26,7 @@ const mkfifo = (path: string): void => void execFileSync('mkfifo', [path])
 
 /** Waits for `check` to hold, polling; fails after `ms` (a generous bound). */
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
+  await eventually(check, what, { timeoutMs: ms, intervalMs: 50 })
 }
 
 const alive = (pid: number): boolean => {

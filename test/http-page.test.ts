@@ -3,8 +3,7 @@
 // page, and saves a screenshot (in the test's folder; with UPDATE_SCREENSHOT=1 also as
 // docs/status-page.png, the one the README shows).
 import t from 'tap'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
@@ -12,6 +11,7 @@ import { startChild } from './support/child.js'
 import { startEndpoint, slackReply } from './support/fake-endpoints.js'
 import { call, startFaceDaemon } from './support/http-face.js'
 import { makeRepo, useSlack } from './fixtures/daemon/helpers.js'
+import { tempRepo } from './support/temp-repo.js'
 
 const RUNS = fileURLToPath(new URL('./fixtures/http/runs.mjs', import.meta.url))
 const SCREENSHOT = fileURLToPath(new URL('../docs/status-page.png', import.meta.url))
@@ -22,8 +22,7 @@ const RESNET = 'a1b2c3d4e5f6a7b8c9d0e1f2'
 
 t.test('the page: a stall appears live, is muted from the page, and the screenshot is saved', async (t) => {
   // A short folder name: the page shows the repo's path.
-  const dir = mkdtempSync(join(tmpdir(), 'aim-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = tempRepo(t, 'aim-').repo
   const slack = await startEndpoint(() => slackReply())
   t.teardown(() => slack.close())
   const root = makeRepo(join(dir, 'runs'))

@@ -14,6 +14,7 @@ import { DaemonMetrics } from '../lib/daemon/http/metrics.js'
 import { Watcher } from '../lib/watcher.js'
 import { BIN, makeRepo } from './fixtures/daemon/helpers.js'
 import { sample } from './support/http-face.js'
+import { eventually } from './support/eventually.js'
 
 t.test('durations and mute requests', async (t) => {
   t.equal(parseDuration(90), 90)
@@ -81,7 +82,7 @@ t.test('the runtime: a muted run\'s stall is recorded, not queued; "until health
   t.equal(lines.filter((l) => l.includes("'loud'")).length, 1, 'the other one is')
   runtime.actor.progress('quiet', clock.now(), 1)
   t.match(events.at(-1), { kind: 'recovered', muted: { untilHealthy: true } }, 'the recovery is the last muted transition')
-  for (let i = 0; i < 100 && (await readMutes(path, clock.now())).has('quiet'); i++) await new Promise((r) => setTimeout(r, 20))
+  await eventually(async () => !(await readMutes(path, clock.now())).has('quiet'), 'the recovery ended the mute')
   t.same([...(await readMutes(path, clock.now())).keys()], [], 'and it ended the mute')
   clock.advance(2500)
   await runtime.delivery.drain()

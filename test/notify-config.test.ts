@@ -12,6 +12,7 @@ import { addNotifier, disableNotifier, enableNotifier, getLogLevel, listNotifier
 import { registerNotifierType } from '../lib/notify/registry.js'
 import { readNotifierStatus, recordDelivery, writeNotifierStatus } from '../lib/notify/status-file.js'
 import type { DeliveryRecord } from '../lib/notify/delivery-record.js'
+import { eventually } from './support/eventually.js'
 
 // Copied from the files Python Aim's own code wrote (see fixtures/aim-python/README.md).
 const FIXTURES = fileURLToPath(new URL('./fixtures/aim-python/config', import.meta.url))
@@ -246,17 +247,27 @@ t.test('hot reload: poll path with a manual clock; corrupt state reported, last 
   changed = next()
   await addNotifier(root, { type: 'logger' })
   // Let the stat poll see it: advance until the callback arrives.
-  while (seen.length < 2) {
-    clock.advance(1000)
-    await Promise.race([changed, new Promise((r) => setTimeout(r, 20))])
-  }
+  await eventually(
+    async () => {
+      clock.advance(1000)
+      await Promise.race([changed, new Promise((r) => setTimeout(r, 20))])
+      return seen.length >= 2
+    },
+    'the stat poll sees the new entry',
+    { intervalMs: 0 },
+  )
   t.same(seen, [0, 1])
   changed = next()
   writeFileSync(paths.config, '{ half')
-  while (errors.length < 1) {
-    clock.advance(1000)
-    await Promise.race([changed, new Promise((r) => setTimeout(r, 20))])
-  }
+  await eventually(
+    async () => {
+      clock.advance(1000)
+      await Promise.race([changed, new Promise((r) => setTimeout(r, 20))])
+      return errors.length >= 1
+    },
+    'the stat poll reports the broken file',
+    { intervalMs: 0 },
+  )
   t.same(errors, ['AIM_STATUS_CORRUPT_FILE'])
   t.same(seen, [0, 1], 'the last good configuration stays')
 })
@@ -265,28 +276,11 @@ t.test('hot reload: fs.watch sees an add without any poll', async (t) => {
   const root = t.testdir({})
   mkdirSync(repoPaths(root).notifications, { recursive: true })
   const seen: number[] = []
-  let wake: () => void = () => undefined
-  const watch = watchNotificationsConfig(
-    repoPaths(root),
-    (c) => {
-      seen.push(c.notifiers.length)
-      wake()
-    },
-    { pollMs: 600_000 },
-  )
+  const watch = watchNotificationsConfig(repoPaths(root), (c) => void seen.push(c.notifiers.length), { pollMs: 600_000 })
   t.teardown(() => watch.close())
-  while (seen.length < 1)
-    await new Promise<void>((r) => {
-      wake = r
-      setTimeout(r, 50)
-    })
+  await eventually(() => seen.length >= 1, 'the current configuration first')
   await addNotifier(root, { type: 'logger' })
-  // Generous bound: the event normally arrives within ~60 ms.
-  const deadline = Date.now() + 10_000
-  while (!seen.includes(1) && Date.now() < deadline)
-    await new Promise<void>((r) => {
-      wake = r
-      setTimeout(r, 50)
-    })
+  // Generous bound: the event normally arrives within ~60 ms, and no poll runs in this test.
+  await eventually(() => seen.includes(1), 'a file event brings the new entry', { timeoutMs: 10_000 })
   t.ok(seen.includes(1), `saw ${JSON.stringify(seen)}`)
 })

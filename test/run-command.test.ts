@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { startEndpoint } from './support/fake-endpoints.js'
 import { makeRepo, sleep, startDaemon } from './fixtures/daemon/helpers.js'
 import { FIXTURES, alive, runDirectly, slackTexts, slackWithTail, startWrapper } from './support/wrapper.js'
+import { eventually } from './support/eventually.js'
 
 const ALL = ['started', 'stalled', 'recovered', 'finished', 'failed'] as const
 
@@ -121,8 +122,8 @@ t.test('SIGKILL to the wrapper: the script is ended and the daemon reports the r
   t.ok(alive(pid), 'the script runs')
   wrapper.process.kill('SIGKILL')
   t.equal((await wrapper.exited).signal, 'SIGKILL')
-  while (alive(pid)) await sleep(50)
-  t.pass('the script was ended by the watchdog')
+  await eventually(() => !alive(pid), 'the script ended by the watchdog after the wrapper was killed')
+  t.notOk(alive(pid), 'the script was ended by the watchdog')
   await slack.waitForRequests(1)
   const texts = slackTexts(slack.requests)
   t.same(

@@ -12,6 +12,7 @@ import { claimGeneration, fencePath, highestGeneration, readFence } from '../lib
 import { readSnapshot, writeSnapshotAtomic, SNAPSHOT_FORMAT } from '../lib/state/snapshot.js'
 import { snapshotPath, statusLayout } from '../lib/state/layout.js'
 import { startFixture } from './support/child.js'
+import { eventually } from './support/eventually.js'
 
 const procTicks = (pid: number): number => {
   const text = readFileSync(`/proc/${pid}/stat`, 'latin1')
@@ -65,7 +66,7 @@ t.test('owner identity and liveness', async (t) => {
   t.teardown(() => void shell.kill('SIGKILL'))
   const [line] = (await once(createInterface({ input: shell.stdout! }), 'line')) as [string]
   const zombiePid = Number(line)
-  for (let i = 0; i < 200 && !readFileSync(`/proc/${zombiePid}/stat`, 'latin1').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 10))
+  await eventually(() => readFileSync(`/proc/${zombiePid}/stat`, 'latin1').includes(') Z '), 'the child is a zombie', { intervalMs: 10 })
   const ticks = procTicks(zombiePid)
   t.equal(ownerLiveness({ ...me, pid: zombiePid, startTicks: ticks }), 'dead', 'a zombie is dead')
 })
@@ -129,13 +130,15 @@ t.test('a SIGKILLed holder on another host is adopted once its lock is stale', a
   const killedAt = performance.now()
   holder.child.kill('SIGKILL')
   await holder.exited
-  let adoption = null
   let attempts = 0
-  while (adoption === null && performance.now() - killedAt < 30_000) {
-    attempts += 1
-    adoption = await adoptOrphan(path, currentOwner('daemon'), { staleMs: 2000 })
-    if (adoption === null) await new Promise((r) => setTimeout(r, 100))
-  }
+  const adoption = await eventually(
+    () => {
+      attempts += 1
+      return adoptOrphan(path, currentOwner('daemon'), { staleMs: 2000 })
+    },
+    'the orphan adopted once its lock is stale',
+    { timeoutMs: 30_000, intervalMs: 100 },
+  )
   const elapsed = performance.now() - killedAt
   t.ok(adoption, 'adopted')
   t.ok(attempts > 1, 'not before the lock went stale')
@@ -153,11 +156,7 @@ t.test('a frozen holder is adopted after staleness; resumed, it finds its lease 
   holder.child.kill('SIGSTOP')
   const stoppedAt = performance.now()
   const daemon = currentOwner('daemon')
-  let adoption = null
-  while (adoption === null && performance.now() - stoppedAt < 30_000) {
-    adoption = await adoptOrphan(path, daemon, { staleMs: 2000 })
-    if (adoption === null) await new Promise((r) => setTimeout(r, 100))
-  }
+  const adoption = await eventually(() => adoptOrphan(path, daemon, { staleMs: 2000 }), 'the frozen holder adopted once stale', { timeoutMs: 30_000, intervalMs: 100 })
   t.ok(adoption, 'adopted while the holder is alive but frozen')
   t.comment(`SIGSTOP -> adopted, stale 2000 ms: ${(performance.now() - stoppedAt).toFixed(0)} ms`)
   const adoptedText = readFileSync(path, 'utf8')

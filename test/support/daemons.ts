@@ -6,6 +6,7 @@ import type { Test } from 'tap'
 import { inspectLease } from '../../lib/state/lease.js'
 import { daemonLeasePath, statusLayout } from '../../lib/state/layout.js'
 import { repoPaths } from '../../lib/repo.js'
+import { eventually } from './eventually.js'
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -33,11 +34,7 @@ export function isDaemonOf(pid: number, repo: string): boolean {
 
 /** Waits (polling, generously bounded) until `check` holds. */
 export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(25)
-  }
+  await eventually(check, what, { timeoutMs })
 }
 
 /** The pid of the daemon holding the repo's sender lease, once one does. */

@@ -10,8 +10,8 @@ interface Teardown {
 }
 
 /** A new empty folder, removed after the test once everything registered with `closeFirst` has closed. */
-export function tempRepo(t: Teardown): { repo: string; closeFirst(close: () => Promise<unknown>): void } {
-  const repo = mkdtempSync(join(tmpdir(), 'aim-status-test-'))
+export function tempRepo(t: Teardown, prefix = 'aim-status-test-'): { repo: string; closeFirst(close: () => Promise<unknown>): void } {
+  const repo = mkdtempSync(join(tmpdir(), prefix))
   const closers: Array<() => Promise<unknown>> = []
   t.teardown(async () => {
     for (const close of closers) await close().catch(() => undefined)
