@@ -115,6 +115,47 @@ export interface ReadStateOptions {
 }
 
 /**
+ * The chunks of one capped read, for the asynchronous and synchronous readers alike: each
+ * `next()` buffer is filled by a read, `take()` keeps what it got and says whether to go on
+ * (false at the end); more than `maxBytes` throws `AIM_STATUS_UNSAFE_FILE`.
+ */
+class CappedText {
+  readonly #path: string
+  readonly #maxBytes: number
+  readonly #chunks: Buffer[] = []
+  #total = 0
+  #chunk: Buffer = Buffer.alloc(0)
+
+  constructor(path: string, maxBytes: number) {
+    this.#path = path
+    this.#maxBytes = maxBytes
+  }
+
+  /** The buffer the next read fills: at most 1 MiB, and one byte past the cap to see a file that grew. */
+  next(): Buffer {
+    this.#chunk = Buffer.allocUnsafe(Math.min(1 << 20, this.#maxBytes + 1 - this.#total))
+    return this.#chunk
+  }
+
+  /** The size of the buffer {@link next} gave. */
+  get size(): number {
+    return this.#chunk.length
+  }
+
+  take(bytesRead: number): boolean {
+    if (bytesRead === 0) return false
+    this.#chunks.push(bytesRead === this.#chunk.length ? this.#chunk : this.#chunk.subarray(0, bytesRead))
+    this.#total += bytesRead
+    if (this.#total > this.#maxBytes) throw unsafe(this.#path, `it grew past the ${this.#maxBytes} bytes allowed`)
+    return true
+  }
+
+  toString(): string {
+    return Buffer.concat(this.#chunks, this.#total).toString('utf8')
+  }
+}
+
+/**
  * Reads a plain file under `.aim/` as UTF-8: null when there is none. A link, FIFO, device,
  * folder or a file over `maxBytes` rejects with `AIM_STATUS_UNSAFE_FILE`; other errors (EACCES,
  * ENOTDIR) are the file system's, for the caller to word.
@@ -131,17 +172,9 @@ export async function readStateFile(path: string, options: ReadStateOptions = {}
   try {
     checkReadable(path, await handle.stat(), maxBytes)
     // Read to the end, not to the stat's size: the file may grow meanwhile; never past the cap.
-    const chunks: Buffer[] = []
-    let total = 0
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(Math.min(1 << 20, maxBytes + 1 - total))
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null)
-      if (bytesRead === 0) break
-      chunks.push(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead))
-      total += bytesRead
-      if (total > maxBytes) throw unsafe(path, `it grew past the ${maxBytes} bytes allowed`)
-    }
-    return Buffer.concat(chunks, total).toString('utf8')
+    const text = new CappedText(path, maxBytes)
+    while (text.take(await handle.read(text.next(), 0, text.size, null).then((r) => r.bytesRead)));
+    return text.toString()
   } catch (error) {
     throw readError(path, error)
   } finally {
@@ -161,17 +194,9 @@ export function readStateFileSync(path: string, options: ReadStateOptions = {}):
   }
   try {
     checkReadable(path, fstatSync(fd), maxBytes)
-    const chunks: Buffer[] = []
-    let total = 0
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(Math.min(1 << 20, maxBytes + 1 - total))
-      const bytesRead = readSync(fd, chunk, 0, chunk.length, null)
-      if (bytesRead === 0) break
-      chunks.push(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead))
-      total += bytesRead
-      if (total > maxBytes) throw unsafe(path, `it grew past the ${maxBytes} bytes allowed`)
-    }
-    return Buffer.concat(chunks, total).toString('utf8')
+    const text = new CappedText(path, maxBytes)
+    while (text.take(readSync(fd, text.next(), 0, text.size, null)));
+    return text.toString()
   } catch (error) {
     throw readError(path, error)
   } finally {
