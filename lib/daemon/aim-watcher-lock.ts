@@ -182,15 +182,18 @@ function isAlive(pid: number): boolean {
  * The helper's shell program, run by `flock` once it holds the lock. It says `held`, then checks
  * once a second, until our pipe closes (our release, or our death), whether the sender lease was
  * taken over (a fence above the daemon's generation claimed by another owner, as
- * {@link senderReplaced} decides); then it exits, and the lock goes with it. `timeout 1 cat`
- * waits for EOF on the pipe for at most a second: status 124 means the pipe is still open.
+ * {@link senderReplaced} decides); then it exits, and the lock goes with it. bash's builtin
+ * `read -t 1` waits for EOF on the pipe for at most a second (status above 128: the pipe is still
+ * open), so the loop starts no process: only the `grep` of a fence above ours, which is rare.
  */
 const HELPER_SCRIPT = [
   'flock --nonblock --conflict-exit-code 75 3 || exit $?',
   'echo held',
   'lease=$1 gen=$2 owner=$3',
   'while :; do',
-  '  timeout 1 cat >/dev/null 3<&-; [ $? -eq 124 ] || exit 0',
+  '  read -r -t 1 _; s=$?',
+  // 0: a line (nothing writes one; keep holding); 1: end of file (our release or death).
+  '  [ "$s" -gt 128 ] || [ "$s" -eq 0 ] || exit 0',
   '  for f in "$lease".fence-*; do',
   '    n=${f##*.fence-}',
   '    case $n in ""|*[!0-9]*) continue ;; esac',
@@ -237,11 +240,12 @@ function acquireFlock(path: string, warn: (message: string) => void, fencing: Ai
       return
     }
     let child: ChildProcess
-    const program = fencing === undefined ? ['-c', UNFENCED_SCRIPT] : ['-c', HELPER_SCRIPT, 'sh', fencing.leasePath, String(fencing.generation), fencing.ownerId]
+    const program = fencing === undefined ? ['-c', UNFENCED_SCRIPT] : ['-c', HELPER_SCRIPT, 'bash', fencing.leasePath, String(fencing.generation), fencing.ownerId]
     try {
       // `flock` exits 75 at once when the lock is held; otherwise the helper says so and then
       // holds the lock as the module comment describes.
-      child = spawn('sh', program, { stdio: ['pipe', 'pipe', 'ignore', fd] })
+      // bash (always present on Linux distributions) for its `read -t`; see HELPER_SCRIPT.
+      child = spawn('bash', program, { stdio: ['pipe', 'pipe', 'ignore', fd] })
     } catch (error) {
       closeSync(fd)
       unheld(String(error))
