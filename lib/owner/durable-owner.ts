@@ -21,7 +21,7 @@ import { AimStatusError, ErrorCodes } from '../errors.js'
 import { acquireLease, retireSnapshot, type Lease } from '../state/lease.js'
 import type { OwnerInfo } from '../state/owner.js'
 import type { SnapshotContent } from '../state/snapshot.js'
-import { SnapshotWriter } from '../state/snapshot-writer.js'
+import { SnapshotWriter, type SnapshotWriterOptions } from '../state/snapshot-writer.js'
 
 /** What {@link DurableOwner.acquire} needs. */
 export interface DurableOwnerOptions {
@@ -38,6 +38,10 @@ export interface DurableOwnerOptions {
    * is lost, the owner may no longer act either. Default: none.
    */
   actsUnder?: readonly Lease[]
+  /** See {@link SnapshotWriterOptions.journalFromBytes}. Default 256 KiB. */
+  journalFromBytes?: number
+  /** See {@link SnapshotWriterOptions.compactAtBytes}. Default 1 MiB. */
+  compactAtBytes?: number
   /** The lease was lost (a newer generation adopted the runs): stop acting. Called once. */
   onLost(error: AimStatusError): void
   /** A write nobody awaits failed. */
@@ -91,6 +95,8 @@ export class DurableOwner {
           clock: options.clock,
           produce,
           onError: options.onError,
+          ...(options.journalFromBytes !== undefined ? { journalFromBytes: options.journalFromBytes } : {}),
+          ...(options.compactAtBytes !== undefined ? { compactAtBytes: options.compactAtBytes } : {}),
         }),
       options.actsUnder ?? [],
     )
@@ -107,9 +113,19 @@ export class DurableOwner {
     return this.lease.lost || this.#actsUnder.some((lease) => lease.lost)
   }
 
-  /** How many snapshot writes have completed. */
+  /** How many snapshot writes (full ones and journal appends) have completed. */
   get writes(): number {
     return this.#writer.writes
+  }
+
+  /** How many of the {@link writes} were journal appends. */
+  get appends(): number {
+    return this.#writer.appends
+  }
+
+  /** Bytes written to the snapshot and its journal so far. */
+  get bytesWritten(): number {
+    return this.#writer.bytesWritten
   }
 
   /**
