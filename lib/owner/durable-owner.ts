@@ -21,7 +21,7 @@ import { AimStatusError, ErrorCodes } from '../errors.js'
 import { acquireLease, retireSnapshot, type Lease } from '../state/lease.js'
 import type { OwnerInfo } from '../state/owner.js'
 import type { SnapshotContent } from '../state/snapshot.js'
-import { SnapshotWriter, type SnapshotWriterOptions } from '../state/snapshot-writer.js'
+import { SnapshotWriter } from '../state/snapshot-writer.js'
 
 /** What {@link DurableOwner.acquire} needs. */
 export interface DurableOwnerOptions {
@@ -38,9 +38,9 @@ export interface DurableOwnerOptions {
    * is lost, the owner may no longer act either. Default: none.
    */
   actsUnder?: readonly Lease[]
-  /** See {@link SnapshotWriterOptions.journalFromBytes}. Default 256 KiB. */
+  /** Journal the snapshot's changes once a full write reaches this many bytes (the snapshot writer's `journalFromBytes`). Default 256 KiB. */
   journalFromBytes?: number
-  /** See {@link SnapshotWriterOptions.compactAtBytes}. Default 1 MiB. */
+  /** Compact the journal past the larger of this and the snapshot's size (the writer's `compactAtBytes`). Default 1 MiB. */
   compactAtBytes?: number
   /** The lease was lost (a newer generation adopted the runs): stop acting. Called once. */
   onLost(error: AimStatusError): void

@@ -228,7 +228,11 @@ export class JournalFile {
     try {
       const info = await handle.stat()
       if (!info.isFile() || info.nlink !== 1 || info.size !== this.#bytes) {
-        throw stateError(ErrorCodes.UNSAFE_FILE, this.path, `Refusing to append to ${this.path}: it is not the journal this writer left (${info.isFile() ? `${info.nlink} links, ${info.size} bytes, ${this.#bytes} expected` : 'not a plain file'})`)
+        throw stateError(
+          ErrorCodes.UNSAFE_FILE,
+          this.path,
+          `Refusing to append to ${this.path}: it is not the journal this writer left (${info.isFile() ? `${info.nlink} links, ${info.size} bytes, ${this.#bytes} expected` : 'not a plain file'})`,
+        )
       }
     } catch (error) {
       await handle.close()

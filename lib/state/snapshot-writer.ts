@@ -14,7 +14,8 @@
  * `journalFromBytes`, a write appends what changed to the journal beside it (`journal.ts`), and
  * a write that finds nothing changed writes nothing. The journal is compacted into a full write
  * when it would grow past the snapshot's size (at least `compactAtBytes`), when the lease's
- * generation changes, after a failed append, and at `close()`. An append asked for by `flush()`
+ * generation changes, instead of an append that fails or finds a journal it did not leave (a torn
+ * tail, a link, a file gone), and at `close()`. An append asked for by `flush()`
  * is fsynced before it resolves; one from `markDirty()` is not (the next awaited write, or the
  * next full one, makes it durable). A small snapshot is always written whole: below 256 KiB a
  * rewrite costs about what an append does, and the file stays one self-contained JSON document.
@@ -243,9 +244,11 @@ export class SnapshotWriter {
     try {
       await journal.append(line, { sync: awaited, beforeWrite: () => this.#lease.assertGeneration() })
     } catch (error) {
-      // It may have landed in part: the next write replaces the journal instead of going on with it.
+      if ((error as { code?: unknown }).code === ErrorCodes.LEASE_LOST) throw error
+      // Refused (a journal this writer did not leave: a torn tail, a link, gone) or failed part
+      // way: a full write now replaces the journal instead of going on with it.
       this.#mustWriteFull = true
-      throw error
+      return false
     }
     delta.commit()
     this.#writes += 1
