@@ -95,7 +95,10 @@ t.test(`${RUNS} idle Python runs: no snapshot write across listings; ${RENEWING}
   const perRenewal = (wchar(pid) - logBytes(first) - before) / RENEWING
   t.comment(`bytes written per renewal at ${RUNS} runs: ${perRenewal.toFixed(0)} (the full snapshot is ${readFileSync(own.path).length} bytes)`)
   t.ok(perRenewal < 1024, `${perRenewal.toFixed(0)} bytes per renewal`)
-  t.ok(readdirSync(join(own.path, '..')).some((f) => f.endsWith(`.journal-${generation}`)), 'appended to the journal')
+  t.ok(
+    readdirSync(join(own.path, '..')).some((f) => f.endsWith(`.journal-${generation}`)),
+    'appended to the journal',
+  )
   const sights = new Map(Array.from({ length: RENEWING }, (_, i) => [hashOf(i), checkinRuns(renewed.snapshot)[hashOf(i)]?.firstSeenAt]))
 
   // Killed with the renewals in its journal only; the next daemon adopts snapshot + journal.
