@@ -154,11 +154,11 @@ async function lstatOrNull(path: string): Promise<Stats | null> {
 }
 
 /**
- * Removes a snapshot's journals (every generation's, or all but `keep`'s): after a full write
- * that holds them, and with the snapshot when it is retired. Only names of the exact form are
+ * Removes a snapshot's journals, every generation's: when it is adopted (written back whole at a
+ * new generation) and with the snapshot when it is retired. Only names of the exact form are
  * touched; an entry is removed itself, never what a link points to.
  */
-export async function removeJournals(snapshotPath: string, keep: number | null = null): Promise<void> {
+export async function removeJournals(snapshotPath: string): Promise<void> {
   const prefix = `${basename(snapshotPath)}.journal-`
   let names: string[]
   try {
@@ -169,7 +169,7 @@ export async function removeJournals(snapshotPath: string, keep: number | null =
   for (const name of names) {
     if (!name.startsWith(prefix)) continue
     const generation = name.slice(prefix.length)
-    if (!/^\d+$/.test(generation) || Number(generation) === keep) continue
+    if (!/^\d+$/.test(generation)) continue
     await rm(join(dirname(snapshotPath), name), { force: true })
   }
 }
