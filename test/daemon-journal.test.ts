@@ -54,25 +54,41 @@ t.test(`${RUNS} idle Python runs: no snapshot write across listings; ${RENEWING}
   const own = await eventually(
     async () => {
       const found = await daemonSnapshot(root, pid)
-      return found !== null && Object.keys(checkinRuns(found.snapshot)).length === RUNS && (found.snapshot.outbox as { pending?: unknown[] } | null)?.pending?.length === 0 ? found : null
+      return found !== null && Object.keys(checkinRuns(found.snapshot)).length === RUNS ? found : null
     },
-    'every run in the daemon snapshot, its announcements delivered',
+    'every run in the daemon snapshot',
     { timeoutMs: 90_000, intervalMs: 200 },
   )
   t.ok(readFileSync(own.path).length > 256 << 10, 'a snapshot large enough to journal')
-  t.equal(first.events().filter((l) => l.event === 'started' && l['alreadyNotified'] !== true).length, ANNOUNCED, 'the runs new to Aim announced')
+  const announced = () => first.events().filter((l) => l.event === 'started' && l['alreadyNotified'] !== true).length
+  await eventually(() => announced() >= ANNOUNCED, 'the runs new to Aim announced', { timeoutMs: 60_000, intervalMs: 100 })
+  t.equal(announced(), ANNOUNCED, 'only the runs new to Aim')
 
   // Each new name changes the folder's mtime, so the reader lists the whole folder again; an
   // unparsable name is logged once, which says that listing happened.
-  const listing = async (i: number): Promise<void> => {
+  let listings = 0
+  const listing = async (): Promise<void> => {
+    const i = listings++
     writeFileSync(join(folder, `not-a-checkin-${i}`), '')
     await first.waitEvent((l) => l.event === 'checkin-ignored' && String(l['message']).includes(`not-a-checkin-${i}`))
   }
-  await listing(0)
+  // Quiet first: the announcements' outcomes may still be on their way to the snapshot.
+  let stamp = await snapshotStamp(own.path, own.snapshot.generation)
+  await eventually(
+    async () => {
+      await listing()
+      const now = await snapshotStamp(own.path, own.snapshot.generation)
+      const same = now === stamp
+      stamp = now
+      return same
+    },
+    'a listing that wrote nothing',
+    { timeoutMs: 60_000, intervalMs: 0 },
+  )
   const generation = own.snapshot.generation
   const quiet = await snapshotStamp(own.path, generation)
   const wcharQuiet = wchar(pid) - logBytes(first)
-  for (let i = 1; i <= 4; i++) await listing(i)
+  for (let i = 1; i <= 4; i++) await listing()
   t.equal(await snapshotStamp(own.path, generation), quiet, 'four full listings of an unchanged folder: snapshot and journal untouched')
   const idleBytes = wchar(pid) - logBytes(first) - wcharQuiet
   t.ok(idleBytes < 4096, `written meanwhile besides the log: ${idleBytes} bytes`)
@@ -123,9 +139,9 @@ t.test(`${RUNS} idle Python runs: no snapshot write across listings; ${RENEWING}
   )
   t.same(new Map(Array.from({ length: RENEWING }, (_, i) => [hashOf(i), carried[hashOf(i)]?.firstSeenAt])), sights, 'first sights from the journal kept, not restarted')
   await second.waitEvent((l) => l.event === 'checkin-ignored')
-  for (let i = 5; i <= 6; i++) {
-    writeFileSync(join(folder, `not-a-checkin-${i}`), '')
-    await second.waitEvent((l) => l.event === 'checkin-ignored' && String(l['message']).includes(`not-a-checkin-${i}`))
+  for (let i = 0; i < 2; i++) {
+    writeFileSync(join(folder, `after-restart-${i}`), '')
+    await second.waitEvent((l) => l.event === 'checkin-ignored' && String(l['message']).includes(`after-restart-${i}`))
   }
   t.same(
     second.events().filter((l) => l.event === 'started'),
