@@ -328,3 +328,35 @@ t.test("a listing that misses a renewing run's old and new files at once does no
   await reader.scan()
   t.equal(reader.runs.has('rene'), false, `forgotten after ${FORGET_AFTER_LISTINGS} listings without a file`)
 })
+
+t.test('the revision moves only with the durable state: a listing that finds nothing new leaves it', async (t) => {
+  const folder = join(tempRepo(t, 'aim-revision-').repo, 'check_ins')
+  mkdirSync(folder)
+  const clock = new ManualClock()
+  // A custom readdir: every scan lists the folder, as a full re-listing would.
+  const reader = new CheckinReader({ folder, clock, graceSeconds: GRACE, readdir: (dir) => fsp.readdir(dir), onWarning: () => undefined })
+  const hash = 'a1b2c3d4e5f6a7b8c9d0e1f2'
+  touch(folder, name(hash, 1, 'check_in', 10))
+  await reader.scan()
+  const seen = reader.revision
+  t.ok(seen > 0, 'a new run')
+  const saved = JSON.stringify({ ...reader.toJSON(), savedAt: 0 })
+  touch(folder, 'not-a-checkin', name(hash, 1, 'progress', 0))
+  for (let i = 0; i < 3; i++) {
+    clock.advance(1000)
+    await reader.scan()
+  }
+  t.equal(reader.listings, 4)
+  t.equal(reader.revision, seen, 'three listings, ignored names, time passing: no change')
+  t.equal(JSON.stringify({ ...reader.toJSON(), savedAt: 0 }), saved, 'and indeed the state is the same')
+  touch(folder, name(hash, 2, 'check_in', 10))
+  await reader.scan()
+  t.equal(reader.revision, seen + 1, 'a newer idx (a new first sight, no transition)')
+  clock.advance((10 + GRACE) * 1000)
+  t.equal(reader.evaluate().length, 1)
+  t.equal(reader.revision, seen + 2, 'a stall')
+  for (const file of readdirSync(folder)) rmSync(join(folder, file))
+  for (let i = 0; i < FORGET_AFTER_LISTINGS; i++) await reader.scan()
+  t.equal(reader.runs.size, 0)
+  t.equal(reader.revision, seen + 3, 'a run dropped')
+})

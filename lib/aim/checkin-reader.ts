@@ -221,6 +221,7 @@ export class CheckinReader {
   readonly #warned = new Set<string>()
   #queue: Promise<unknown> = Promise.resolve()
   #listings = 0
+  #revision = 0
 
   constructor(options: CheckinReaderOptions) {
     if (typeof options?.folder !== 'string' || options.folder === '') {
@@ -244,6 +245,15 @@ export class CheckinReader {
   /** How many times the folder was actually listed (the rest were skipped on its mtime). */
   get listings(): number {
     return this.#listings
+  }
+
+  /**
+   * Counts the changes of the durable state ({@link toJSON} but `savedAt`): a run found or
+   * dropped, a newer idx (and its first sight), a status, a notified idx. A listing that finds
+   * nothing new leaves it as it was, so the daemon writes its snapshot only when this moves.
+   */
+  get revision(): number {
+    return this.#revision
   }
 
   /** The runs known, by hash. */
@@ -376,12 +386,14 @@ export class CheckinReader {
         status: flag === 'finished' ? 'finished' : 'running',
       }
       this.#runs.set(checkin.hash, fresh)
+      this.#revision++
       this.#emit(fresh.status === 'finished' ? 'finished' : 'started', checkin.hash, fresh, now, out)
       this.#arm(checkin.hash, fresh)
       return
     }
     // An older or the same idx (a leftover, or the same file listed again) changes nothing.
     if (checkin.idx <= run.idx) return
+    this.#revision++
     const before = run.status
     run.idx = checkin.idx
     run.flag = flag
@@ -412,6 +424,7 @@ export class CheckinReader {
       const run = this.#runs.get(hash) as CheckinRunState
       if (now < this.#stallAt(run)) continue
       run.status = 'stalled'
+      this.#revision++
       this.#armed.delete(hash)
       this.#emit('stalled', hash, run, now, out)
     }
@@ -458,6 +471,7 @@ export class CheckinReader {
       }
       this.#absent.delete(hash)
       this.#runs.delete(hash)
+      this.#revision++
       this.#armed.delete(hash)
       this.#files.delete(hash)
     }

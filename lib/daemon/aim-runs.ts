@@ -183,11 +183,13 @@ export class AimRuns {
     if (this.#closed) return
     if (this.#reader === null) await this.#open()
     const reader = this.#reader as CheckinReader
-    const listings = reader.listings
+    const revision = reader.revision
     const transitions = await reader.scan()
     if (this.#closed) return
-    // A listing may have moved first sights (a newer idx without a transition): worth keeping.
-    if (reader.listings !== listings || transitions.length > 0) this.#options.onStateChanged()
+    // Only a real change is worth a write: a listing may have moved first sights (a newer idx
+    // without a transition), but one that found nothing new (the reader lists a quiet folder
+    // every `fullRescanMs` all the same) changes nothing durable.
+    if (reader.revision !== revision) this.#options.onStateChanged()
     this.#handle(transitions)
     this.#arm()
   }
@@ -248,8 +250,9 @@ export class AimRuns {
   #deadlineReached(): void {
     // Armed only with a reader; the current one (absorb() may have replaced it) is evaluated.
     const reader = this.#reader as CheckinReader
+    const revision = reader.revision
     const transitions = reader.evaluate()
-    if (transitions.length > 0) this.#options.onStateChanged()
+    if (reader.revision !== revision) this.#options.onStateChanged()
     this.#handle(transitions)
     this.#arm()
   }

@@ -5,9 +5,9 @@
  * find nothing new). It decides nothing: the planner does.
  * @module
  */
-import { lstat } from 'node:fs/promises'
 import { inspectLease, type HolderState } from '../state/lease.js'
 import { listOwnerIds, snapshotPath, type StatusLayout } from '../state/layout.js'
+import { snapshotStamp } from '../state/journal.js'
 import { readSnapshot, type Snapshot } from '../state/snapshot.js'
 import { triage, type Triage } from './planner.js'
 
@@ -116,14 +116,10 @@ export class Discovery {
   }
 
   async #liveSnapshot(id: string, path: string): Promise<Snapshot | null> {
-    let stamp: string
-    try {
-      const info = await lstat(path)
-      stamp = `${info.ino}:${info.size}:${info.mtimeMs}`
-    } catch {
-      return null // retired meanwhile
-    }
     const cached = this.#liveCache.get(id)
+    // The snapshot and the journal it was read with: an append changes the stamp as a rewrite does.
+    const stamp = await snapshotStamp(path, cached?.snapshot?.generation ?? null)
+    if (stamp === null) return null // retired meanwhile
     if (cached !== undefined && cached.stamp === stamp) return cached.snapshot
     const snapshot = await readSnapshot(path)
     this.#liveCache.set(id, { stamp, snapshot })

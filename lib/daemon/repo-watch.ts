@@ -273,9 +273,10 @@ export class RepoWatch {
 
   /**
    * A file event: scan soon, gathering a burst of events into one scan. Only a snapshot or
-   * marker of another owner counts: fences, locks, temp files and set-aside files change when
-   * anyone (this daemon included) claims, locks or writes, and our own snapshot is ours; a
-   * rescan for those would feed on itself. An entry held back after failing waits its turn.
+   * marker of another owner counts: fences, locks, journals, temp files and set-aside files
+   * change when anyone (this daemon included) claims, locks or writes, and our own snapshot is
+   * ours; a rescan for those would feed on itself. A live owner's journal appends are seen by
+   * the poll, as its heartbeats are. An entry held back after failing waits its turn.
    */
   #soon(name: string | null): void {
     if (name !== null) {

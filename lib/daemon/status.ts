@@ -15,8 +15,7 @@ import { repoPaths } from '../repo.js'
 import { inspectLease, DEFAULT_STALE_MS } from '../state/lease.js'
 import { daemonLeasePath, listOwnerIds, snapshotPath, statusLayout } from '../state/layout.js'
 import type { OwnerKind } from '../state/owner.js'
-import { MAX_SNAPSHOT_BYTES, readStateFile } from '../state/safe-fs.js'
-import { parseSnapshot } from '../state/snapshot.js'
+import { readSnapshot } from '../state/snapshot.js'
 import { forTerminal } from '../text.js'
 
 /** How a snapshot's holder looks: running, dead (pid gone on this host), or stale (lease untouched). */
@@ -69,10 +68,12 @@ export async function repoStatus(root: string, options: { staleMs?: number; now?
   for (const id of await listOwnerIds(layout.owners)) {
     const path = snapshotPath(layout, id)
     try {
-      // Never blocks on a FIFO nor follows a link: `status` answers whatever is in the folder.
-      const text = await readStateFile(path, { maxBytes: MAX_SNAPSHOT_BYTES })
-      if (text === null) continue // retired while we listed
-      const snapshot = parseSnapshot(JSON.parse(text))
+      // Never blocks on a FIFO nor follows a link, never sets a file aside: `status` answers
+      // whatever is in the folder (a journal replayed on its snapshot).
+      let journalProblem: Error | null = null
+      const snapshot = await readSnapshot(path, { setAside: false, onJournalProblem: (error) => void (journalProblem = error) })
+      if (snapshot === null) continue // retired while we listed
+      if (journalProblem !== null) problems.push({ owner: id, error: (journalProblem as Error).message })
       const holder = await inspectLease(path, { staleMs })
       const who = snapshot.adoptedBy ?? snapshot.owner
       const owner = { id, kind: who.kind, pid: who.pid, host: who.host, state: stateOf(holder) }

@@ -38,6 +38,10 @@ export interface DurableOwnerOptions {
    * is lost, the owner may no longer act either. Default: none.
    */
   actsUnder?: readonly Lease[]
+  /** Journal the snapshot's changes once a full write reaches this many bytes (the snapshot writer's `journalFromBytes`). Default 256 KiB. */
+  journalFromBytes?: number
+  /** Compact the journal past the larger of this and the snapshot's size (the writer's `compactAtBytes`). Default 1 MiB. */
+  compactAtBytes?: number
   /** The lease was lost (a newer generation adopted the runs): stop acting. Called once. */
   onLost(error: AimStatusError): void
   /** A write nobody awaits failed. */
@@ -91,6 +95,8 @@ export class DurableOwner {
           clock: options.clock,
           produce,
           onError: options.onError,
+          ...(options.journalFromBytes !== undefined ? { journalFromBytes: options.journalFromBytes } : {}),
+          ...(options.compactAtBytes !== undefined ? { compactAtBytes: options.compactAtBytes } : {}),
         }),
       options.actsUnder ?? [],
     )
@@ -107,9 +113,19 @@ export class DurableOwner {
     return this.lease.lost || this.#actsUnder.some((lease) => lease.lost)
   }
 
-  /** How many snapshot writes have completed. */
+  /** How many snapshot writes (full ones and journal appends) have completed. */
   get writes(): number {
     return this.#writer.writes
+  }
+
+  /** How many of the {@link writes} were journal appends. */
+  get appends(): number {
+    return this.#writer.appends
+  }
+
+  /** Bytes written to the snapshot and its journal so far. */
+  get bytesWritten(): number {
+    return this.#writer.bytesWritten
   }
 
   /**

@@ -6,6 +6,7 @@
  *   owners/<ownerId>.json.lock/       its lease: a proper-lockfile directory whose mtime is refreshed
  *   owners/<ownerId>.json.fence-<n>   generation n's claim: who took the lease at generation n
  *   owners/<ownerId>.json.tmp-<rand>  a snapshot being written (renamed over the snapshot when durable)
+ *   owners/<ownerId>.json.journal-<n> changes appended since its last full write, under generation n (journal.ts)
  *   owners/<ownerId>.json.corrupt-<t> an unreadable snapshot, set aside at time t
  *   exits/<ownerId>.json              exit marker: the owner's process exited with unfinished runs
  *   daemon.lock/                      the daemon's lease: one aim-watcher per repo (see {@link daemonLeasePath})
@@ -82,7 +83,7 @@ export function exitMarkerPath(layout: StatusLayout, ownerId: string): string {
   return safeChild(layout.exits, `${checkOwnerId(ownerId)}.json`)
 }
 
-/** Whether a file name in `owners/` or `exits/` is a snapshot or marker (not a lock, fence or temp). */
+/** Whether a file name in `owners/` or `exits/` is a snapshot or marker (not a lock, fence, journal or temp). */
 export function ownerIdOfFileName(name: string): string | null {
   const match = /^([A-Za-z0-9_-]{1,64})\.json$/.exec(name)
   return match?.[1] ?? null

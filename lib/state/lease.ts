@@ -29,6 +29,7 @@ import { claimGeneration, fencePath, highestGeneration, readFence, removeFences 
 import { entryExists, lstatOrNull, stateWriteError } from './safe-fs.js'
 import { ownerLiveness } from './owner.js'
 import type { OwnerInfo, OwnerLiveness } from './owner.js'
+import { removeJournals } from './journal.js'
 import { readSnapshot, writeSnapshotAtomic } from './snapshot.js'
 import type { Snapshot } from './snapshot.js'
 
@@ -341,8 +342,12 @@ export async function adoptOrphan(snapshotPath: string, adopter: OwnerInfo, opti
       await lease.release()
       return null
     }
-    snapshot = { ...snapshot, generation: lease.generation, adoptedBy: adopter, writtenAt: Date.now() }
+    // Read with its journal replayed, written back whole at the new generation: the old
+    // generation's journal is no one's any more (a journal sequence counts within one generation).
+    const { journalSeq: _replayed, ...state } = snapshot
+    snapshot = { ...state, generation: lease.generation, adoptedBy: adopter, writtenAt: Date.now() }
     await writeSnapshotAtomic(snapshotPath, snapshot, { beforeRename: () => lease.assertGeneration() })
+    await removeJournals(snapshotPath)
   } catch (error) {
     await lease.release()
     throw error
@@ -352,11 +357,13 @@ export async function adoptOrphan(snapshotPath: string, adopter: OwnerInfo, opti
 
 /**
  * Ends a snapshot for good, when its owner closes with nothing left to watch: removes the
- * snapshot and its fences, then releases the lock. Rejects with `AIM_STATUS_LEASE_LOST` (and
+ * snapshot, its journals and its fences, then releases the lock. Rejects with `AIM_STATUS_LEASE_LOST` (and
  * touches nothing) when the lease is no longer the current one.
  */
 export async function retireSnapshot(lease: Lease): Promise<void> {
   lease.assertGeneration()
+  // Journals first: a crash part-way leaves a snapshot to retire again, never a journal without one.
+  await removeJournals(lease.path)
   await rm(lease.path, { force: true })
   removeFences(lease.path)
   await lease.release()

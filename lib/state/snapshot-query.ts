@@ -6,14 +6,12 @@
  * @module
  */
 import { listOwnerIds, snapshotPath, type StatusLayout } from './layout.js'
-import { MAX_SNAPSHOT_BYTES, readStateFile } from './safe-fs.js'
-import { parseSnapshot, type Snapshot } from './snapshot.js'
+import { readSnapshot, type Snapshot } from './snapshot.js'
 
-/** A snapshot as it is, or null: a query never sets a file aside (that is its owner's or adopter's call). */
+/** A snapshot as it is (its journal replayed), or null: a query never sets a file aside (that is its owner's or adopter's call). */
 async function peek(path: string): Promise<Snapshot | null> {
   try {
-    const text = await readStateFile(path, { maxBytes: MAX_SNAPSHOT_BYTES })
-    return text === null ? null : parseSnapshot(JSON.parse(text))
+    return await readSnapshot(path, { setAside: false, onJournalProblem: () => undefined })
   } catch {
     return null
   }

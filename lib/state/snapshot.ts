@@ -6,10 +6,12 @@
  * (`<name>.corrupt-<time>`) and reported with `AIM_STATUS_CORRUPT_FILE`, never a crash.
  * @module
  */
+import { lstat } from 'node:fs/promises'
 import type { RunInfo, RunStatus } from '../model.js'
 import { checkRunHash } from '../repo.js'
-import { AimStatusError, ErrorCodes, describeValue } from '../errors.js'
+import { AimStatusError, CorruptFileError, ErrorCodes, describeValue } from '../errors.js'
 import { setAside, unreadableError, writeFileAtomic } from './files.js'
+import { KEYED_EXTRA, journalPath, parseJournal, type JournalRecord } from './journal.js'
 import type { AtomicWriteOptions } from './files.js'
 import { MAX_SNAPSHOT_BYTES, readStateFile } from './safe-fs.js'
 import { parseOwnerInfo } from './owner.js'
@@ -47,6 +49,12 @@ export interface Snapshot {
   outbox: unknown
   /** Room for state of later features, kept as written. */
   extra: Record<string, unknown>
+  /**
+   * The last journal record (`journal.ts`) this state holds: in a file, the records a full write
+   * included; after a replay, the last record applied. Absent: none (an older file, or a
+   * snapshot small enough to be always written whole).
+   */
+  journalSeq?: number
 }
 
 /** What a snapshot's producer gives; the writer adds `format`, `version`, `generation` and `writtenAt`. */
@@ -165,6 +173,11 @@ export function parseSnapshot(value: unknown): Snapshot {
     extra: extra as Record<string, unknown>,
   }
   if (s['adoptedBy'] !== undefined) snapshot.adoptedBy = parseOwnerInfo(s['adoptedBy'], 'adoptedBy')
+  const journalSeq = s['journalSeq']
+  if (journalSeq !== undefined) {
+    if (!Number.isSafeInteger(journalSeq) || (journalSeq as number) < 0) fail(`journalSeq is ${describeValue(journalSeq)}`)
+    snapshot.journalSeq = journalSeq as number
+  }
   return snapshot
 }
 
@@ -319,6 +332,7 @@ export function serializeSnapshot(snapshot: Snapshot): string {
   if (snapshot.adoptedBy !== undefined) file['adoptedBy'] = snapshot.adoptedBy
   file['generation'] = snapshot.generation
   file['writtenAt'] = snapshot.writtenAt
+  if (snapshot.journalSeq !== undefined) file['journalSeq'] = snapshot.journalSeq
   file['outbox'] = snapshot.outbox
   file['extra'] = snapshot.extra
   // Last, so that the small header stays readable at the top of a large file.
@@ -335,22 +349,159 @@ export async function writeSnapshotAtomic(path: string, snapshot: Snapshot, opti
   await writeFileAtomic(path, serializeSnapshot(snapshot), options)
 }
 
+/** Options of {@link readSnapshot}. */
+export interface ReadSnapshotOptions {
+  /**
+   * Rename a bad snapshot or journal aside (`<name>.corrupt-<time>`), as its owner or adopter
+   * does. False for readers that only look (`status`, queries across owners): the error is
+   * thrown (or the journal passed over) and the files stay. Default true.
+   */
+  setAside?: boolean
+  /**
+   * Told when the journal was damaged (a bad record before others) and the snapshot alone was
+   * used; the error is `AIM_STATUS_CORRUPT_FILE`, with where the journal was set aside.
+   * Default: a process warning with that code.
+   */
+  onJournalProblem?: (error: CorruptFileError) => void
+}
+
+// A snapshot rewritten while it and its journal were read is read again, this many times at most.
+const MAX_READ_ATTEMPTS = 4
+
 /**
- * Reads and checks a snapshot. Resolves null when there is no file. A truncated, unparsable or
- * invalid file, and anything that is not a plain file (a folder, a symbolic link, a FIFO: never
- * opened through, never waited on) or is larger than {@link MAX_SNAPSHOT_BYTES}, is renamed to
- * `<name>.corrupt-<time>` and the promise rejects with a `CorruptFileError`
- * (`AIM_STATUS_CORRUPT_FILE`, with `setAsidePath`). A file of a newer
+ * Reads and checks a snapshot, and replays its journal (`journal.ts`): the state as of its
+ * owner's last write, whether that was a full write or an append. Resolves null when there is no
+ * file. A truncated, unparsable or invalid file, and anything that is not a plain file (a
+ * folder, a symbolic link, a FIFO: never opened through, never waited on) or is larger than
+ * {@link MAX_SNAPSHOT_BYTES}, is renamed to `<name>.corrupt-<time>` and the promise rejects with
+ * a `CorruptFileError` (`AIM_STATUS_CORRUPT_FILE`, with `setAsidePath`). A file of a newer
  * format version rejects with the same code but stays where it is. A file that cannot be read
  * (permissions, a parent that is not a folder) rejects with `AIM_STATUS_INVALID_PATH`.
+ *
+ * Only the journal of the snapshot's own generation is replayed, from the record after its
+ * `journalSeq`. A torn last record is ignored; a journal damaged anywhere else is set aside
+ * and the snapshot alone is used ({@link ReadSnapshotOptions.onJournalProblem} is told). A
+ * snapshot rewritten while its journal was read is read again.
  */
-export async function readSnapshot(path: string): Promise<Snapshot | null> {
+export async function readSnapshot(path: string, options: ReadSnapshotOptions = {}): Promise<Snapshot | null> {
+  const moveAside = options.setAside ?? true
+  for (let attempt = 1; ; attempt++) {
+    const before = await fileStamp(path)
+    const snapshot = await readSnapshotFile(path, moveAside)
+    if (snapshot === null) return null
+    const journal = journalPath(path, snapshot.generation)
+    let text: string | null
+    try {
+      text = await readStateFile(journal, { maxBytes: MAX_SNAPSHOT_BYTES })
+    } catch (error) {
+      text = null
+      await journalProblem(journal, (error as Error).message, moveAside, options)
+    }
+    // A full write renames a new snapshot in, then removes the journal it holds: a snapshot
+    // changed meanwhile may not go with the journal read (or with its absence).
+    if (before !== (await fileStamp(path)) && attempt < MAX_READ_ATTEMPTS) continue
+    if (text === null) return snapshot
+    const parsed = parseJournal(text)
+    try {
+      const merged = replay(snapshot, parsed.records)
+      if (parsed.damage !== null) fail(parsed.damage)
+      return merged
+    } catch (error) {
+      await journalProblem(journal, (error as Error).message, moveAside, options)
+      return snapshot
+    }
+  }
+}
+
+async function fileStamp(path: string): Promise<string> {
+  try {
+    const info = await lstat(path)
+    return `${info.ino}:${info.size}:${info.mtimeMs}`
+  } catch {
+    return '-'
+  }
+}
+
+async function journalProblem(path: string, problem: string, moveAside: boolean, options: ReadSnapshotOptions): Promise<void> {
+  const error = moveAside ? await setAside(path, problem) : new CorruptFileError(`${path} is not a valid journal (${problem}); left in place`, { path })
+  const wording = `${error.message}; the snapshot alone is used`
+  if (options.onJournalProblem !== undefined) options.onJournalProblem(error)
+  else process.emitWarning(wording, { code: ErrorCodes.CORRUPT_FILE })
+}
+
+/**
+ * A snapshot with journal records applied in order: those its `journalSeq` holds are skipped,
+ * the next must follow one by one under the snapshot's generation. Throws a plain message naming
+ * the first bad record or field.
+ */
+export function replay(snapshot: Snapshot, records: readonly JournalRecord[]): Snapshot {
+  let seq = snapshot.journalSeq ?? 0
+  let runs: Map<string, RunInfo> | null = null
+  let extra = snapshot.extra
+  let outbox = snapshot.outbox
+  let writtenAt = snapshot.writtenAt
+  for (const record of records) {
+    if (record.seq <= (snapshot.journalSeq ?? 0)) continue
+    const label = `record ${record.seq}`
+    if (record.generation !== snapshot.generation) fail(`${label} is of generation ${record.generation}, the snapshot of ${snapshot.generation}`)
+    if (record.seq !== seq + 1) fail(`${label} follows record ${seq}`)
+    seq = record.seq
+    writtenAt = record.writtenAt
+    if (record.runs !== undefined) {
+      runs ??= new Map(snapshot.runs.map((run) => [run.hash, run]))
+      for (const hash of hashList(record.runs.del, `${label} runs.del`)) runs.delete(hash)
+      const set = record.runs.set ?? []
+      if (!Array.isArray(set)) fail(`${label} runs.set is ${describeValue(set)}`)
+      set.forEach((value, i) => {
+        const run = parseRunInfo(value, `${label} runs.set[${i}]`)
+        runs?.set(run.hash, run)
+      })
+    }
+    if (record.checkins !== undefined) extra = { ...extra, [KEYED_EXTRA]: replayKeyed(extra[KEYED_EXTRA], record.checkins, label) }
+    if (record.outbox !== undefined) {
+      if (typeof record.outbox !== 'object' || record.outbox === null || !('value' in record.outbox)) fail(`${label} outbox is ${describeValue(record.outbox)}`)
+      outbox = record.outbox.value
+    }
+    if (record.extra !== undefined) {
+      const set = record.extra.set ?? {}
+      if (typeof set !== 'object' || set === null || Array.isArray(set)) fail(`${label} extra.set is ${describeValue(set)}`)
+      extra = { ...extra, ...set }
+      for (const key of hashList(record.extra.del, `${label} extra.del`)) delete extra[key]
+    }
+  }
+  if (seq === (snapshot.journalSeq ?? 0)) return snapshot
+  return { ...snapshot, runs: runs === null ? snapshot.runs : [...runs.values()], outbox, extra, writtenAt, journalSeq: seq }
+}
+
+function hashList(value: unknown, label: string): string[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) fail(`${label} is ${describeValue(value)}`)
+  return value as string[]
+}
+
+/** `extra.checkins` with one record's change: its runs by hash, its other fields whole. */
+function replayKeyed(current: unknown, change: NonNullable<JournalRecord['checkins']>, label: string): Record<string, unknown> {
+  const base = typeof current === 'object' && current !== null && !Array.isArray(current) ? (current as Record<string, unknown>) : {}
+  const baseRuns = base['runs']
+  const runs: Record<string, unknown> = typeof baseRuns === 'object' && baseRuns !== null && !Array.isArray(baseRuns) ? { ...(baseRuns as Record<string, unknown>) } : {}
+  for (const hash of hashList(change.del, `${label} checkins.del`)) delete runs[hash]
+  const set = change.set ?? {}
+  if (typeof set !== 'object' || set === null || Array.isArray(set)) fail(`${label} checkins.set is ${describeValue(set)}`)
+  Object.assign(runs, set)
+  const rest = change.rest ?? {}
+  if (typeof rest !== 'object' || rest === null || Array.isArray(rest)) fail(`${label} checkins.rest is ${describeValue(rest)}`)
+  return { ...base, ...rest, runs }
+}
+
+/** The snapshot file alone: read, parsed and checked (see {@link readSnapshot}). */
+async function readSnapshotFile(path: string, moveAside: boolean): Promise<Snapshot | null> {
+  const corrupt = async (problem: string): Promise<CorruptFileError> => (moveAside ? await setAside(path, problem) : new CorruptFileError(`${path} is not a valid state file (${problem}); left in place`, { path }))
   let text: string | null
   try {
     text = await readStateFile(path, { maxBytes: MAX_SNAPSHOT_BYTES })
   } catch (error) {
     // Not a plain file (a folder, a link, a FIFO) or huge: never ours, never read; set aside.
-    if ((error as { code?: unknown }).code === ErrorCodes.UNSAFE_FILE) throw await setAside(path, (error as Error).message)
+    if ((error as { code?: unknown }).code === ErrorCodes.UNSAFE_FILE) throw await corrupt((error as Error).message)
     throw unreadableError(path, error)
   }
   if (text === null) return null
@@ -358,12 +509,12 @@ export async function readSnapshot(path: string): Promise<Snapshot | null> {
   try {
     parsed = JSON.parse(text)
   } catch (error) {
-    throw await setAside(path, text.length === 0 ? 'empty' : `not JSON, truncated? ${(error as Error).message}`)
+    throw await corrupt(text.length === 0 ? 'empty' : `not JSON, truncated? ${(error as Error).message}`)
   }
   try {
     return parseSnapshot(parsed)
   } catch (error) {
     if (error instanceof NewerVersion) throw new AimStatusError(ErrorCodes.CORRUPT_FILE, `${path}: ${error.message}; left in place`)
-    throw await setAside(path, (error as Error).message)
+    throw await corrupt((error as Error).message)
   }
 }
