@@ -97,6 +97,55 @@ t.test('a change is appended to the journal; readSnapshot replays it; the snapsh
   t.equal(statSync(journalPath(path, lease.generation)).size, before)
 })
 
+t.test("the outbox's settled keys are journaled as a window: one settle costs its entry, not the list", async (t) => {
+  const { path, state, writer, lease } = await setup(t)
+  const settled = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => ({ notifierId: 'slack', key: `run${from + i}@${T0}/failed`, at: T0 + from + i, result: 'delivered' }))
+  state.outbox = { version: 1, pending: [], settled: settled(0, 1000) }
+  await writer.flush()
+  const journal = journalPath(path, lease.generation)
+
+  // One more delivery: the oldest key leaves the 1000-long list, the newest is appended.
+  state.outbox = { version: 1, pending: [], settled: settled(1, 1001) }
+  await writer.flush()
+  const one = parseJournal(readFileSync(journal, 'utf8')).records.at(-1)
+  t.same(one?.outbox, { rest: { version: 1, pending: [] }, drop: 1, add: settled(1000, 1001) }, 'the window moved by one')
+  t.ok(statSync(journal).size < 1024, `one settle appends under 1 KiB (${statSync(journal).size} bytes; the list is ${JSON.stringify(state.outbox).length})`)
+  t.same(view(await readSnapshot(path)), expected(state))
+
+  // A pending item added (the rest changes) and three settled at once, none dropped.
+  state.outbox = { version: 1, pending: [{ notifierId: 'slack', key: 'x' }], settled: [...settled(1, 1001), ...settled(2000, 2003)] }
+  await writer.flush()
+  t.same(parseJournal(readFileSync(journal, 'utf8')).records.at(-1)?.outbox, { rest: { version: 1, pending: [{ notifierId: 'slack', key: 'x' }] }, drop: 0, add: settled(2000, 2003) })
+  t.same(view(await readSnapshot(path)), expected(state))
+
+  // Emptied, then a list that is not the old one cut and grown (an entry changed in place): written whole.
+  state.outbox = { version: 1, pending: [], settled: [] }
+  await writer.flush()
+  t.same(parseJournal(readFileSync(journal, 'utf8')).records.at(-1)?.outbox, { rest: { version: 1, pending: [] }, drop: 1003, add: [] })
+  state.outbox = { version: 1, pending: [], settled: settled(0, 3) }
+  await writer.flush()
+  const changed = settled(0, 3)
+  changed[1] = { ...changed[1], result: 'failed' } as (typeof changed)[number]
+  state.outbox = { version: 1, pending: [], settled: changed }
+  await writer.flush()
+  t.same(parseJournal(readFileSync(journal, 'utf8')).records.at(-1)?.outbox, { value: state.outbox }, 'a list changed in place is written whole')
+  t.same(view(await readSnapshot(path)), expected(state))
+})
+
+t.test('a window record whose drop does not fit the outbox it follows is damage, not a state', async (t) => {
+  const { path, state, writer, lease } = await setup(t)
+  state.outbox = { version: 1, pending: [], settled: [{ key: 'a' }] }
+  await writer.flush()
+  const record = { generation: lease.generation, seq: 1, writtenAt: T0, outbox: { rest: { version: 1, pending: [] }, drop: 5, add: [] } }
+  appendFileSync(journalPath(path, lease.generation), encodeRecord(record))
+  appendFileSync(journalPath(path, lease.generation), encodeRecord({ ...record, seq: 2, outbox: { value: null } }))
+  const problems: CorruptFileError[] = []
+  const back = await readSnapshot(path, { onJournalProblem: (error) => problems.push(error) })
+  t.same(back?.outbox, { version: 1, pending: [], settled: [{ key: 'a' }] }, 'the snapshot alone is used')
+  t.equal(problems[0]?.code, ErrorCodes.CORRUPT_FILE)
+  t.match(problems[0]?.message, /outbox\.drop/)
+})
+
 t.test("the daemon's check-in runs are journaled one by one, the rest of extra.checkins whole but its savedAt", async (t) => {
   const { path, state, writer, lease, clock } = await setup(t)
   const checkin = (idx: number) => ({ idx, flag: 'check_in', expectNextIn: 30, firstSeenAt: clock.now(), notifiedIdx: -1, status: 'running' })

@@ -1,13 +1,14 @@
 /**
  * What changed in a snapshot since its last write, as a journal record's parts (see
  * `journal.ts`). The writer keeps the content of its last write as a baseline: runs and check-in
- * runs by hash (shallow copies, compared field by field), the outbox and every other `extra` key
- * as their JSON text. Finding the change of a 10k-run state costs a pass over plain objects, much
+ * runs by hash (shallow copies, compared field by field), the outbox's settled keys one JSON text
+ * each (the list is a window: appended at its end, cut at its start), the rest of the outbox and
+ * every other `extra` key as their JSON text. Finding the change of a 10k-run state costs a pass over plain objects, much
  * less than the serialisation of the whole snapshot it saves.
  * @module
  */
 import type { RunInfo } from '../model.js'
-import { KEYED_EXTRA, type JournalRecord } from './journal.js'
+import { KEYED_EXTRA, type JournalRecord, type OutboxWindow } from './journal.js'
 import type { SnapshotContent } from './snapshot.js'
 
 type Parts = Omit<JournalRecord, 'generation' | 'seq' | 'writtenAt'>
@@ -66,7 +67,7 @@ export class JournalBaseline {
   readonly #keyed: boolean
   readonly #checkins = new Map<string, Record<string, unknown>>()
   #checkinsRest = ''
-  #outbox: string
+  #outbox: OutboxTexts
   readonly #extra = new Map<string, string>()
 
   constructor(content: SnapshotContent) {
@@ -78,7 +79,7 @@ export class JournalBaseline {
       for (const [hash, state] of Object.entries(keyed.runs)) this.#checkins.set(hash, { ...(state as Record<string, unknown>) })
       this.#checkinsRest = restText(keyed.rest)
     }
-    this.#outbox = JSON.stringify(content.outbox ?? null)
+    this.#outbox = outboxTexts(content.outbox)
     for (const [key, value] of Object.entries(content.extra)) if (!(this.#keyed && key === KEYED_EXTRA)) this.#extra.set(key, JSON.stringify(value))
   }
 
@@ -140,9 +141,9 @@ export class JournalBaseline {
       }
     }
 
-    const outbox = JSON.stringify(content.outbox ?? null)
-    if (outbox !== this.#outbox) {
-      parts.outbox = { value: content.outbox ?? null }
+    const outbox = outboxTexts(content.outbox)
+    if (outbox.rest !== this.#outbox.rest || !sameTexts(outbox.settled, this.#outbox.settled)) {
+      parts.outbox = outboxWindow(this.#outbox, outbox, content.outbox) ?? { value: content.outbox ?? null }
       steps.push(() => {
         this.#outbox = outbox
       })
@@ -175,6 +176,42 @@ export class JournalBaseline {
       },
     }
   }
+}
+
+/** An outbox as compared: its `settled` entries one text each (null: no such list), the rest as one text. */
+interface OutboxTexts {
+  rest: string
+  settled: string[] | null
+}
+
+function outboxTexts(outbox: unknown): OutboxTexts {
+  if (!isRecord(outbox) || !Array.isArray(outbox['settled'])) return { rest: JSON.stringify(outbox ?? null), settled: null }
+  const { settled, ...rest } = outbox
+  return { rest: JSON.stringify(rest), settled: (settled as unknown[]).map((entry) => JSON.stringify(entry)) }
+}
+
+function sameTexts(a: readonly string[] | null, b: readonly string[] | null): boolean {
+  if (a === null || b === null) return a === b
+  return a.length === b.length && a.every((text, i) => text === b[i])
+}
+
+/**
+ * The change as a window of the settled list: the oldest `drop` entries gone, `add` appended.
+ * Null when the new list is not the old one cut at its start and grown at its end (then the
+ * outbox is written whole).
+ */
+function outboxWindow(before: OutboxTexts, after: OutboxTexts, outbox: unknown): OutboxWindow | null {
+  if (before.settled === null || after.settled === null || !isRecord(outbox)) return null
+  const old = before.settled
+  const now = after.settled
+  // Settled pairs are unique: the first kept entry says how many of the oldest left.
+  let drop = now.length === 0 ? old.length : old.indexOf(now[0] as string)
+  if (drop < 0) drop = old.length
+  const kept = old.length - drop
+  if (kept > now.length) return null
+  for (let i = 0; i < kept; i++) if (old[drop + i] !== now[i]) return null
+  const { settled, ...rest } = outbox
+  return { rest, drop, add: (settled as unknown[]).slice(kept) }
 }
 
 function ownerText(content: SnapshotContent): string {

@@ -26,8 +26,9 @@
  *   it is a plain file with one link and the size its writer left.
  *
  * What a record holds is the snapshot's shape, cut where it grows with the repo: runs by hash,
- * the daemon's check-in runs (`extra.checkins.runs`) by hash, the outbox as one value, and every
- * other `extra` key as one value. See `journal-delta.ts` for how a writer finds the change and
+ * the daemon's check-in runs (`extra.checkins.runs`) by hash, the outbox's list of settled keys
+ * as a window (how many of the oldest left, which were added: it only ever grows at its end and
+ * is cut at its start) with the rest of the outbox whole, and every other `extra` key as one value. See `journal-delta.ts` for how a writer finds the change and
  * `snapshot.ts` for the replay.
  * @module
  */
@@ -38,6 +39,16 @@ import { crc32 } from 'node:zlib'
 import { STATE_FILE_MODE } from './files.js'
 import { openExclusive, stateError, stateWriteError } from './safe-fs.js'
 import { ErrorCodes } from '../errors.js'
+
+/** An outbox change said by its `settled` list's window; see {@link JournalRecord.outbox}. */
+export interface OutboxWindow {
+  /** The outbox's fields but `settled`, whole. */
+  rest: Record<string, unknown>
+  /** How many of the oldest settled entries left the list. */
+  drop: number
+  /** The settled entries appended at the list's end. */
+  add: unknown[]
+}
 
 /** The `extra` key whose `runs` the journal keeps per run (the daemon's check-in reader state). */
 export const KEYED_EXTRA = 'checkins'
@@ -54,8 +65,11 @@ export interface JournalRecord {
   runs?: { set?: unknown[]; del?: string[] }
   /** `extra.checkins`: its runs added or changed (by hash) and dropped, and its other fields. */
   checkins?: { set?: Record<string, unknown>; del?: string[]; rest?: Record<string, unknown> }
-  /** The outbox, whole, when it changed. */
-  outbox?: { value: unknown }
+  /**
+   * The outbox when it changed: whole (`value`), or as its `settled` list's window (the `drop`
+   * oldest entries gone, `add` appended) with its other fields whole (`rest`).
+   */
+  outbox?: { value: unknown } | OutboxWindow
   /** Other `extra` keys set (whole values) and removed. */
   extra?: { set?: Record<string, unknown>; del?: string[] }
 }

@@ -11,7 +11,7 @@ import type { RunInfo, RunStatus } from '../model.js'
 import { checkRunHash } from '../repo.js'
 import { AimStatusError, CorruptFileError, ErrorCodes, describeValue } from '../errors.js'
 import { setAside, unreadableError, writeFileAtomic } from './files.js'
-import { KEYED_EXTRA, journalPath, parseJournal, type JournalRecord } from './journal.js'
+import { KEYED_EXTRA, journalPath, parseJournal, type JournalRecord, type OutboxWindow } from './journal.js'
 import type { AtomicWriteOptions } from './files.js'
 import { MAX_SNAPSHOT_BYTES, readStateFile } from './safe-fs.js'
 import { parseOwnerInfo } from './owner.js'
@@ -458,10 +458,7 @@ export function replay(snapshot: Snapshot, records: readonly JournalRecord[]): S
       })
     }
     if (record.checkins !== undefined) extra = { ...extra, [KEYED_EXTRA]: replayKeyed(extra[KEYED_EXTRA], record.checkins, label) }
-    if (record.outbox !== undefined) {
-      if (typeof record.outbox !== 'object' || record.outbox === null || !('value' in record.outbox)) fail(`${label} outbox is ${describeValue(record.outbox)}`)
-      outbox = record.outbox.value
-    }
+    if (record.outbox !== undefined) outbox = replayOutbox(outbox, record.outbox, label)
     if (record.extra !== undefined) {
       const set = record.extra.set ?? {}
       if (typeof set !== 'object' || set === null || Array.isArray(set)) fail(`${label} extra.set is ${describeValue(set)}`)
@@ -477,6 +474,19 @@ function hashList(value: unknown, label: string): string[] {
   if (value === undefined) return []
   if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) fail(`${label} is ${describeValue(value)}`)
   return value as string[]
+}
+
+/** The outbox with one record's change: whole, or its settled list's window (see `OutboxWindow`). */
+function replayOutbox(current: unknown, change: unknown, label: string): unknown {
+  if (typeof change !== 'object' || change === null) fail(`${label} outbox is ${describeValue(change)}`)
+  if ('value' in change) return change.value
+  const { rest, drop, add } = change as Partial<OutboxWindow>
+  const settled = typeof current === 'object' && current !== null ? (current as { settled?: unknown }).settled : undefined
+  if (!Array.isArray(settled)) fail(`${label} outbox.drop/add follow an outbox without a settled list`)
+  if (typeof rest !== 'object' || rest === null || Array.isArray(rest)) fail(`${label} outbox.rest is ${describeValue(rest)}`)
+  if (!Number.isSafeInteger(drop) || (drop as number) < 0 || (drop as number) > settled.length) fail(`${label} outbox.drop is ${describeValue(drop)}`)
+  if (!Array.isArray(add)) fail(`${label} outbox.add is ${describeValue(add)}`)
+  return { ...rest, settled: [...settled.slice(drop), ...add] }
 }
 
 /** `extra.checkins` with one record's change: its runs by hash, its other fields whole. */
