@@ -26,9 +26,12 @@ export function fencePath(snapshotPath: string, generation: number): string {
   return `${snapshotPath}.fence-${generation}`
 }
 
-/** The highest claimed generation, 0 when none. */
-export function highestGeneration(snapshotPath: string): number {
-  let generation = 0
+/**
+ * The highest claimed generation, 0 when none. Fences are claimed in order, so a caller that
+ * knows generation `from` was claimed (a cache of an earlier look) probes only the ones after it.
+ */
+export function highestGeneration(snapshotPath: string, from = 0): number {
+  let generation = from
   while (entryExists(fencePath(snapshotPath, generation + 1))) generation += 1
   return generation
 }
