@@ -49,17 +49,24 @@ t.test('nextLookEvery: doubles while nothing changes, up to the cap; back to the
   t.equal(nextLookEvery(memo({ lookEveryMs: 80_000 }), true, policy), 10_000)
 })
 
-t.test('adoptionOrder: daemons, then dead processes (the most recently found first), then stale ones', async (t) => {
-  const state = (liveness: HolderState['liveness'], kind: 'process' | 'daemon' = 'process'): HolderState => ({ generation: 1, holder: { ...currentOwner(kind) }, liveness, idleMs: 0, orphaned: true })
+t.test("adoptionOrder: daemons' own snapshots, those a daemon was adopting, dead processes (the most recently found first), stale ones", async (t) => {
+  const state = (liveness: HolderState['liveness'], kind: 'process' | 'daemon' = 'process', id?: string): HolderState => ({
+    generation: 1,
+    holder: { ...currentOwner(kind), ...(id !== undefined ? { id } : {}) },
+    liveness,
+    idleMs: 0,
+    orphaned: true,
+  })
   const order = adoptionOrder([
     { id: 'stale', holder: state('unknown'), foundAt: 5 },
+    { id: 'mid_adoption', holder: state('dead', 'daemon'), foundAt: 1 },
     { id: 'backlog', holder: state('dead'), foundAt: 1 },
-    { id: 'daemon', holder: state('dead', 'daemon'), foundAt: 1 },
+    { id: 'daemon', holder: state('dead', 'daemon', 'daemon'), foundAt: 1 },
     { id: 'fresh', holder: state('dead'), foundAt: 9 },
   ])
   t.same(
     order.map((o) => o.id),
-    ['daemon', 'fresh', 'backlog', 'stale'],
+    ['daemon', 'mid_adoption', 'fresh', 'backlog', 'stale'],
   )
 })
 

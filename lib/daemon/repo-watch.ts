@@ -554,25 +554,28 @@ export class RepoWatch {
         this.#again = true
         break
       }
-      const batch: Array<{ id: string; adoption: Adoption }> = []
+      const batch: Array<{ order: number; id: string; adoption: Adoption }> = []
       let started = 0
-      const take = (): Orphan | undefined => {
+      const take = (): { order: number; id: string } | undefined => {
         if (next >= queue.length || started >= ADOPTION_BATCH || systemClock.now() >= until || session.closed) return undefined
         started++
-        return queue[next++]
+        const order = next++
+        return { order, id: (queue[order] as Orphan).id }
       }
-      await drainConcurrently(ADOPTION_CONCURRENCY, take, async ({ id }) => {
+      await drainConcurrently(ADOPTION_CONCURRENCY, take, async ({ order, id }) => {
         try {
           const adoption = await adoptOrphan(snapshotPath(this.layout, id), this.#options.owner, { staleMs: this.#options.staleMs })
           // Not adoptable after all (alive again, or another daemon won): looked at afresh next time.
           if (adoption === null) this.#discovery.lookAgain(id)
-          else batch.push({ id, adoption })
+          else batch.push({ order, id, adoption })
           this.#quarantine.cleared(id)
         } catch (error) {
           this.#ownerError(id, error)
         }
       })
-      await session.takeover.adopt(batch)
+      // Taken in in adoption order, not in the order the claims completed: a daemon's outbox
+      // (its settled keys) must be in before any run it already reported is failed again.
+      await session.takeover.adopt(batch.sort((a, b) => a.order - b.order))
     }
     return !session.closed
   }
