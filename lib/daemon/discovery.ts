@@ -1,14 +1,22 @@
 /**
  * Discovery: what a scan finds in a repo's status folder. Lists the owners' snapshots and exit
- * markers, looks at each snapshot's lease, and reads live training processes' snapshots (parsed
- * again only when the file changed: every live owner is looked at every poll, and most polls
- * find nothing new). It decides nothing: the planner does.
+ * markers, judges each snapshot's lease from what it remembers of it (owner-cache.ts: a poll
+ * reads only what can have changed), and reads live training processes' snapshots again only
+ * when they changed. It decides nothing: the planner does.
+ *
+ * File events tell it which owner changed ({@link Discovery.noticed}): a live owner's rewrite
+ * marks that owner for a look at the next poll; only what needs the daemon now (an exit marker,
+ * a snapshot that appeared or vanished, a rewrite by an owner whose runs the daemon carries and
+ * could hand back) asks for a prompt scan.
  * @module
  */
-import { inspectLease, type HolderState } from '../state/lease.js'
-import { listOwnerIds, snapshotPath, type StatusLayout } from '../state/layout.js'
+import { join } from 'node:path'
+import type { HolderState } from '../state/lease.js'
+import { listOwnerIds, ownerFileOf, ownerIdOfFileName, snapshotPath, type StatusLayout } from '../state/layout.js'
+import { lstatOrNull } from '../state/safe-fs.js'
 import { snapshotStamp } from '../state/journal.js'
 import { readSnapshot, type Snapshot } from '../state/snapshot.js'
+import { DEFAULT_FULL_LOOK_MS, DEFAULT_MAX_LOOK_MS, holderAt, newEntry, PollLiveness, type LookPolicy, type OwnerEntry } from './owner-cache.js'
 import { triage, type Triage } from './planner.js'
 
 /** One owner entry and what to do with it. */
@@ -19,10 +27,18 @@ export interface Found {
   holder: HolderState | null
 }
 
+/** An orphan a scan found. */
+export interface Orphan {
+  id: string
+  holder: HolderState
+  /** When scans first found it orphaned (wall-clock ms): a fresh death goes before a backlog. */
+  foundAt: number
+}
+
 /** What one scan found. */
 export interface Findings {
   /** Orphaned snapshots to adopt. */
-  orphans: Array<{ id: string; holder: HolderState }>
+  orphans: Orphan[]
   /** Live processes' snapshots (not adopted by anyone). */
   live: Snapshot[]
   /** Exit markers whose snapshot is gone. */
@@ -39,16 +55,52 @@ export interface DiscoveryOptions {
   staleMs: number
   /** This daemon's owner id: its own snapshot is never adopted. */
   selfId: string
+  /** Wall-clock ms, what lock and fence mtimes are. Default `Date.now`. */
+  now?: () => number
+  /** See {@link LookPolicy.fullLookMs}. Default {@link DEFAULT_FULL_LOOK_MS}. */
+  fullLookMs?: number
+  /** See {@link LookPolicy.maxLookMs}. Default {@link DEFAULT_MAX_LOOK_MS}. */
+  maxLookMs?: number
 }
 
-/** Scans a repo's status folder; keeps the live snapshots' cache between scans. */
+/** What a file event asks of the daemon: a scan now, a look at one owner at the next poll, or nothing. */
+export type Notice = 'scan' | 'look' | 'ignore'
+
+/** Scans a repo's status folder; remembers every owner between scans. */
 export class Discovery {
   readonly #options: DiscoveryOptions
-  /** Live owners' snapshots as last parsed, by owner id, with the file's stamp. */
-  readonly #liveCache = new Map<string, { stamp: string; snapshot: Snapshot | null }>()
+  readonly #now: () => number
+  readonly #entries = new Map<string, OwnerEntry>()
+  #watching = false
 
   constructor(options: DiscoveryOptions) {
     this.#options = options
+    this.#now = options.now ?? Date.now
+  }
+
+  /**
+   * Whether file events of `owners/` and `exits/` arrive (told by the repo watch). Without them
+   * every poll looks at every owner in full, as nothing else would tell of a change.
+   */
+  set watching(on: boolean) {
+    this.#watching = on
+  }
+
+  /** Forgets everything (a new session: events may have been missed while there was none). */
+  reset(): void {
+    this.#entries.clear()
+  }
+
+  /** Looks at an owner in full at the next scan (an adoption that found it changed). */
+  lookAgain(id: string): void {
+    const entry = this.#entries.get(id)
+    if (entry === undefined) return
+    if (entry.lease !== null) entry.lease.marked = true
+    entry.snapshotMarked = true
+  }
+
+  get #policy(): LookPolicy {
+    return { staleMs: this.#options.staleMs, fullLookMs: this.#options.fullLookMs ?? DEFAULT_FULL_LOOK_MS, maxLookMs: this.#options.maxLookMs ?? DEFAULT_MAX_LOOK_MS, watching: this.#watching }
   }
 
   /**
@@ -56,12 +108,16 @@ export class Discovery {
    * cannot be listed; a bad entry is reported in `errors`.
    */
   async scan(isTombstone: (id: string) => boolean, stillOpen: () => boolean = () => true, isHeldBack: (id: string) => boolean = () => false): Promise<Findings> {
-    const { layout, staleMs, selfId } = this.#options
+    const { layout, selfId } = this.#options
     const ids = await listOwnerIds(layout.owners)
     const exitIds = await listOwnerIds(layout.exits)
     const snapshots = new Set(ids)
     const listed = new Set([...ids, ...exitIds])
     const findings: Findings = { orphans: [], live: [], markerOnly: [], errors: [], listed }
+    const policy = this.#policy
+    const now = this.#now()
+    const liveness = new PollLiveness()
+    for (const id of this.#entries.keys()) if (!snapshots.has(id)) this.#entries.delete(id)
     for (const id of listed) {
       if (!stillOpen()) break
       // An entry that failed lately waits out its backoff (see quarantine.ts).
@@ -71,14 +127,17 @@ export class Discovery {
         const isSelf = id === selfId
         const held = !isSelf && isTombstone(id)
         const path = hasSnapshot ? snapshotPath(layout, id) : null
+        const entry = path !== null ? this.#entry(id) : null
         // Our own snapshot and tombstones are skipped without a look at their lease.
-        const holder = path !== null && !isSelf && !held ? await inspectLease(path, { staleMs }) : null
-        switch (triage({ id, hasSnapshot, holder, isSelf, isTombstone: held })) {
+        const holder = entry !== null && path !== null && !isSelf && !held ? holderAt(entry, path, now, policy, liveness) : null
+        const verdict = triage({ id, hasSnapshot, holder, isSelf, isTombstone: held })
+        if (entry !== null) entry.triage = verdict
+        switch (verdict) {
           case 'adopt':
-            findings.orphans.push({ id, holder: holder as HolderState })
+            findings.orphans.push({ id, holder: holder as HolderState, foundAt: entry?.orphanSince ?? now })
             break
           case 'live': {
-            const snapshot = await this.#liveSnapshot(id, path as string)
+            const snapshot = await this.#snapshotOf(entry as OwnerEntry, path as string)
             if (snapshot !== null && snapshot.adoptedBy === undefined) findings.live.push(snapshot)
             break
           }
@@ -92,21 +151,20 @@ export class Discovery {
         findings.errors.push({ id, error })
       }
     }
-    for (const id of this.#liveCache.keys()) if (!snapshots.has(id)) this.#liveCache.delete(id)
     return findings
   }
 
   /**
-   * The hashes held now by any owner's snapshot (live, orphaned or the daemon's own), read
-   * afresh (unchanged files from the cache). For the question "is this a Node run?" asked after
-   * a check-in listing. Snapshots that cannot be read are skipped.
+   * The hashes held now by any owner's snapshot (live, orphaned or the daemon's own): the folder
+   * listed afresh, snapshots read again only when new or marked changed. For the question "is
+   * this a Node run?" asked after a check-in listing. Snapshots that cannot be read are skipped.
    */
   async nodeHashes(): Promise<Set<string>> {
     const { layout } = this.#options
     const hashes = new Set<string>()
     for (const id of await listOwnerIds(layout.owners)) {
       try {
-        const snapshot = await this.#liveSnapshot(id, snapshotPath(layout, id))
+        const snapshot = await this.#snapshotOf(this.#entry(id), snapshotPath(layout, id))
         for (const run of snapshot?.runs ?? []) hashes.add(run.hash)
       } catch {
         // Corrupt or half-gone: the scan reports it; this question only looks for hashes.
@@ -115,14 +173,80 @@ export class Discovery {
     return hashes
   }
 
-  async #liveSnapshot(id: string, path: string): Promise<Snapshot | null> {
-    const cached = this.#liveCache.get(id)
+  /**
+   * What a file event in `owners/` or `exits/` asks for. `carries` says whether the daemon
+   * carries a run of that hash (a live owner rewriting such a run may be owed a hand-back).
+   * Our own files, locks (refreshed every few seconds by every owner), temporary and set-aside
+   * files never ask for anything: a rescan for those would feed on itself.
+   */
+  noticed(folder: 'owners' | 'exits', name: string, carries: (hash: string) => boolean): Notice {
+    const { layout, selfId } = this.#options
+    if (folder === 'exits') {
+      const id = ownerIdOfFileName(name)
+      // A marker that appeared (its removal after a report asks for nothing).
+      return id === null || id === selfId || lstatOrNull(join(layout.exits, name)) === null ? 'ignore' : 'scan'
+    }
+    const file = ownerFileOf(name)
+    if (file === null || file.id === selfId) return 'ignore'
+    const entry = this.#entries.get(file.id)
+    switch (file.part) {
+      case 'lock':
+      case 'temp':
+      case 'set-aside':
+        return 'ignore'
+      case 'fence':
+        // A claim, or a release aging its fence: the lease changed.
+        if (entry?.lease !== null && entry?.lease !== undefined) entry.lease.marked = true
+        return 'look'
+      case 'snapshot': {
+        const exists = lstatOrNull(join(layout.owners, name)) !== null
+        if (entry === undefined) return exists ? 'scan' : 'ignore'
+        // Vanished: retired by its owner. Unless we are adopting it ourselves (we retire it).
+        if (!exists) return entry.triage === 'adopt' ? 'look' : 'scan'
+        break
+      }
+      // A journal append changed the snapshot's content, as a rewrite does; a file of the snapshot
+      // this version does not write itself may have too.
+      case 'journal':
+      case 'other':
+        if (entry === undefined) return 'look'
+        break
+    }
+    entry.snapshotMarked = true
+    const couldHandBack = entry.triage === 'live' && entry.snapshot?.runs.some((run) => carries(run.hash)) === true
+    return couldHandBack ? 'scan' : 'look'
+  }
+
+  #entry(id: string): OwnerEntry {
+    let entry = this.#entries.get(id)
+    if (entry === undefined) {
+      entry = newEntry()
+      this.#entries.set(id, entry)
+    }
+    return entry
+  }
+
+  /** The snapshot as last read, read again when it may have changed (marked, or no events to tell). */
+  async #snapshotOf(entry: OwnerEntry, path: string): Promise<Snapshot | null> {
+    if (!entry.snapshotMarked && entry.stamp !== undefined && this.#watching) return entry.snapshot
+    // Cleared before reading: an event during the read marks it again.
+    entry.snapshotMarked = false
     // The snapshot and the journal it was read with: an append changes the stamp as a rewrite does.
-    const stamp = await snapshotStamp(path, cached?.snapshot?.generation ?? null)
-    if (stamp === null) return null // retired meanwhile
-    if (cached !== undefined && cached.stamp === stamp) return cached.snapshot
-    const snapshot = await readSnapshot(path)
-    this.#liveCache.set(id, { stamp, snapshot })
-    return snapshot
+    const stamp = await snapshotStamp(path, entry.snapshot?.generation ?? null)
+    if (stamp === null) {
+      // Retired meanwhile.
+      entry.stamp = null
+      entry.snapshot = null
+    } else if (stamp !== entry.stamp) {
+      try {
+        entry.snapshot = await readSnapshot(path)
+      } catch (error) {
+        // Tried again next time (and reported by the scan, with backoff).
+        entry.snapshotMarked = true
+        throw error
+      }
+      entry.stamp = stamp
+    }
+    return entry.snapshot
   }
 }

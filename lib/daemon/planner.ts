@@ -58,12 +58,22 @@ export function triage(entry: OwnerEntry): Triage {
 }
 
 /**
- * Orphans in the order they are adopted: daemons' snapshots first, because their settled keys
- * must be known before any orphan's runs are failed again (else a restarted daemon could send a
- * failure its predecessor already sent).
+ * Orphans in the order they are adopted: daemons' own snapshots first, because their settled
+ * keys must be known before any orphan's runs are failed again (else a restarted daemon could
+ * send a failure its predecessor already sent); then snapshots a daemon was adopting when it
+ * died (their newest fence is that daemon's: their runs may be in its snapshot already); then
+ * those whose process is dead, whose failure is the news, the most recently found first (a fresh
+ * death is not kept waiting behind a backlog that has waited already); then the stale ones.
+ * Otherwise in the order given.
  */
-export function adoptionOrder<T extends { holder: HolderState }>(orphans: readonly T[]): T[] {
-  return [...orphans].sort((a, b) => Number(b.holder.holder?.kind === 'daemon') - Number(a.holder.holder?.kind === 'daemon'))
+export function adoptionOrder<T extends { id: string; holder: HolderState; foundAt?: number }>(orphans: readonly T[]): T[] {
+  const rank = (o: T): number => {
+    const holder = o.holder.holder
+    // A snapshot is named by its owner's id: a daemon holding its own is a daemon's snapshot.
+    if (holder?.kind === 'daemon') return holder.id === o.id ? 0 : 1
+    return o.holder.liveness === 'dead' ? 2 : 3
+  }
+  return [...orphans].sort((a, b) => rank(a) - rank(b) || (rank(a) === 2 ? (b.foundAt ?? 0) - (a.foundAt ?? 0) : 0))
 }
 
 /** What one run of an adopted snapshot becomes. */

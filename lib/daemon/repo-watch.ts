@@ -34,12 +34,13 @@ import { watcherEventOf } from '../notify/delivery-record.js'
 import { RepoRuntime, type RuntimeOptions } from '../actor/runtime.js'
 import { DurableOwner } from '../owner/durable-owner.js'
 import { repoPaths, type RepoPaths } from '../repo.js'
-import { ownerIdOfFileName, prepareStatusFolders, snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
-import { adoptOrphan } from '../state/lease.js'
+import { ownerFileOf, prepareStatusFolders, snapshotPath, statusLayout, type StatusLayout } from '../state/layout.js'
+import { adoptOrphan, type Adoption } from '../state/lease.js'
 import type { Snapshot } from '../state/snapshot.js'
 import type { OwnerInfo } from '../state/owner.js'
 import { AimRuns } from './aim-runs.js'
-import { Discovery } from './discovery.js'
+import { Discovery, type Orphan } from './discovery.js'
+import { drainConcurrently } from './pool.js'
 import type { DaemonLog } from './log.js'
 import { adoptionOrder } from './planner.js'
 import { Quarantine } from './quarantine.js'
@@ -99,6 +100,17 @@ interface Session {
 }
 
 const isActive = (status: string): boolean => status === 'running' || status === 'stalled'
+
+/**
+ * The adoption work one scan does before it yields, ms: the next scan starts at once and finds a
+ * process that died meanwhile (adopted first), so a backlog delays a fresh death's report by
+ * about this much.
+ */
+const ADOPTION_BUDGET_MS = 250
+/** Orphans adopted per commit of the daemon's snapshot. */
+const ADOPTION_BATCH = 100
+/** Adoptions in flight at once (each mostly waits for its writes to be durable). */
+const ADOPTION_CONCURRENCY = 8
 
 /** The daemon's work on one repo. */
 export class RepoWatch {
@@ -272,18 +284,22 @@ export class RepoWatch {
   }
 
   /**
-   * A file event: scan soon, gathering a burst of events into one scan. Only a snapshot or
-   * marker of another owner counts: fences, locks, journals, temp files and set-aside files
-   * change when anyone (this daemon included) claims, locks or writes, and our own snapshot is
-   * ours; a rescan for those would feed on itself. A live owner's journal appends are seen by
-   * the poll, as its heartbeats are. An entry held back after failing waits its turn.
+   * A file event: Discovery says what it asks for (see {@link Discovery.noticed}). Only a change
+   * that needs the daemon now (an exit marker, a snapshot that appeared or vanished, a rewrite
+   * by an owner whose runs we carry) scans soon, gathering a burst of events into one scan; a
+   * live owner's rewrite (or journal append) only marks it for a look at the next poll, so a thousand owners
+   * reporting do not keep the daemon scanning. An entry held back after failing waits its turn.
    */
-  #soon(name: string | null): void {
+  #fileEvent(folder: 'owners' | 'exits', name: string | null): void {
+    const session = this.#session
+    if (this.#state !== 'active' || session === null) return
     if (name !== null) {
-      const id = ownerIdOfFileName(name)
-      if (id === null || id === this.#options.owner.id || this.#quarantine.blocked(id)) return
+      const id = ownerFileOf(name)?.id ?? null
+      if (id === null || this.#quarantine.blocked(id) || session.takeover.isTombstone(id)) return
+      const { actor } = session.runtime
+      if (this.#discovery.noticed(folder, name, (hash) => isActive(actor.run(hash)?.status ?? 'none')) !== 'scan') return
     }
-    if (this.#state !== 'active' || this.#soonTimer.dueAt !== null) return
+    if (this.#soonTimer.dueAt !== null) return
     this.#soonTimer.arm(systemClock.now() + 25)
   }
 
@@ -395,6 +411,8 @@ export class RepoWatch {
       const session: Session = { hold, owner: own, runtime, aim, takeover, watchers: [], nodeHashes, ownersSeen: 0, live: [], closed: false }
       this.#session = session
       this.#state = 'active'
+      // Events were not followed while this daemon was not the sender: start from nothing.
+      this.#discovery.reset()
       session.watchers = this.#watchFolders()
       log.info('active', { repo: this.root, pid: owner.pid, generation: hold.daemonLease.generation, aimLock: hold.aimLock.kind, checkinGrace: aim.graceSeconds })
       if (this.#options.announce === true) this.#announce()
@@ -419,16 +437,24 @@ export class RepoWatch {
 
   #watchFolders(): FSWatcher[] {
     const watchers: FSWatcher[] = []
-    for (const folder of [this.layout.owners, this.layout.exits]) {
+    for (const [kind, folder] of [
+      ['owners', this.layout.owners],
+      ['exits', this.layout.exits],
+    ] as const) {
       try {
-        const watcher = fsWatch(folder, { persistent: false }, (_event, name) => this.#soon(typeof name === 'string' ? name : null))
-        // Where fs.watch fails later (a folder removed, NFS), the poll carries on alone.
-        watcher.on('error', () => watcher.close())
+        const watcher = fsWatch(folder, { persistent: false }, (_event, name) => this.#fileEvent(kind, typeof name === 'string' ? name : null))
+        // Where fs.watch fails later (a folder removed, NFS), the poll carries on alone, and
+        // looks at every owner each time (no event tells of a change any more).
+        watcher.on('error', () => {
+          watcher.close()
+          this.#discovery.watching = false
+        })
         watchers.push(watcher)
       } catch {
         // No inotify here (NFS, some containers): the poll finds everything, a little later.
       }
     }
+    this.#discovery.watching = watchers.length === 2
     return watchers
   }
 
@@ -446,6 +472,7 @@ export class RepoWatch {
     if (session.closed) return
     session.closed = true
     for (const watcher of session.watchers) watcher.close()
+    this.#discovery.watching = false
     const { runtime, owner, aim } = session
     // Before the runtime: what is being accepted reaches the outbox, and is recorded.
     await aim.close().catch((error: unknown) => this.#logError('runtime-error', error))
@@ -494,16 +521,7 @@ export class RepoWatch {
       if (session.closed) return
       await takeover.markerOnly(id).catch((error: unknown) => this.#ownerError(id, error))
     }
-    for (const { id } of adoptionOrder(findings.orphans)) {
-      if (session.closed) return
-      try {
-        const adoption = await adoptOrphan(snapshotPath(this.layout, id), this.#options.owner, { staleMs: this.#options.staleMs })
-        if (adoption !== null) await takeover.adopt(id, adoption)
-        this.#quarantine.cleared(id)
-      } catch (error) {
-        this.#ownerError(id, error)
-      }
-    }
+    if (!(await this.#adopt(session, findings.orphans))) return
     if (findings.live.length > 0) await takeover.handBack(findings.live)
     takeover.prune()
     session.nodeHashes.clear()
@@ -517,6 +535,49 @@ export class RepoWatch {
       this.#logOnce('checkins-error', error)
     }
     this.#tell((o) => o.changed?.())
+  }
+
+  /**
+   * Adopts orphans in batches of at most {@link ADOPTION_BATCH} (one commit each) within
+   * {@link ADOPTION_BUDGET_MS} of work; the rest waits for the next scan, which then starts at
+   * once. A process that dies meanwhile is found by that scan and adopted before the backlog
+   * (see `adoptionOrder`), so a backlog delays its report by about one budget, not by the
+   * backlog's length. False when the session closed.
+   */
+  async #adopt(session: Session, orphans: Orphan[]): Promise<boolean> {
+    const queue = adoptionOrder(orphans)
+    const until = systemClock.now() + ADOPTION_BUDGET_MS
+    let next = 0
+    while (next < queue.length) {
+      if (session.closed) return false
+      if (systemClock.now() >= until) {
+        this.#again = true
+        break
+      }
+      const batch: Array<{ order: number; id: string; adoption: Adoption }> = []
+      let started = 0
+      const take = (): { order: number; id: string } | undefined => {
+        if (next >= queue.length || started >= ADOPTION_BATCH || systemClock.now() >= until || session.closed) return undefined
+        started++
+        const order = next++
+        return { order, id: (queue[order] as Orphan).id }
+      }
+      await drainConcurrently(ADOPTION_CONCURRENCY, take, async ({ order, id }) => {
+        try {
+          const adoption = await adoptOrphan(snapshotPath(this.layout, id), this.#options.owner, { staleMs: this.#options.staleMs })
+          // Not adoptable after all (alive again, or another daemon won): looked at afresh next time.
+          if (adoption === null) this.#discovery.lookAgain(id)
+          else batch.push({ order, id, adoption })
+          this.#quarantine.cleared(id)
+        } catch (error) {
+          this.#ownerError(id, error)
+        }
+      })
+      // Taken in in adoption order, not in the order the claims completed: a daemon's outbox
+      // (its settled keys) must be in before any run it already reported is failed again.
+      await session.takeover.adopt(batch.sort((a, b) => a.order - b.order))
+    }
+    return !session.closed
   }
 
   /**

@@ -11,7 +11,7 @@ import type { Clock } from '../clock.js'
 import type { RepoRuntime } from '../actor/runtime.js'
 import type { DurableOwner } from '../owner/durable-owner.js'
 import type { RepoPaths } from '../repo.js'
-import { readExitMarker, removeExitMarker } from '../state/exit-marker.js'
+import { readExitMarker, removeExitMarker, type ExitMarker } from '../state/exit-marker.js'
 import { exitMarkerPath, type StatusLayout } from '../state/layout.js'
 import { retireSnapshot, type Adoption, type Lease } from '../state/lease.js'
 import { ownerLiveness, type OwnerInfo } from '../state/owner.js'
@@ -19,7 +19,8 @@ import { writeSnapshotAtomic, type Snapshot } from '../state/snapshot.js'
 import { isTerminalPath } from '../terminal.js'
 import type { AimRuns } from './aim-runs.js'
 import type { DaemonLog } from './log.js'
-import { planAdoption, planHandBack, planMarkerOnly, planPrune, planTombstones } from './planner.js'
+import { drainConcurrently } from './pool.js'
+import { planAdoption, planHandBack, type AdoptionPlan, planMarkerOnly, planPrune, planTombstones } from './planner.js'
 
 /** What a {@link Takeover} needs from the repo watch. */
 export interface TakeoverOptions {
@@ -38,6 +39,22 @@ export interface TakeoverOptions {
   ownerError(id: string, error: unknown): void
   /** Filled in: the terminal each adopted run's process was started from, when it recorded one. */
   terminals?: Map<string, string>
+}
+
+/** Orphans retired (or held as tombstones) at once after a batch's commit. */
+const SETTLE_CONCURRENCY = 8
+
+/** An orphan taken into the runtime, waiting for the batch's commit. */
+interface Taken {
+  id: string
+  adoption: Adoption
+  marker: ExitMarker | null
+  plan: AdoptionPlan
+  failed: number
+  carried: number
+  now: number
+  /** The write holding its absorbed outbox (its trouble already reported). */
+  absorbed: Promise<void>
 }
 
 /** A frozen owner's snapshot, emptied and held so that the owner finds its lease lost on waking. */
@@ -75,10 +92,45 @@ export class Takeover {
     this.#tombstones.clear()
   }
 
-  /** Carries out the plan for an adopted orphan: its runs and outbox carried on, then its snapshot retired or held. */
-  async adopt(id: string, adoption: Adoption): Promise<void> {
+  /**
+   * Carries out the plans for adopted orphans, as one batch: each one's runs and outbox taken
+   * in, then one commit makes them all durable, then each snapshot is retired or held. One commit
+   * per batch, not per orphan: the daemon's snapshot grows with what it carries, and writing it
+   * whole once per orphan made a backlog cost O(n²) bytes. Durable before acting holds as before:
+   * an event a failed run makes is queued in the outbox, which sends it only after a commit that
+   * holds it (delivery.ts), and no orphan's snapshot is retired before the commit that holds its
+   * runs. One orphan's trouble is its own (`ownerError`); the others go on.
+   */
+  async adopt(adoptions: ReadonlyArray<{ id: string; adoption: Adoption }>): Promise<void> {
+    const taken: Taken[] = []
+    for (const { id, adoption } of adoptions) {
+      try {
+        taken.push(await this.#take(id, adoption))
+      } catch (error) {
+        this.#options.ownerError(id, error)
+      }
+    }
+    if (taken.length === 0) return
+    // The outboxes taken in persist through the same writer: awaited together, with the batch.
+    await Promise.all(taken.map((t) => t.absorbed))
+    await this.#owner.commit()
+    let next = 0
+    await drainConcurrently(
+      SETTLE_CONCURRENCY,
+      () => taken[next++],
+      async (t) => {
+        try {
+          await this.#settle(t)
+        } catch (error) {
+          this.#options.ownerError(t.id, error)
+        }
+      },
+    )
+  }
+
+  /** An orphan's runs and outbox taken into the runtime (not yet durable). */
+  async #take(id: string, adoption: Adoption): Promise<Taken> {
     const runtime = this.#runtime
-    const owner = this.#owner
     const { actor } = runtime
     const snapshot = adoption.snapshot
     const original = snapshot.owner
@@ -90,7 +142,7 @@ export class Takeover {
     }
     const plan = planAdoption({ snapshot, marker, liveness: ownerLiveness(original), mine: (hash) => actor.run(hash) })
     // A daemon's Python-Aim runs: their first sights and notified idx carry on here, and are
-    // made durable by the commit below, before its snapshot is retired.
+    // made durable by the batch's commit, before its snapshot is retired.
     if (plan.absorbCheckins) {
       try {
         this.#aim.absorb(snapshot.extra['checkins'])
@@ -98,14 +150,9 @@ export class Takeover {
         this.#options.ownerError(id, error)
       }
     }
-    // Its outbox first, so that keys it already delivered are known before any event is made.
-    if (plan.absorbOutbox) {
-      try {
-        await runtime.delivery.absorb(snapshot.outbox)
-      } catch (error) {
-        this.#options.ownerError(id, error)
-      }
-    }
+    // Its outbox first, so that keys it already delivered are known before any event is made:
+    // absorb() takes them in before its first await; its promise is the write that holds them.
+    const absorbed = plan.absorbOutbox ? runtime.delivery.absorb(snapshot.outbox).catch((error: unknown) => this.#options.ownerError(id, error)) : Promise.resolve()
     // Before any run is failed: the failure's news may go to that terminal.
     const terminal = snapshot.extra['terminal']
     if (this.#options.terminals !== undefined && isTerminalPath(terminal)) for (const run of snapshot.runs) this.#options.terminals.set(run.hash, terminal)
@@ -131,7 +178,13 @@ export class Takeover {
         carried++
       }
     }
-    await owner.commit()
+    return { id, adoption, marker, plan, failed, carried, now, absorbed }
+  }
+
+  /** After the commit that holds an orphan's runs: said, its marker removed, its snapshot retired or held. */
+  async #settle(taken: Taken): Promise<void> {
+    const { id, adoption, marker, plan, failed, carried, now } = taken
+    const original = adoption.snapshot.owner
     this.#options.log.info('adopted', {
       repo: this.#options.root,
       owner: id,

@@ -14,8 +14,7 @@
  * never keeps a lease from being taken: the next claim goes to the number after it.
  * @module
  */
-import { readdirSync, rmSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { STATE_FILE_MODE } from './files.js'
 import { createExclusiveSync, entryExists, lstatOrNull, readStateFileSync } from './safe-fs.js'
 import { parseOwnerInfo } from './owner.js'
@@ -26,9 +25,12 @@ export function fencePath(snapshotPath: string, generation: number): string {
   return `${snapshotPath}.fence-${generation}`
 }
 
-/** The highest claimed generation, 0 when none. */
-export function highestGeneration(snapshotPath: string): number {
-  let generation = 0
+/**
+ * The highest claimed generation, 0 when none. Fences are claimed in order, so a caller that
+ * knows generation `from` was claimed (a cache of an earlier look) probes only the ones after it.
+ */
+export function highestGeneration(snapshotPath: string, from = 0): number {
+  let generation = from
   while (entryExists(fencePath(snapshotPath, generation + 1))) generation += 1
   return generation
 }
@@ -70,16 +72,12 @@ export function holdsNewestGeneration(snapshotPath: string, ownerId: string): bo
   return readFence(snapshotPath, generation)?.holder?.id === ownerId
 }
 
-/** Removes every fence of a snapshot (when the snapshot itself is removed). */
+/**
+ * Removes every fence of a snapshot (when the snapshot itself is removed). Fences are claimed one
+ * after another from 1, so they are probed by number: a listing of `owners/` would cost every
+ * retire as much as there are owners.
+ */
 export function removeFences(snapshotPath: string): void {
-  const prefix = `${basename(snapshotPath)}.fence-`
-  let names: string[]
-  try {
-    names = readdirSync(dirname(snapshotPath))
-  } catch {
-    return
-  }
-  for (const name of names) {
-    if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length))) rmSync(join(dirname(snapshotPath), name), { force: true })
-  }
+  const highest = highestGeneration(snapshotPath)
+  for (let generation = 1; generation <= highest; generation++) rmSync(fencePath(snapshotPath, generation), { force: true })
 }

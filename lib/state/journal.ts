@@ -33,9 +33,9 @@
  * @module
  */
 import { constants, type Stats } from 'node:fs'
-import { lstat, open, readdir, rm, type FileHandle } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { lstat, open, rm, type FileHandle } from 'node:fs/promises'
 import { crc32 } from 'node:zlib'
+import { highestGeneration } from './fence.js'
 import { STATE_FILE_MODE } from './files.js'
 import { openExclusive, stateError, stateWriteError } from './safe-fs.js'
 import { ErrorCodes } from '../errors.js'
@@ -173,19 +173,10 @@ async function lstatOrNull(path: string): Promise<Stats | null> {
  * touched; an entry is removed itself, never what a link points to.
  */
 export async function removeJournals(snapshotPath: string): Promise<void> {
-  const prefix = `${basename(snapshotPath)}.journal-`
-  let names: string[]
-  try {
-    names = await readdir(dirname(snapshotPath))
-  } catch {
-    return
-  }
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue
-    const generation = name.slice(prefix.length)
-    if (!/^\d+$/.test(generation)) continue
-    await rm(join(dirname(snapshotPath), name), { force: true })
-  }
+  // Appends happen only under a claimed generation: probing those costs a retire what the
+  // snapshot's own history holds, where a listing of `owners/` would cost what every owner does.
+  const highest = highestGeneration(snapshotPath)
+  for (let generation = 1; generation <= highest; generation++) await rm(journalPath(snapshotPath, generation), { force: true })
 }
 
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0

@@ -89,6 +89,31 @@ export function ownerIdOfFileName(name: string): string | null {
   return match?.[1] ?? null
 }
 
+/** What a file of `owners/` is to its owner (see the layout above); `other` for names this version does not make. */
+export type OwnerFilePart = 'snapshot' | 'lock' | 'fence' | 'journal' | 'temp' | 'set-aside' | 'other'
+
+/** The owner a file name in `owners/` belongs to, and which of its files it is; null for names of no owner. */
+export function ownerFileOf(name: string): { id: string; part: OwnerFilePart } | null {
+  const match = /^([A-Za-z0-9_-]{1,64})\.json(?:\.(.+))?$/.exec(name)
+  if (match?.[1] === undefined) return null
+  const rest = match[2]
+  const part: OwnerFilePart =
+    rest === undefined
+      ? 'snapshot'
+      : rest === 'lock'
+        ? 'lock'
+        : /^fence-\d+$/.test(rest)
+          ? 'fence'
+          : /^journal-\d+$/.test(rest)
+            ? 'journal'
+            : rest.startsWith('tmp-')
+              ? 'temp'
+              : rest.startsWith('corrupt-')
+                ? 'set-aside'
+                : 'other'
+  return { id: match[1], part }
+}
+
 /**
  * The owner ids that have a snapshot in `owners/` (or a marker in `exits/`), sorted. A missing
  * folder is an empty list; an unreadable one rejects with `AIM_STATUS_INVALID_PATH`.

@@ -25,7 +25,7 @@ import { dirname } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { AimStatusError, ErrorCodes, OutOfRangeError, describeValue } from '../errors.js'
 import { STATE_FOLDER_MODE } from './files.js'
-import { claimGeneration, fencePath, highestGeneration, readFence, removeFences } from './fence.js'
+import { claimGeneration, fencePath, highestGeneration, readFence, removeFences, type FenceRecord } from './fence.js'
 import { entryExists, lstatOrNull, stateWriteError } from './safe-fs.js'
 import { ownerLiveness } from './owner.js'
 import type { OwnerInfo, OwnerLiveness } from './owner.js'
@@ -108,9 +108,28 @@ function resolveTimes(options: LeaseOptions): { staleMs: number; updateMs: numbe
 }
 
 /** A lock folder's mtime; null when there is none, or when what is there is not a folder (never ours). */
-function lockMtimeOf(path: string): number | null {
-  const entry = lstatOrNull(path)
+export function leaseLockMtime(snapshotPath: string): number | null {
+  const entry = lstatOrNull(`${snapshotPath}.lock`)
   return entry?.isDirectory() === true ? entry.mtimeMs : null
+}
+
+/** What a lease is judged from: the newest generation, its fence, the lock's mtime. */
+export interface LeaseView {
+  generation: number
+  fence: FenceRecord | null
+  lockMtime: number | null
+}
+
+/**
+ * The one rule of orphanhood, for {@link inspectLease} and for callers that keep a
+ * {@link LeaseView} between looks (the daemon's discovery): dead on this host, or neither lock
+ * nor fence touched for `staleMs` (wall-clock ms, what lock mtimes are).
+ */
+export function judgeLease(view: LeaseView, liveness: OwnerLiveness, staleMs: number, now: number): HolderState {
+  // Lock mtimes can be set up to 1 s ahead (proper-lockfile rounds up to whole seconds).
+  const touched = Math.max(view.lockMtime ?? -Infinity, view.fence?.claimedAt ?? -Infinity)
+  const idleMs = Math.max(0, now - touched)
+  return { generation: view.generation, holder: view.fence?.holder ?? null, liveness, idleMs, orphaned: liveness === 'dead' || idleMs > staleMs }
 }
 
 /** Looks at a snapshot's lease: who holds it, and whether they are orphaned. */
@@ -118,13 +137,10 @@ export async function inspectLease(snapshotPath: string, options: Pick<LeaseOpti
   const { staleMs } = resolveTimes({ staleMs: options.staleMs ?? DEFAULT_STALE_MS })
   const generation = highestGeneration(snapshotPath)
   const fence = generation > 0 ? readFence(snapshotPath, generation) : null
-  const lockMtime = lockMtimeOf(`${snapshotPath}.lock`)
-  // Lock mtimes can be set up to 1 s ahead (proper-lockfile rounds up to whole seconds).
-  const touched = Math.max(lockMtime ?? -Infinity, fence?.claimedAt ?? -Infinity)
-  const idleMs = Math.max(0, Date.now() - touched)
+  const lockMtime = leaseLockMtime(snapshotPath)
   const holder = fence?.holder ?? null
   const liveness: OwnerLiveness = holder === null ? 'unknown' : ownerLiveness(holder)
-  return { generation, holder, liveness, idleMs, orphaned: liveness === 'dead' || idleMs > staleMs }
+  return judgeLease({ generation, fence, lockMtime }, liveness, staleMs, Date.now())
 }
 
 function leaseLost(path: string, why: string): AimStatusError {
