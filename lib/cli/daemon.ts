@@ -5,7 +5,7 @@
 import type { Command } from 'commander'
 import { DEFAULT_DAEMON_GRACE, DEFAULT_POLL_MS, Daemon } from '../daemon/daemon.js'
 import { formatStatus, repoStatus } from '../daemon/status.js'
-import { HttpFace } from '../daemon/http/server.js'
+import type { HttpFace } from '../daemon/http/server.js'
 import { Access, parseListenAddress, type AccessOptions } from '../daemon/http/access.js'
 import { DEFAULT_STALE_MS, MIN_STALE_MS } from '../state/lease.js'
 import { fail, failWith, numberFlag, out, repoRoot, repoRoots } from './common.js'
@@ -123,6 +123,8 @@ export function registerDaemonCommands(program: Command): void {
       let face: HttpFace | null = null
       if (access !== null) {
         try {
+          // Loaded only with --http: the face and prom-client are most of a daemon's modules.
+          const { HttpFace } = await import('../daemon/http/server.js')
           face = await HttpFace.start({ ...access, repos: daemon.repos, owner: daemon.owner, staleMs: daemon.staleMs, log: daemon.log })
         } catch (error) {
           throw failWith(error)
