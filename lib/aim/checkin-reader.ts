@@ -212,18 +212,26 @@ function isRunState(value: unknown): value is CheckinRunState {
 }
 
 /** The columns of a reader state, from its runs. */
-export function encodeReaderState(runs: Iterable<readonly [string, Readonly<CheckinRunState>]>, savedAt: number): CheckinReaderColumns {
+export function encodeReaderState(runs: ReadonlyMap<string, Readonly<CheckinRunState>>, savedAt: number): CheckinReaderColumns {
   const timeBase = Math.round(savedAt)
-  const columns: CheckinReaderColumns = { version: 2, savedAt, timeBase, hash: [], idx: [], flag: [], expectNextIn: [], firstSeenAt: [], notifiedIdx: [], status: [] }
-  for (const [hash, run] of runs) {
-    columns.hash.push(hash)
-    columns.idx.push(run.idx)
-    columns.flag.push(SAVED_FLAGS.indexOf(run.flag))
-    columns.expectNextIn.push(run.expectNextIn)
-    columns.firstSeenAt.push(Math.round(run.firstSeenAt) - timeBase)
-    columns.notifiedIdx.push(run.notifiedIdx)
-    columns.status.push(SAVED_STATUSES.indexOf(run.status))
-  }
+  // Made at their length: pushes would grow each array a few times over, garbage at every write.
+  const n = runs.size
+  const column = (): number[] => new Array<number>(n)
+  const columns: CheckinReaderColumns = { version: 2, savedAt, timeBase, hash: new Array<string>(n), idx: column(), flag: column(), expectNextIn: column(), firstSeenAt: column(), notifiedIdx: column(), status: column() }
+  let i = 0
+  // forEach rather than for…of here and in the reader's loops over every run or name: code run
+  // once or a few times (a daemon's start) is not optimised yet, and there an iterator allocates
+  // a result object per step (a megabyte per loop over 10k runs, promoted with what survives).
+  runs.forEach((run, hash) => {
+    columns.hash[i] = hash
+    columns.idx[i] = run.idx
+    columns.flag[i] = SAVED_FLAGS.indexOf(run.flag)
+    columns.expectNextIn[i] = run.expectNextIn
+    columns.firstSeenAt[i] = Math.round(run.firstSeenAt) - timeBase
+    columns.notifiedIdx[i] = run.notifiedIdx
+    columns.status[i] = SAVED_STATUSES.indexOf(run.status)
+    i++
+  })
   return columns
 }
 
@@ -302,7 +310,8 @@ export class CheckinReader {
   #absentRuns = 0
   /** Counts changes of the durable state (see {@link changes}). */
   #changes = 0
-  #listedOnce = false
+  /** Runs were restored and no listing has been taken in since: their files are still to count. */
+  #restoredUnlisted = false
   #stamp: FolderStamp | null = null
   #lastFullListAt = -Infinity
   readonly #warned = new Set<string>()
@@ -368,7 +377,8 @@ export class CheckinReader {
     const out: CheckinTransition[] = []
     const fresh: string[] = []
     let present = 0
-    for (const name of names) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string
       if (this.#known.has(name)) present++
       else fresh.push(name)
     }
@@ -376,7 +386,8 @@ export class CheckinReader {
     // Only the newest idx per run among the new names matters; the others count as its files.
     const newest = new Map<string, { checkin: Checkin; files: number }>()
     let added = 0
-    for (const name of fresh) {
+    for (let i = 0; i < fresh.length; i++) {
+      const name = fresh[i] as string
       // A listing can repeat a name when the folder changes while it is read.
       if (this.#known.has(name)) continue
       added++
@@ -392,12 +403,12 @@ export class CheckinReader {
         if (checkin.idx > best.checkin.idx) best.checkin = checkin
       }
     }
-    for (const { checkin, files } of newest.values()) this.#see(checkin, now, out).files += files
+    newest.forEach(({ checkin, files }) => void (this.#see(checkin, now, out).files += files))
 
     // Some known names are gone (or this is the first listing, after a restore): forget them,
     // and drop the runs left without a watched file. Only then is the whole listing a set.
-    if (present !== this.#known.size - added || !this.#listedOnce || this.#absentRuns > 0) this.#forgetVanished(names)
-    this.#listedOnce = true
+    if (present !== this.#known.size - added || this.#restoredUnlisted || this.#absentRuns > 0) this.#forgetVanished(names)
+    this.#restoredUnlisted = false
     this.#checkDeadlines(now, out)
     return out
   }
@@ -412,11 +423,10 @@ export class CheckinReader {
   /** When the next run will count as stalled if nothing new appears; `null` if none can. */
   nextDeadlineAt(): number | null {
     let next: number | null = null
-    for (const hash of this.#armed) {
-      const run = this.#runs.get(hash) as CheckinRunState
-      const at = this.#stallAt(run)
+    this.#armed.forEach((hash) => {
+      const at = this.#stallAt(this.#runs.get(hash) as CheckinRunState)
       if (next === null || at < next) next = at
-    }
+    })
     return next
   }
 
@@ -511,14 +521,14 @@ export class CheckinReader {
   }
 
   #checkDeadlines(now: number, out: CheckinTransition[]): void {
-    for (const hash of this.#armed) {
+    this.#armed.forEach((hash) => {
       const run = this.#runs.get(hash) as CheckinRunState
-      if (now < this.#stallAt(run)) continue
+      if (now < this.#stallAt(run)) return
       run.status = 'stalled'
       this.#changes++
       this.#armed.delete(hash)
       this.#emit('stalled', hash, run, now, out)
-    }
+    })
   }
 
   #emit(kind: CheckinTransition['kind'], hash: string, run: CheckinRunState, now: number, out: CheckinTransition[]): void {
@@ -544,28 +554,28 @@ export class CheckinReader {
 
   #forgetVanished(names: readonly string[]): void {
     const listed = new Set(names)
-    for (const [name, hash] of this.#known) {
-      if (listed.has(name)) continue
+    this.#known.forEach((hash, name) => {
+      if (listed.has(name)) return
       this.#known.delete(name)
       const run = hash === null ? undefined : this.#runs.get(hash)
       if (run !== undefined && run.files > 0) run.files--
-    }
+    })
     this.#absentRuns = 0
-    for (const [hash, run] of this.#runs) {
+    this.#runs.forEach((run, hash) => {
       if (run.files > 0) {
         run.absent = 0
-        continue
+        return
       }
       run.absent++
       if (run.absent < FORGET_AFTER_LISTINGS) {
         // Kept as it is (its deadline too): most likely between two of its own files.
         this.#absentRuns++
-        continue
+        return
       }
       this.#runs.delete(hash)
       this.#armed.delete(hash)
       this.#changes++
-    }
+    })
   }
 
   #warnOnce(name: string): void {
@@ -587,6 +597,7 @@ export class CheckinReader {
       this.#runs.set(hash, run)
       this.#arm(hash, run)
     }
+    this.#restoredUnlisted = this.#runs.size > 0
     this.#changes++
   }
 }

@@ -42,9 +42,10 @@ export interface AimRunsOptions {
   log: DaemonLog
   /**
    * Hands an event to the repo's outbox; resolves once it is durable there, with the notifiers
-   * it was queued for (none when no notifier wants it) and whether a mute held it back.
+   * it was queued for and whether a mute held it back. An event no notifier wants may be
+   * answered at once, without a promise: most of a first scan's are.
    */
-  accept(event: RunEvent): Promise<Accepted>
+  accept(event: RunEvent): Accepted | Promise<Accepted>
   /**
    * Which hashes a Node owner (live, or adopted by the daemon) holds: it announces those runs,
    * not us. Asked once per batch of transitions, after the listing that found them: a Node
@@ -312,35 +313,26 @@ export class AimRuns {
     const { paths, log, host, pid } = this.#options
     const isNodeRun = await this.#options.nodeRuns()
     let accepting: Promise<void>[] = []
-    for (const transition of transitions) {
+    for (let i = 0; i < transitions.length; i++) {
+      const transition = transitions[i] as CheckinTransition
       const { hash, idx, kind } = transition
       if (isNodeRun(hash)) {
-        log.debug('checkin-skipped', { repo: paths.root, hash, idx, eventKind: kind, why: 'a Node owner watches this run' })
+        if (log.enabled('debug')) log.debug('checkin-skipped', { repo: paths.root, hash, idx, eventKind: kind, why: 'a Node owner watches this run' })
         continue
       }
       const event = checkinEvent(transition, { repo: paths.root, host, pid, graceSeconds: this.graceSeconds })
-      const say = (level: 'debug' | 'info', muted: boolean): void =>
-        log[level](kind, {
-          repo: paths.root,
-          hash,
-          episode: event.run.episode,
-          overdue: event.overdueSeconds,
-          key: event.key,
-          source: 'aim-checkin',
-          idx,
-          alreadyNotified: transition.alreadyNotified || undefined,
-          muted: muted || undefined,
-        })
       if (transition.alreadyNotified) {
-        say('debug', false)
+        this.#say('debug', transition, event, false)
+        continue
+      }
+      const answer = this.#options.accept(event)
+      if (!(answer instanceof Promise)) {
+        this.#accepted(answer, transition, event)
         continue
       }
       accepting.push(
-        this.#options.accept(event).then(
-          ({ queued, muted }) => {
-            say(queued.length > 0 || muted ? 'info' : 'debug', muted)
-            if (isAimNotification(transition)) this.#record(hash, idx)
-          },
+        answer.then(
+          (accepted) => this.#accepted(accepted, transition, event),
           (error: unknown) => {
             const plain = toPlainError(error)
             log.error('runtime-error', { repo: paths.root, hash, key: event.key, code: plain.code, error: plain.message })
@@ -356,6 +348,28 @@ export class AimRuns {
       }
     }
     await Promise.all(accepting)
+  }
+
+  #accepted({ queued, muted }: Accepted, transition: CheckinTransition, event: RunEvent): void {
+    this.#say(queued.length > 0 || muted ? 'info' : 'debug', transition, event, muted)
+    if (isAimNotification(transition)) this.#record(transition.hash, transition.idx)
+  }
+
+  /** A transition's line: info for one queued for sending (or muted), debug for the rest. */
+  #say(level: 'debug' | 'info', transition: CheckinTransition, event: RunEvent, muted: boolean): void {
+    const { log, paths } = this.#options
+    if (!log.enabled(level)) return
+    log[level](transition.kind, {
+      repo: paths.root,
+      hash: transition.hash,
+      episode: event.run.episode,
+      overdue: event.overdueSeconds,
+      key: event.key,
+      source: 'aim-checkin',
+      idx: transition.idx,
+      alreadyNotified: transition.alreadyNotified || undefined,
+      muted: muted || undefined,
+    })
   }
 
   /** Records `hash -> idx` in Aim's file; records asked for while one is written go in the next write. */

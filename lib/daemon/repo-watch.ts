@@ -38,7 +38,7 @@ import { ownerIdOfFileName, prepareStatusFolders, snapshotPath, statusLayout, ty
 import { adoptOrphan } from '../state/lease.js'
 import type { Snapshot } from '../state/snapshot.js'
 import type { OwnerInfo } from '../state/owner.js'
-import { AimRuns, type AimScanFindings } from './aim-runs.js'
+import { AimRuns, type Accepted, type AimScanFindings } from './aim-runs.js'
 import { Discovery } from './discovery.js'
 import type { DaemonLog } from './log.js'
 import { adoptionOrder } from './planner.js'
@@ -116,6 +116,9 @@ interface ScanCounts {
 }
 
 const isActive = (status: string): boolean => status === 'running' || status === 'stalled'
+
+/** The answer for an event no notifier wants: nothing queued, no mute. */
+const NOTHING_QUEUED: Accepted = { queued: [], muted: false }
 
 /** The daemon's work on one repo. */
 export class RepoWatch {
@@ -221,6 +224,8 @@ export class RepoWatch {
   }
 
   #tell(call: (observer: RepoObserver) => void): void {
+    // Most daemons have no observer (no HTTP face): no iterator per event for an empty set.
+    if (this.#observers.size === 0) return
     for (const observer of this.#observers) {
       try {
         call(observer)
@@ -377,11 +382,15 @@ export class RepoWatch {
         host: owner.host,
         pid: owner.pid,
         log,
-        accept: async (event) => {
+        accept: (event) => {
           const muted = rt.muteOf(event)
           this.#tell((o) => o.event?.(event, muted))
           this.#tell((o) => o.changed?.())
-          return { queued: await rt.accept(event, muted), muted: muted !== null }
+          // What no notifier wants is not handed to the outbox (it would queue nothing): most of
+          // a first scan's transitions, whose promises and frames are most of its garbage. A
+          // muted one still goes (a recovery ends a mute until healthy).
+          if (muted === null && !rt.wantsKind(event.kind)) return NOTHING_QUEUED
+          return rt.accept(event, muted).then((queued) => ({ queued, muted: muted !== null }))
         },
         // Adopted runs stay in the actor (ended ones for keepEndedMs): still the Node owner's.
         nodeRuns: async () => {
