@@ -6,6 +6,7 @@
  * npm run bench                           # every scenario
  * npm run bench -- hot-path actor-scale   # some
  * npm run bench -- --quick                # tiny sizes: a smoke run
+ * npm run bench -- daemon-cost --baseline ../baseline/dist   # with a baseline build beside
  * npm run bench -- --list
  * ```
  * @module
@@ -22,23 +23,33 @@ import { fencing } from './scenarios/fencing.js'
 import { wrapOverhead } from './scenarios/wrap-overhead.js'
 import { lateEndpoints } from './scenarios/late-endpoints.js'
 import { httpFace } from './scenarios/http-face.js'
+import { BASELINE_ENV, daemonCost } from './scenarios/daemon-cost.js'
 
 // The scenarios start the daemons they measure; a training child's default daemon would be
 // another one, left running. The crash scenario turns it back on for its own children.
 process.env['AIM_STATUS_DAEMON'] ??= '0'
 
-const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, wrapOverhead, lateEndpoints, httpFace]
+const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, wrapOverhead, lateEndpoints, httpFace, daemonCost]
 
 function usage(): string {
-  return ['usage: tsx bench/main.ts [--quick] [--list] [NAME…]', 'scenarios:', ...scenarios.map((s) => `  ${s.name.padEnd(18)} ${s.description}`)].join('\n')
+  return ['usage: tsx bench/main.ts [--quick] [--list] [--baseline DIST] [NAME…]', 'scenarios:', ...scenarios.map((s) => `  ${s.name.padEnd(18)} ${s.description}`)].join('\n')
 }
 
 async function main(argv: string[]): Promise<number> {
   const names: string[] = []
   let quick = false
-  for (const arg of argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
     if (arg === '--quick') quick = true
-    else if (arg === '--list' || arg === '--help' || arg === '-h') {
+    else if (arg === '--baseline') {
+      // A baseline build's dist/ for the scenarios that compare against one (daemon-cost).
+      const dir = argv[++i]
+      if (dir === undefined || dir.startsWith('-')) {
+        console.error(`--baseline needs a folder (a build's dist/)\n${usage()}`)
+        return 2
+      }
+      process.env[BASELINE_ENV] = dir
+    } else if (arg === '--list' || arg === '--help' || arg === '-h') {
       console.log(usage())
       return 0
     } else if (arg.startsWith('-')) {

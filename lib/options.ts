@@ -99,6 +99,14 @@ export const DAEMON_ENV = 'AIM_STATUS_DAEMON'
 export const DEFAULT_GRACE_SECONDS = 100
 
 /**
+ * The promise each progress line of `aim-watcher run` makes by default, in seconds. Five minutes: most training
+ * loops print far more often, while an evaluation pass, a checkpoint save or a first epoch's
+ * data loading may print nothing for minutes; with the default grace (100 s) a command silent
+ * for about 6.7 minutes is reported stalled.
+ */
+export const DEFAULT_EXPECT_SECONDS = 300
+
+/**
  * The largest promise and grace accepted, in seconds (30 days). A larger one is almost surely
  * a unit mistake (milliseconds passed as seconds).
  */

@@ -4,7 +4,7 @@ import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, write
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
-import { CheckinReader, type CheckinTransition, FORGET_AFTER_LISTINGS } from '../lib/aim/checkin-reader.js'
+import { CheckinReader, type CheckinReaderState, type CheckinRunState, type CheckinTransition, FORGET_AFTER_LISTINGS, checkReaderState } from '../lib/aim/checkin-reader.js'
 import { CheckinWriter } from '../lib/aim/checkin-writer.js'
 import { readLastRunNotifications, recordLastRunNotifications, writeLastRunNotifications } from '../lib/aim/last-run-notifications.js'
 import { tempRepo } from './support/temp-repo.js'
@@ -177,7 +177,8 @@ t.test('a restart from saved state neither resets timers nor re-sends', async (t
   await first.scan()
   clock.advance(90_000)
   t.same(kinds(await first.scan()), ['stalled:a1b2:6'])
-  const saved = JSON.parse(JSON.stringify(first.toJSON()))
+  const saved = JSON.parse(JSON.stringify(first.toJSON())) as CheckinReaderState
+  t.same(Object.keys(saved.runs), ['a1b2c3d4e5f60718293a4b5c', 'dddd'], 'saved by hash')
 
   // The daemon restarts 20 s later; meanwhile dddd was not renewed and a new run appeared.
   clock.advance(20_000)
@@ -192,12 +193,44 @@ t.test('a restart from saved state neither resets timers nor re-sends', async (t
   touch(folder, name('a1b2c3d4e5f60718293a4b5c', 7, 'check_in', 60))
   t.same(kinds(await second.scan()), ['recovered:a1b2:7'])
 
+  const dddd = checkReaderState(saved).runs['dddd'] as CheckinRunState
+  t.strictSame(dddd, { idx: 1, flag: 'check_in', expectNextIn: 100, firstSeenAt: seenAt, notifiedIdx: -1, status: 'running' }, 'the run as it was, and nothing of the listing (its file counts) saved')
   t.throws(() => new CheckinReader({ folder, state: { version: 2 } as never }), { code: 'AIM_STATUS_CORRUPT_FILE' })
-  t.throws(() => new CheckinReader({ folder, state: { version: 1, savedAt: 0, runs: { '../x': saved.runs.dddd } } }), { code: 'AIM_STATUS_CORRUPT_FILE' })
-  t.throws(() => new CheckinReader({ folder, state: { version: 1, savedAt: 0, runs: { dddd: { ...saved.runs.dddd, status: 'odd' } } } }), { code: 'AIM_STATUS_CORRUPT_FILE' })
+  t.throws(() => new CheckinReader({ folder, state: { version: 1, savedAt: 0, runs: { '../x': dddd } } }), { code: 'AIM_STATUS_CORRUPT_FILE' })
+  t.throws(() => new CheckinReader({ folder, state: { version: 1, savedAt: 0, runs: { dddd: { ...dddd, status: 'odd' as never } } } }), { code: 'AIM_STATUS_CORRUPT_FILE' })
   // A saved first sight from a clock that has since gone back is clamped to now.
-  const future = { version: 1 as const, savedAt: 0, runs: { dddd: { ...saved.runs.dddd, status: 'running', firstSeenAt: clock.now() + 1e9 } } }
+  const future = { version: 1 as const, savedAt: 0, runs: { dddd: { ...dddd, status: 'running' as const, firstSeenAt: clock.now() + 1e9 } } }
   t.equal(new CheckinReader({ folder, clock, state: future }).runs.get('dddd')?.firstSeenAt, clock.now())
+})
+
+t.test('the revision counts what the saved state would show, not listings', async (t) => {
+  const folder = join(t.testdir(), 'check_ins')
+  mkdirSync(folder)
+  touch(folder, name('abcd', 1, 'check_in', 60), name('ef01', 1, 'starting', 0))
+  const clock = new ManualClock()
+  // Every scan lists the folder (no trusted mtime): a listing alone is not a change.
+  const reader = new CheckinReader({ folder, clock, graceSeconds: GRACE, trustFolderMtime: false })
+  t.equal(reader.revision, 0)
+  await reader.scan()
+  const seen = reader.revision
+  t.ok(seen > 0, 'first sights are changes')
+  await reader.scan()
+  await reader.scan()
+  t.equal(reader.revision, seen, 'listings that found nothing new change nothing')
+  touch(folder, name('abcd', 2, 'check_in', 60))
+  await reader.scan()
+  t.ok(reader.revision > seen, 'a newer idx is a change (its first sight moved)')
+  const moved = reader.revision
+  clock.advance((60 + GRACE) * 1000)
+  t.same(kinds(reader.evaluate()), ['stalled:abcd:2'])
+  t.ok(reader.revision > moved, 'a stall is a change')
+  const stalled = reader.revision
+  rmSync(join(folder, name('ef01', 1, 'starting', 0)))
+  for (let i = 1; i < FORGET_AFTER_LISTINGS; i++) await reader.scan()
+  t.equal(reader.revision, stalled, 'a run missing from fewer listings than it takes to forget it is kept as it was')
+  await reader.scan()
+  t.ok(reader.revision > stalled, 'forgetting a run is a change')
+  t.same([...reader.runs.keys()], ['abcd'])
 })
 
 t.test('the folder is not listed again while its mtime proves nothing changed', async (t) => {

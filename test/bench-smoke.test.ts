@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { exec, type Ran } from './support/child.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const scenarios = ['hot-path', 'detection-latency', 'actor-scale', 'snapshot', 'takeover', 'daemon-scan', 'fencing', 'wrap-overhead', 'late-endpoints', 'http-face']
+const scenarios = ['hot-path', 'detection-latency', 'actor-scale', 'snapshot', 'takeover', 'daemon-scan', 'fencing', 'wrap-overhead', 'late-endpoints', 'http-face', 'daemon-cost']
 
 const runBench = (name: string): Promise<Ran> => exec(process.execPath, ['--import', 'tsx', 'bench/main.ts', '--quick', name], { cwd: root })
 

@@ -90,6 +90,7 @@ t.test('errors name the flag, not the option field behind it', async (t) => {
     [['start', '--poll-ms', '10'], /Expected --poll-ms /],
     [['start', '--grace', '5'], /Expected --grace to be a number of seconds of at least 30/],
     [['start', '--poll-ms', 'soon'], /--poll-ms expects an integer, got "soon"/],
+    [['start', '--log-level', 'verbose'], /AIM_STATUS_INVALID_OPTION: Expected --log-level to be one of debug, info, warn, error, got "verbose"/],
     [['status', '--stale-ms', 'x'], /--stale-ms expects an integer/],
     [['notifiers', 'add', 'slack', '--webhook-url', 'ftp://example.com/x'], /slack notifier: --webhook-url must be an http:\/\/ or https:\/\/ URL/],
     [['notifiers', 'add', 'workplace', '--group-id', 'abc', '--access-token', 'tok'], /workplace notifier: --group-id must be a positive integer/],
@@ -103,7 +104,7 @@ t.test('errors name the flag, not the option field behind it', async (t) => {
     const res = await cli(['--repo', root, ...args])
     t.equal(res.code, 2, args.join(' '))
     t.match(res.stderr, message, args.join(' '))
-    t.notMatch(res.stderr, /staleMs|pollMs|timeoutMs|argument "|`grace`/, 'no field names of the library')
+    t.notMatch(res.stderr, /staleMs|pollMs|logLevel|timeoutMs|argument "|`grace`/, 'no field names of the library')
   }
   t.notOk(existsSync(repoPaths(root).config), 'nothing was written')
 })

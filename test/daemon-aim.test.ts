@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
 import { Daemon } from '../lib/daemon/daemon.js'
 import { AimRuns } from '../lib/daemon/aim-runs.js'
+import { checkReaderState } from '../lib/aim/checkin-reader.js'
 import { eventKey } from '../lib/model.js'
 import { repoPaths } from '../lib/repo.js'
 import { acquireLease } from '../lib/state/lease.js'
@@ -74,7 +75,10 @@ interface InProcess {
   settle(): Promise<void>
 }
 
-/** A daemon in this process, on `clock`, its JSON log parsed. */
+/**
+ * A daemon in this process, on `clock`, its JSON log parsed. At `debug`: these tests follow
+ * each Python run's transitions, the ones that send nothing too.
+ */
 async function inProcessDaemon(t: Test, roots: string[], clock: ManualClock): Promise<InProcess> {
   const lines: LogLine[] = []
   const waiters: Array<{ match: (line: LogLine) => boolean; nth: number; resolve: (line: LogLine) => void }> = []
@@ -86,6 +90,7 @@ async function inProcessDaemon(t: Test, roots: string[], clock: ManualClock): Pr
     staleMs: 10_000,
     pollMs: 50,
     jsonLogs: true,
+    logLevel: 'debug',
     clock,
     // The attempt timeout runs on the manual clock: it must not fire when a test moves time
     // while a send is in flight.
@@ -296,7 +301,8 @@ t.test('a daemon restart keeps first sights and what was notified: no re-send, n
   const ownerFiles = readdirSync(statusLayout(repoPaths(root)).owners).filter((f) => f.endsWith('.json'))
   t.equal(ownerFiles.length, 1, "the daemon's snapshot is kept for its Python runs")
   const kept = await readSnapshot(join(statusLayout(repoPaths(root)).owners, ownerFiles[0] as string))
-  t.match(kept?.extra, { checkins: { version: 1, runs: { [r1]: { idx: 2, status: 'stalled', notifiedIdx: 2 }, [r2]: { idx: 1, status: 'running' } } } })
+  t.match(kept?.extra, { checkins: { version: 2, hash: [r1, r2] } }, 'the reader state is saved as columns')
+  t.match(checkReaderState(kept?.extra['checkins']).runs, { [r1]: { idx: 2, status: 'stalled', notifiedIdx: 2 }, [r2]: { idx: 1, status: 'running' } })
 
   const second = await inProcessDaemon(t, [root], clock)
   t.match(await second.waitEvent((l) => l.event === 'adopted'), { cause: 'daemon', kind: 'daemon' })
@@ -417,9 +423,12 @@ t.test('absorbing a state keeps the deadline timer working on the new reader', a
     graceSeconds: GRACE,
     host: 'h',
     pid: 1,
-    log: { info() {}, warn() {}, error() {} },
-    accept: async (event) => void accepted.push(event.key),
-    isNodeRun: () => false,
+    log: { enabled: () => false, debug() {}, info() {}, warn() {}, error() {} },
+    accept: async (event) => {
+      accepted.push(event.key)
+      return { queued: ['n'], muted: false }
+    },
+    nodeRuns: async () => () => false,
     onStateChanged() {},
   })
   t.teardown(() => runs.close())
@@ -433,4 +442,78 @@ t.test('absorbing a state keeps the deadline timer working on the new reader', a
   clock.advance((60 + GRACE) * 1000)
   await runs.idle()
   t.same(accepted, [eventKey({ source: 'aim', hash: 'absorbed', kind: 'started', idx: 1 }), eventKey({ source: 'aim', hash: 'absorbed', kind: 'stalled', idx: 2 })], 'the stall falls due on the timer, with no scan')
+})
+
+/** A repo for the log-level tests: 30 quiet Python runs, 5 finished ones already notified, 1 finished one not yet, one orphaned Node run. */
+async function crowdedRepo(t: Test, base: string): Promise<{ root: string; pending: string; orphan: string }> {
+  const root = makeRepo(tempDir(t))
+  await useSlack(root, base, ['stalled', 'finished', 'failed'])
+  const hash = (i: number) => `${String(i).padStart(4, '0')}${'ab'.repeat(10)}`
+  for (let i = 0; i < 30; i++) touch(root, name(hash(i), 1, 'check_in', 3600))
+  const notified: Record<string, number> = {}
+  for (let i = 30; i < 35; i++) {
+    touch(root, name(hash(i), 2, 'finished', 0))
+    notified[hash(i)] = 2
+  }
+  mkdirSync(repoPaths(root).notifications, { recursive: true })
+  writeFileSync(repoPaths(root).lastRunNotifications, JSON.stringify(notified))
+  const pending = hash(35)
+  touch(root, name(pending, 3, 'finished', 0))
+  const orphan = 'orphaned_node_run'
+  await writeOwnerSnapshot(root, deadOwner(), [runningRun(orphan)])
+  return { root, pending, orphan }
+}
+
+t.test('at the default log level a start is one summary line: per-run lines only for what is sent', async (t) => {
+  const endpoint = await slack(t)
+  const { root, pending, orphan } = await crowdedRepo(t, endpoint.base)
+  const daemon = startDaemon([root])
+  await daemon.waitEvent((l) => l.event === 'notified' && l['hash'] === pending)
+  await daemon.waitEvent((l) => l.event === 'notified' && l['hash'] === orphan)
+  daemon.process.kill('SIGTERM')
+  t.equal((await daemon.exited).code, 0)
+  const lines = daemon.events()
+  const summaries = lines.filter((l) => l.event === 'first-scan')
+  t.equal(summaries.length, 1, 'one summary of the first scan')
+  t.match(summaries[0], { level: 'info', repo: root, ownersLive: 0, orphans: 1, adopted: 1, markers: 0, aimRunning: 30, aimStalled: 0, aimFinished: 6, aimTransitions: 36, aimAlreadyNotified: 5 })
+  t.equal(typeof summaries[0]?.['ms'], 'number', 'with how long the scan took')
+  t.same(
+    lines.filter((l) => l['source'] === 'aim-checkin').map((l) => [l.event, l['hash']]),
+    [['finished', pending]],
+    'of 36 Python runs, a line only for the one notification accepted for sending',
+  )
+  t.ok(
+    lines.some((l) => l.event === 'failed' && l['hash'] === orphan && l.level === 'info'),
+    'the adopted run: its failure, sent, is an info line',
+  )
+  t.same(
+    lines.filter((l) => l.level === 'debug'),
+    [],
+    'nothing at debug',
+  )
+  t.same(textsFor(endpoint.requests, pending), [finished(pending)])
+})
+
+t.test('--log-level debug adds a line per Python run seen and a line per scan', async (t) => {
+  const endpoint = await slack(t)
+  const { root, pending } = await crowdedRepo(t, endpoint.base)
+  const daemon = startDaemon([root], ['--log-level', 'debug'])
+  // Each scan is said: a test can wait for scans instead of sleeping.
+  await daemon.waitEvent((l) => l.event === 'scan' && l['aimTransitions'] === 0)
+  await daemon.waitEvent((l) => l.event === 'notified' && l['hash'] === pending)
+  daemon.process.kill('SIGTERM')
+  t.equal((await daemon.exited).code, 0)
+  const lines = daemon.events()
+  const perRun = lines.filter((l) => l['source'] === 'aim-checkin')
+  t.equal(perRun.filter((l) => l.event === 'started' && l.level === 'debug').length, 30, 'the quiet runs seen, at debug')
+  t.equal(perRun.filter((l) => l.event === 'finished' && l['alreadyNotified'] === true && l.level === 'debug').length, 5, 'the runs already notified, at debug')
+  t.match(
+    perRun.filter((l) => l['hash'] === pending),
+    [{ event: 'finished', level: 'info' }],
+    'the one sent stays an info line',
+  )
+  t.equal(lines.filter((l) => l.event === 'first-scan').length, 1)
+  const scans = lines.filter((l) => l.event === 'scan')
+  t.ok(scans.length >= 2, `a line per scan (${scans.length})`)
+  t.match(scans[0], { level: 'debug', aimTransitions: 36, adopted: 1 })
 })

@@ -19,6 +19,8 @@ async function startInProcessDaemon(t: Test, root: string) {
     staleMs: 2000,
     pollMs: 50,
     jsonLogs: true,
+    // Every transition logged, sent or not: a Node run taken for a Python one must show.
+    logLevel: 'debug',
     writeLine: (text) => {
       const line = JSON.parse(text) as LogLine
       lines.push(line)

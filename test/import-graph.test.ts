@@ -1,10 +1,16 @@
 // The import graph of lib/ has no cycles, and the module behind watch() (and the package entry)
-// loads none of the daemon's code. The walker itself is tested on a small fixture graph.
-import { readdirSync } from 'node:fs'
+// loads none of the daemon's code. The walker itself is tested on a small fixture graph. The
+// daemon's process loads the packages it needs only when it needs them (a real process, its
+// module resolutions written down by a hook).
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
 import { importCycles, importGraph, reachable } from './support/import-graph.js'
+import { BIN } from './fixtures/daemon/helpers.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const lib = join(here, '..', 'lib')
@@ -67,3 +73,34 @@ for (const entry of ['watch.ts', 'index.ts']) {
     t.comment(`${loaded.size} modules behind lib/${entry}`)
   })
 }
+
+t.test('a daemon without --http loads neither the HTTP client, the HTTP face nor the worker pool', async (t) => {
+  const dir = t.testdir()
+  const root = join(dir, 'repo')
+  mkdirSync(join(root, '.aim'), { recursive: true })
+  const loaded = join(dir, 'loaded.txt')
+  // A module hook that writes down every module the process resolves.
+  writeFileSync(
+    join(dir, 'hooks.mjs'),
+    `import { appendFileSync } from 'node:fs'\nexport async function resolve(specifier, context, next) {\n  const result = await next(specifier, context)\n  appendFileSync(${JSON.stringify(loaded)}, result.url + '\\n')\n  return result\n}\n`,
+  )
+  writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)})\n`)
+  const daemon = spawn(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, BIN, '--repo', root, 'start', '--json-logs', '--log-level', 'debug', '--poll-ms', '100'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const exited = once(daemon, 'exit')
+  t.teardown(() => void daemon.kill('SIGKILL'))
+  // Two scans: past its start, into its steady state.
+  let scans = 0
+  for await (const line of createInterface({ input: daemon.stdout })) if ((JSON.parse(line) as { event?: string }).event === 'scan' && ++scans === 2) break
+  daemon.kill('SIGTERM')
+  t.equal((await exited)[0], 0, 'stopped cleanly')
+  const packages = new Set(
+    readFileSync(loaded, 'utf8')
+      .split('\n')
+      .map((url) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1])
+      .filter((name): name is string => name !== undefined),
+  )
+  t.ok(packages.has('commander') && packages.has('proper-lockfile'), `the hook saw the packages a daemon uses (${[...packages].join(', ')})`)
+  for (const name of ['node-fetch', 'http-proxy-agent', 'https-proxy-agent', 'proxy-from-env', 'prom-client', 'piscina', 'comlink', '@inquirer/prompts']) t.notOk(packages.has(name), `${name} is not loaded`)
+})

@@ -10,98 +10,17 @@
  * "not available" with the reason, and prints no figure.
  * @module
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_STALE_MS, DEFAULT_UPDATE_MS } from '../../lib/state/lease.js'
 import { type BenchContext, type Cell, type Scenario, goal, notAvailable, printTable, runHash, sleep, summarize, withTempDir } from '../support/report.js'
+import { type Logged, Watched } from '../support/watched.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const BIN = join(ROOT, 'dist', 'cli', 'bin.js')
 const CHILD = join(ROOT, 'bench', 'support', 'takeover-child.ts')
-
-interface Logged {
-  at: number
-  line: string
-  event: string | undefined
-  hash: string | undefined
-  /** The JSON record, when the line is one. */
-  record: Record<string, unknown> | undefined
-}
-
-/** A process whose stdout lines are kept with the time each arrived. */
-class Watched {
-  readonly process: ChildProcess
-  readonly lines: Logged[] = []
-  stderr = ''
-  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
-  #waiters: Array<() => void> = []
-
-  constructor(args: string[]) {
-    this.process = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT })
-    let buffer = ''
-    this.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      const at = performance.now()
-      buffer += chunk
-      const parts = buffer.split('\n')
-      buffer = parts.pop() ?? ''
-      for (const line of parts) this.lines.push({ at, line, ...parseLine(line) })
-      this.#wake()
-    })
-    this.process.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      if (this.stderr.length < 4000) this.stderr += chunk
-    })
-    this.process.on('exit', (code, signal) => {
-      this.exit = { code, signal }
-      this.#wake()
-    })
-  }
-
-  /** How it exited, if it did. (A method: a property read would stay narrowed across awaits.) */
-  exitState(): { code: number | null; signal: NodeJS.Signals | null } | undefined {
-    return this.exit
-  }
-
-  #wake(): void {
-    for (const wake of this.#waiters.splice(0)) wake()
-  }
-
-  /** The first line (from index `from`) that matches, or undefined after `timeoutMs` or on exit. */
-  async waitFor(test: (l: Logged) => boolean, timeoutMs: number, from = 0): Promise<Logged | undefined> {
-    const deadline = performance.now() + timeoutMs
-    for (;;) {
-      const found = this.lines.slice(from).find(test)
-      if (found !== undefined) return found
-      const left = deadline - performance.now()
-      if (left <= 0 || this.exit !== undefined) return undefined
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left)
-        this.#waiters.push(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (this.exit !== undefined) return
-    this.process.kill('SIGKILL')
-    await new Promise<void>((resolve) => (this.exit !== undefined ? resolve() : this.process.once('exit', () => resolve())))
-  }
-}
-
-function parseLine(line: string): Omit<Logged, 'at' | 'line'> {
-  try {
-    const record = JSON.parse(line) as Record<string, unknown>
-    const { event, hash } = record
-    return { event: typeof event === 'string' ? event : undefined, hash: typeof hash === 'string' ? hash : undefined, record }
-  } catch {
-    return { event: undefined, hash: undefined, record: undefined }
-  }
-}
 
 const tail = (text: string) => text.trim().split('\n').slice(-2).join(' / ').slice(0, 300) || '(nothing)'
 const firstLine = (text: string) => text.trim().split('\n')[0]?.slice(0, 300) || '(nothing)'

@@ -7,8 +7,8 @@
  */
 import type { Clock } from '../clock.js'
 import { AimStatusError, ErrorCodes, toPlainError } from '../errors.js'
-import type { NotifierEntry } from '../notify/contract.js'
-import type { RunEvent, RunInfo } from '../model.js'
+import { wantsEvent, type NotifierEntry } from '../notify/contract.js'
+import type { RunEvent, RunEventKind, RunInfo } from '../model.js'
 import type { DeliveryRecord } from '../notify/delivery-record.js'
 import { DeliveryEngine, type DeliveryOptions, type OutboxState } from '../notify/delivery.js'
 import { readNotificationsConfig, type NotificationsConfig } from '../notify/config.js'
@@ -227,6 +227,14 @@ export class RepoRuntime {
     const muted = this.muteOf(event)
     this.accept(event, muted).catch((error: unknown) => this.#error(error))
     this.#options.onEvent?.(event, muted)
+  }
+
+  /**
+   * Whether a notifier in use wants events of this kind: the outbox's own test, so that a caller
+   * with many events nobody wants (a daemon's first sight of 10k Python runs) can leave them out.
+   */
+  wantsKind(kind: RunEventKind): boolean {
+    return this.notifiers.current().some((notifier) => wantsEvent(notifier.entry, kind))
   }
 
   /** The mute covering an event's run at the event's time, or null. */

@@ -93,6 +93,14 @@ export interface CheckinReaderState {
   runs: Record<string, CheckinRunState>
 }
 
+/** A run as the reader keeps it: its saved state, and how many of its watched files the folder holds. */
+interface KnownRun extends CheckinRunState {
+  /** Its watched files in the last listing. */
+  files: number
+  /** How many listings in a row found none of its files (see {@link FORGET_AFTER_LISTINGS}). */
+  absent: number
+}
+
 /** Options of {@link CheckinReader}. */
 export interface CheckinReaderOptions {
   /** The check-ins folder, `repoPaths(root).checkins`. A missing folder reads as empty. */
@@ -203,7 +211,7 @@ export class CheckinReader {
   readonly #wallNow: () => number
   readonly #warn: (message: string) => void
   readonly #alreadyNotified: ReadonlyMap<string, number>
-  readonly #runs = new Map<string, CheckinRunState>()
+  readonly #runs = new Map<string, KnownRun>()
   /** Runs with a live deadline: running, expect > 0. Only these are looked at as time passes. */
   readonly #armed = new Set<string>()
   /**
@@ -211,17 +219,17 @@ export class CheckinReader {
    * for (a watched flag) or null (ignored or unparsable).
    */
   readonly #known = new Map<string, string | null>()
-  /** Per run, how many of its watched files are in the listing; a run at 0 for {@link FORGET_AFTER_LISTINGS} listings is dropped. */
-  readonly #files = new Map<string, number>()
-  /** Runs none of whose files the last listings had, with how many listings in a row. */
-  readonly #absent = new Map<string, number>()
-  #listedOnce = false
+  /** How many runs have `absent` above 0: while any has, every listing is checked as a set. */
+  #absentRuns = 0
+  /** Counts changes of the durable state (see {@link revision}). */
+  #revision = 0
+  /** Runs were restored and no listing has been taken in since: their files are still to count. */
+  #restoredUnlisted = false
   #stamp: FolderStamp | null = null
   #lastFullListAt = -Infinity
   readonly #warned = new Set<string>()
   #queue: Promise<unknown> = Promise.resolve()
   #listings = 0
-  #revision = 0
 
   constructor(options: CheckinReaderOptions) {
     if (typeof options?.folder !== 'string' || options.folder === '') {
@@ -247,18 +255,18 @@ export class CheckinReader {
     return this.#listings
   }
 
-  /**
-   * Counts the changes of the durable state ({@link toJSON} but `savedAt`): a run found or
-   * dropped, a newer idx (and its first sight), a status, a notified idx. A listing that finds
-   * nothing new leaves it as it was, so the daemon writes its snapshot only when this moves.
-   */
-  get revision(): number {
-    return this.#revision
-  }
-
   /** The runs known, by hash. */
   get runs(): ReadonlyMap<string, Readonly<CheckinRunState>> {
     return this.#runs
+  }
+
+  /**
+   * Grows each time what {@link toJSON} would save changes (a run seen, moved to a newer idx,
+   * stalled, notified or forgotten); a listing that found nothing new leaves it. The owner of
+   * the state writes it again only then: at 10k runs each write is half a megabyte.
+   */
+  get revision(): number {
+    return this.#revision
   }
 
   /**
@@ -282,33 +290,38 @@ export class CheckinReader {
     const out: CheckinTransition[] = []
     const fresh: string[] = []
     let present = 0
-    for (const name of names) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string
       if (this.#known.has(name)) present++
       else fresh.push(name)
     }
 
-    // Only the newest idx per run among the new names matters.
-    const newest = new Map<string, Checkin>()
+    // Only the newest idx per run among the new names matters; the others count as its files.
+    const newest = new Map<string, { checkin: Checkin; files: number }>()
     let added = 0
-    for (const name of fresh) {
+    for (let i = 0; i < fresh.length; i++) {
+      const name = fresh[i] as string
       // A listing can repeat a name when the folder changes while it is read.
       if (this.#known.has(name)) continue
       added++
       const checkin = parseCheckinName(name)
       const counts = checkin !== null && isWatchedFlag(checkin.flag)
       this.#known.set(name, counts ? (checkin as Checkin).hash : null)
-      if (counts) this.#files.set(checkin.hash, (this.#files.get(checkin.hash) ?? 0) + 1)
       if (checkin === null) this.#warnOnce(name)
       if (!counts) continue
       const best = newest.get(checkin.hash)
-      if (best === undefined || checkin.idx > best.idx) newest.set(checkin.hash, checkin)
+      if (best === undefined) newest.set(checkin.hash, { checkin, files: 1 })
+      else {
+        best.files++
+        if (checkin.idx > best.checkin.idx) best.checkin = checkin
+      }
     }
-    for (const checkin of newest.values()) this.#see(checkin, now, out)
+    newest.forEach(({ checkin, files }) => void (this.#see(checkin, now, out).files += files))
 
     // Some known names are gone (or this is the first listing, after a restore): forget them,
     // and drop the runs left without a watched file. Only then is the whole listing a set.
-    if (present !== this.#known.size - added || !this.#listedOnce || this.#absent.size > 0) this.#forgetVanished(names)
-    this.#listedOnce = true
+    if (present !== this.#known.size - added || this.#restoredUnlisted || this.#absentRuns > 0) this.#forgetVanished(names)
+    this.#restoredUnlisted = false
     this.#checkDeadlines(now, out)
     return out
   }
@@ -323,18 +336,25 @@ export class CheckinReader {
   /** When the next run will count as stalled if nothing new appears; `null` if none can. */
   nextDeadlineAt(): number | null {
     let next: number | null = null
-    for (const hash of this.#armed) {
-      const run = this.#runs.get(hash) as CheckinRunState
-      const at = this.#stallAt(run)
+    this.#armed.forEach((hash) => {
+      const at = this.#stallAt(this.#runs.get(hash) as CheckinRunState)
       if (next === null || at < next) next = at
-    }
+    })
     return next
   }
 
-  /** The reader's state as plain JSON; give it back as `state` to a new reader after a restart. */
+  /**
+   * The reader's state as plain JSON; give it back as `state` to a new reader after a restart.
+   * Kept by hash, so that a snapshot's journal records a changed run alone (`state/journal.ts`).
+   */
   toJSON(): CheckinReaderState {
     const runs: Record<string, CheckinRunState> = {}
-    for (const [hash, run] of this.#runs) runs[hash] = { ...run }
+    // forEach rather than for…of here and in the reader's loops over every run or name: code run
+    // once or a few times (a daemon's start) is not optimised yet, and there an iterator allocates
+    // a result object per step (a megabyte per loop over 10k runs, promoted with what survives).
+    this.#runs.forEach((run, hash) => {
+      runs[hash] = { idx: run.idx, flag: run.flag, expectNextIn: run.expectNextIn, firstSeenAt: run.firstSeenAt, notifiedIdx: run.notifiedIdx, status: run.status }
+    })
     return { version: 1, savedAt: this.#clock.now(), runs }
   }
 
@@ -373,26 +393,29 @@ export class CheckinReader {
     return names
   }
 
-  #see(checkin: Checkin, now: number, out: CheckinTransition[]): void {
+  /** Takes in a run's newest new check-in; returns the run (made now if it is new). */
+  #see(checkin: Checkin, now: number, out: CheckinTransition[]): KnownRun {
     const flag = checkin.flag as WatchedCheckinFlag
     const run = this.#runs.get(checkin.hash)
     if (run === undefined) {
-      const fresh: CheckinRunState = {
+      const fresh: KnownRun = {
         idx: checkin.idx,
         flag,
         expectNextIn: checkin.expectNextIn,
         firstSeenAt: now,
         notifiedIdx: this.#alreadyNotified.get(checkin.hash) ?? -1,
         status: flag === 'finished' ? 'finished' : 'running',
+        files: 0,
+        absent: 0,
       }
       this.#runs.set(checkin.hash, fresh)
       this.#revision++
       this.#emit(fresh.status === 'finished' ? 'finished' : 'started', checkin.hash, fresh, now, out)
       this.#arm(checkin.hash, fresh)
-      return
+      return fresh
     }
     // An older or the same idx (a leftover, or the same file listed again) changes nothing.
-    if (checkin.idx <= run.idx) return
+    if (checkin.idx <= run.idx) return run
     this.#revision++
     const before = run.status
     run.idx = checkin.idx
@@ -408,6 +431,7 @@ export class CheckinReader {
       else if (before === 'finished' || flag === 'starting') this.#emit('started', checkin.hash, run, now, out)
     }
     this.#arm(checkin.hash, run)
+    return run
   }
 
   #stallAt(run: CheckinRunState): number {
@@ -420,14 +444,14 @@ export class CheckinReader {
   }
 
   #checkDeadlines(now: number, out: CheckinTransition[]): void {
-    for (const hash of this.#armed) {
+    this.#armed.forEach((hash) => {
       const run = this.#runs.get(hash) as CheckinRunState
-      if (now < this.#stallAt(run)) continue
+      if (now < this.#stallAt(run)) return
       run.status = 'stalled'
       this.#revision++
       this.#armed.delete(hash)
       this.#emit('stalled', hash, run, now, out)
-    }
+    })
   }
 
   #emit(kind: CheckinTransition['kind'], hash: string, run: CheckinRunState, now: number, out: CheckinTransition[]): void {
@@ -453,28 +477,28 @@ export class CheckinReader {
 
   #forgetVanished(names: readonly string[]): void {
     const listed = new Set(names)
-    for (const [name, hash] of this.#known) {
-      if (listed.has(name)) continue
+    this.#known.forEach((hash, name) => {
+      if (listed.has(name)) return
       this.#known.delete(name)
-      if (hash !== null) this.#files.set(hash, (this.#files.get(hash) ?? 1) - 1)
-    }
-    for (const hash of this.#runs.keys()) {
-      if ((this.#files.get(hash) ?? 0) > 0) {
-        this.#absent.delete(hash)
-        continue
+      const run = hash === null ? undefined : this.#runs.get(hash)
+      if (run !== undefined && run.files > 0) run.files--
+    })
+    this.#absentRuns = 0
+    this.#runs.forEach((run, hash) => {
+      if (run.files > 0) {
+        run.absent = 0
+        return
       }
-      const absent = (this.#absent.get(hash) ?? 0) + 1
-      if (absent < FORGET_AFTER_LISTINGS) {
+      run.absent++
+      if (run.absent < FORGET_AFTER_LISTINGS) {
         // Kept as it is (its deadline too): most likely between two of its own files.
-        this.#absent.set(hash, absent)
-        continue
+        this.#absentRuns++
+        return
       }
-      this.#absent.delete(hash)
       this.#runs.delete(hash)
-      this.#revision++
       this.#armed.delete(hash)
-      this.#files.delete(hash)
-    }
+      this.#revision++
+    })
   }
 
   #warnOnce(name: string): void {
@@ -490,11 +514,13 @@ export class CheckinReader {
   #restore(state: CheckinReaderState): void {
     const now = this.#clock.now()
     for (const [hash, saved] of Object.entries(state.runs)) {
-      const run: CheckinRunState = { ...saved, firstSeenAt: Math.min(saved.firstSeenAt, now) }
+      const run: KnownRun = { ...saved, firstSeenAt: Math.min(saved.firstSeenAt, now), files: 0, absent: 0 }
       const seeded = this.#alreadyNotified.get(hash)
       if (seeded !== undefined) run.notifiedIdx = Math.max(run.notifiedIdx, seeded)
       this.#runs.set(hash, run)
       this.#arm(hash, run)
     }
+    this.#restoredUnlisted = this.#runs.size > 0
+    this.#revision++
   }
 }

@@ -5,7 +5,8 @@
 import type { Command } from 'commander'
 import { DEFAULT_DAEMON_GRACE, DEFAULT_POLL_MS, Daemon } from '../daemon/daemon.js'
 import { formatStatus, repoStatus } from '../daemon/status.js'
-import { HttpFace } from '../daemon/http/server.js'
+import { DEFAULT_LOG_LEVEL, LOG_LEVELS, type LogLevel } from '../daemon/log.js'
+import type { HttpFace } from '../daemon/http/server.js'
 import { Access, parseListenAddress, type AccessOptions } from '../daemon/http/access.js'
 import { DEFAULT_STALE_MS, MIN_STALE_MS } from '../state/lease.js'
 import { fail, failWith, numberFlag, out, repoRoot, repoRoots } from './common.js'
@@ -14,13 +15,14 @@ import { systemClock } from '../clock.js'
 import { toPlainError } from '../errors.js'
 
 /** The daemon's option names as its flags, for its error messages. */
-const DAEMON_FLAGS: Readonly<Record<string, string>> = { grace: '--grace', staleMs: '--stale-ms', pollMs: '--poll-ms', exitWhenIdle: '--exit-when-idle', logFile: '--log-file' }
+const DAEMON_FLAGS: Readonly<Record<string, string>> = { grace: '--grace', staleMs: '--stale-ms', pollMs: '--poll-ms', exitWhenIdle: '--exit-when-idle', logFile: '--log-file', logLevel: '--log-level' }
 
 interface StartFlags {
   grace?: number
   staleMs?: number
   pollMs?: number
   jsonLogs?: boolean
+  logLevel?: string
   announce?: boolean
   logFile?: string
   exitWhenIdle?: number
@@ -89,6 +91,7 @@ export function registerDaemonCommands(program: Command): void {
     .option('--stale-ms <MS>', `a lease untouched this long counts as orphaned; at least ${MIN_STALE_MS} (default: ${DEFAULT_STALE_MS})`, numberFlag('--stale-ms', true))
     .option('--poll-ms <MS>', `scan interval where file events are not available, and standby retry interval (default: ${DEFAULT_POLL_MS})`, numberFlag('--poll-ms', true))
     .option('--json-logs', 'log JSON lines instead of human-readable lines')
+    .option('--log-level <LEVEL>', `least level logged: ${LOG_LEVELS.join(', ')}; debug adds a line per Python run seen and per scan (default: ${DEFAULT_LOG_LEVEL})`)
     .option('--log-file <PATH>', 'append the log to this file (never through a link; rotated past 10 MiB, 3 old files kept) instead of stdout')
     .option('--announce', 'send Aim\'s "Watcher is running for repo …" through the notifiers on becoming a repo\'s sender')
     .option(
@@ -110,6 +113,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(options.staleMs !== undefined ? { staleMs: options.staleMs } : {}),
           ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
           jsonLogs: options.jsonLogs === true,
+          ...(options.logLevel !== undefined ? { logLevel: options.logLevel as LogLevel } : {}),
           announce: options.announce === true,
           ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
           ...(options.exitWhenIdle !== undefined ? { exitWhenIdle: options.exitWhenIdle } : {}),
@@ -123,6 +127,8 @@ export function registerDaemonCommands(program: Command): void {
       let face: HttpFace | null = null
       if (access !== null) {
         try {
+          // Loaded only with --http: the face and prom-client are most of a daemon's modules.
+          const { HttpFace } = await import('../daemon/http/server.js')
           face = await HttpFace.start({ ...access, repos: daemon.repos, owner: daemon.owner, staleMs: daemon.staleMs, log: daemon.log })
         } catch (error) {
           throw failWith(error)

@@ -4,8 +4,7 @@
  * @module
  */
 import type { Command } from 'commander'
-import { DEFAULT_GRACE_SECONDS } from '../options.js'
-import { DEFAULT_EXPECT_SECONDS, runCommand } from '../wrap/command-run.js'
+import { DEFAULT_EXPECT_SECONDS, DEFAULT_GRACE_SECONDS } from '../options.js'
 import { DEFAULT_TAIL_LINES } from '../wrap/log-tail.js'
 import { CliExit, fail, failWith, note, numberFlag, repoRoot } from './common.js'
 
@@ -58,6 +57,8 @@ export function registerRunCommand(program: Command): void {
       const progress = progressPattern(flags.progress)
       let outcome
       try {
+        // Loaded here: the watcher and its worker pool are not needed by the other commands (a daemon).
+        const { runCommand } = await import('../wrap/command-run.js')
         outcome = await runCommand({
           command: program_ as string,
           args,

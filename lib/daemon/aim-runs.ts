@@ -11,8 +11,12 @@
  * - Node runs first: a hash that a live Node owner or the daemon's actor holds is announced by
  *   that owner (Node runs write check-ins too); its check-in transitions are skipped here. A
  *   Node owner writes its snapshot with a run before the run's first check-in, and the question
- *   is asked after the listing, so a Node run is never taken for a Python one.
+ *   is asked after the listing (once for all the transitions it found), so a Node run is never
+ *   taken for a Python one.
  * - Transitions are handled in order, one at a time (a run's `started` before its `stalled`).
+ * - The log: a transition accepted for sending (or muted) is one `info` line; one that sends
+ *   nothing (no notifier wants it, already notified, left to a Node owner) is `debug`. A repo of
+ *   10k Python runs would otherwise log 10k lines at every start.
  * @module
  */
 import type { Clock } from '../clock.js'
@@ -36,18 +40,44 @@ export interface AimRunsOptions {
   host: string
   pid: number
   log: DaemonLog
-  /** Hands an event to the repo's outbox; resolves once it is durable there. */
-  accept(event: RunEvent): Promise<unknown>
   /**
-   * Whether a Node owner (live, or adopted by the daemon) holds this hash: it announces the run,
-   * not us. Asked after the listing that found the check-in: a Node owner's snapshot holds its
-   * run before the run's first check-in is written, so a fresh look at the snapshots then cannot
-   * miss it.
+   * Hands an event to the repo's outbox; resolves once it is durable there, with the notifiers
+   * it was queued for and whether a mute held it back. An event no notifier wants may be
+   * answered at once, without a promise: most of a first scan's are.
    */
-  isNodeRun(hash: string): boolean | Promise<boolean>
+  accept(event: RunEvent): Accepted | Promise<Accepted>
+  /**
+   * Which hashes a Node owner (live, or adopted by the daemon) holds: it announces those runs,
+   * not us. Asked once per batch of transitions, after the listing that found them: a Node
+   * owner's snapshot holds its run before the run's first check-in is written, so a fresh look
+   * at the snapshots then cannot miss it. The answer is a test, asked per transition.
+   */
+  nodeRuns(): Promise<(hash: string) => boolean>
   /** The reader's state changed: the snapshot should be written (coalesced). */
   onStateChanged(): void
 }
+
+/** What the outbox did with an event. */
+export interface Accepted {
+  /** The notifiers it was queued for. */
+  queued: readonly string[]
+  /** A mute covers the run: nothing was queued. */
+  muted: boolean
+}
+
+/** What one scan of the check-ins found, for the daemon's scan line. */
+export interface AimScanFindings {
+  /** Transitions found. */
+  transitions: number
+  /** Of those, transitions of an idx already notified (Aim's record, or an earlier life): not sent again. */
+  alreadyNotified: number
+}
+
+/** Python runs known, by status. */
+export type AimRunCounts = Record<CheckinRunState['status'], number>
+
+/** How many events of one batch are handed to the outbox before their acceptance is awaited. */
+const ACCEPT_WINDOW = 256
 
 /** Whether Aim would record this transition in `last_run_notifications` (the reader's `notifiedIdx` rule). */
 export function isAimNotification(transition: Pick<CheckinTransition, 'kind' | 'flag'>): boolean {
@@ -155,6 +185,13 @@ export class AimRuns {
     return this.#reader?.runs ?? new Map()
   }
 
+  /** The runs known, by status (for the daemon's scan lines). */
+  counts(): AimRunCounts {
+    const counts: AimRunCounts = { running: 0, stalled: 0, finished: 0 }
+    for (const run of this.runs.values()) counts[run.status]++
+    return counts
+  }
+
   /** The reader's state, for the daemon's snapshot (`extra.checkins`); null when there is none. */
   state(): CheckinReaderState | null {
     return this.#reader?.toJSON() ?? this.#pending
@@ -166,7 +203,8 @@ export class AimRuns {
    * (nothing taken in).
    */
   absorb(state: unknown): void {
-    const merged = mergeReaderStates(this.state(), checkReaderState(state))
+    const mine = this.state()
+    const merged = mergeReaderStates(mine === null ? null : checkReaderState(mine), checkReaderState(state))
     if (this.#reader === null) {
       this.#pending = merged
       return
@@ -178,20 +216,24 @@ export class AimRuns {
     this.#arm()
   }
 
-  /** Reads the folder and announces what changed. The first call opens the reader. */
-  async scan(): Promise<void> {
-    if (this.#closed) return
+  /** Reads the folder and announces what changed; resolves with what it found. The first call opens the reader. */
+  async scan(): Promise<AimScanFindings> {
+    const findings: AimScanFindings = { transitions: 0, alreadyNotified: 0 }
+    if (this.#closed) return findings
     if (this.#reader === null) await this.#open()
     const reader = this.#reader as CheckinReader
     const revision = reader.revision
     const transitions = await reader.scan()
-    if (this.#closed) return
+    if (this.#closed) return findings
     // Only a real change is worth a write: a listing may have moved first sights (a newer idx
     // without a transition), but one that found nothing new (the reader lists a quiet folder
     // every `fullRescanMs` all the same) changes nothing durable.
     if (reader.revision !== revision) this.#options.onStateChanged()
+    findings.transitions = transitions.length
+    for (const transition of transitions) if (transition.alreadyNotified) findings.alreadyNotified++
     this.#handle(transitions)
     this.#arm()
+    return findings
   }
 
   /** Resolves when every accepted event has been recorded in `last_run_notifications`. */
@@ -270,38 +312,65 @@ export class AimRuns {
 
   async #handleInOrder(transitions: CheckinTransition[]): Promise<void> {
     const { paths, log, host, pid } = this.#options
-    for (const transition of transitions) {
+    const isNodeRun = await this.#options.nodeRuns()
+    let accepting: Promise<void>[] = []
+    for (let i = 0; i < transitions.length; i++) {
+      const transition = transitions[i] as CheckinTransition
       const { hash, idx, kind } = transition
-      if (await this.#options.isNodeRun(hash)) {
-        log.info('checkin-skipped', { repo: paths.root, hash, idx, eventKind: kind, why: 'a Node owner watches this run' })
+      if (isNodeRun(hash)) {
+        if (log.enabled('debug')) log.debug('checkin-skipped', { repo: paths.root, hash, idx, eventKind: kind, why: 'a Node owner watches this run' })
         continue
       }
       const event = checkinEvent(transition, { repo: paths.root, host, pid, graceSeconds: this.graceSeconds })
-      log.info(kind, {
-        repo: paths.root,
-        hash,
-        episode: event.run.episode,
-        overdue: event.overdueSeconds,
-        key: event.key,
-        source: 'aim-checkin',
-        idx,
-        alreadyNotified: transition.alreadyNotified || undefined,
-      })
-      if (transition.alreadyNotified) continue
-      const task = this.#options
-        .accept(event)
-        .then(
-          () => {
-            if (isAimNotification(transition)) this.#record(hash, idx)
-          },
+      if (transition.alreadyNotified) {
+        this.#say('debug', transition, event, false)
+        continue
+      }
+      const answer = this.#options.accept(event)
+      if (!(answer instanceof Promise)) {
+        this.#accepted(answer, transition, event)
+        continue
+      }
+      accepting.push(
+        answer.then(
+          (accepted) => this.#accepted(accepted, transition, event),
           (error: unknown) => {
             const plain = toPlainError(error)
             log.error('runtime-error', { repo: paths.root, hash, key: event.key, code: plain.code, error: plain.message })
           },
-        )
-        .finally(() => this.#inflight.delete(task))
-      this.#inflight.add(task)
+        ),
+      )
+      // A window of accepts at a time, not all of a first scan's at once: each holds its event
+      // and its promises until the outbox has it (10 MiB at 10k runs, kept past young-generation
+      // collections, which then grow the heap for good). The accepts of a window share a write.
+      if (accepting.length >= ACCEPT_WINDOW) {
+        await Promise.all(accepting)
+        accepting = []
+      }
     }
+    await Promise.all(accepting)
+  }
+
+  #accepted({ queued, muted }: Accepted, transition: CheckinTransition, event: RunEvent): void {
+    this.#say(queued.length > 0 || muted ? 'info' : 'debug', transition, event, muted)
+    if (isAimNotification(transition)) this.#record(transition.hash, transition.idx)
+  }
+
+  /** A transition's line: info for one queued for sending (or muted), debug for the rest. */
+  #say(level: 'debug' | 'info', transition: CheckinTransition, event: RunEvent, muted: boolean): void {
+    const { log, paths } = this.#options
+    if (!log.enabled(level)) return
+    log[level](transition.kind, {
+      repo: paths.root,
+      hash: transition.hash,
+      episode: event.run.episode,
+      overdue: event.overdueSeconds,
+      key: event.key,
+      source: 'aim-checkin',
+      idx: transition.idx,
+      alreadyNotified: transition.alreadyNotified || undefined,
+      muted: muted || undefined,
+    })
   }
 
   /** Records `hash -> idx` in Aim's file; records asked for while one is written go in the next write. */

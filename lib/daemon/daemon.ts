@@ -16,7 +16,7 @@ import { resolveRepoRoot } from '../repo.js'
 import { DEFAULT_STALE_MS, MIN_STALE_MS } from '../state/lease.js'
 import { MIN_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { currentOwner, type OwnerInfo } from '../state/owner.js'
-import { createLog, type DaemonLog } from './log.js'
+import { DEFAULT_LOG_LEVEL, LOG_LEVELS, createLog, isLogLevel, type DaemonLog, type LogLevel } from './log.js'
 import { LogFile } from './log-file.js'
 import { RepoWatch } from './repo-watch.js'
 import { IdleExit } from './idle-exit.js'
@@ -52,6 +52,13 @@ export interface DaemonOptions {
   pollMs?: number
   /** JSON lines on the log instead of human-readable lines. Default false. */
   jsonLogs?: boolean
+  /**
+   * The least level logged: `debug`, `info`, `warn` or `error`. At `info`, the start is one
+   * summary line of what the first scan found and each notification accepted for sending is one
+   * line; `debug` adds a line per Python run seen (already notified ones included), per check-in
+   * left to a Node owner, and per scan (its counts and how long it took). Default `info`.
+   */
+  logLevel?: LogLevel
   /**
    * Send Aim's "Watcher is running for repo '<path>'" through the repo's enabled notifiers each
    * time this daemon becomes the repo's sender, as Python's watcher does on every start.
@@ -94,7 +101,7 @@ function integer(name: string, value: unknown, min: number): number {
   return value
 }
 
-const KNOWN = new Set(['repos', 'grace', 'staleMs', 'pollMs', 'jsonLogs', 'announce', 'tombstoneMs', 'keepEndedMs', 'writeLine', 'logFile', 'clock', 'delivery', 'exitWhenIdle'])
+const KNOWN = new Set(['repos', 'grace', 'staleMs', 'pollMs', 'jsonLogs', 'logLevel', 'announce', 'tombstoneMs', 'keepEndedMs', 'writeLine', 'logFile', 'clock', 'delivery', 'exitWhenIdle'])
 
 /** The daemon. */
 export class Daemon {
@@ -141,7 +148,9 @@ export class Daemon {
     this.#logFile = options.logFile !== undefined && options.writeLine === undefined ? new LogFile(options.logFile, { onSetAside: (aside) => (setAside = aside) }) : null
     const file = this.#logFile
     const write = options.writeLine ?? (file !== null ? (line: string) => file.writeLine(line) : (line: string) => void process.stdout.write(`${line}\n`))
-    this.log = createLog({ json: options.jsonLogs === true, write })
+    const level = options.logLevel ?? DEFAULT_LOG_LEVEL
+    if (!isLogLevel(level)) throw new InvalidOptionError(`Expected \`logLevel\` to be one of ${LOG_LEVELS.join(', ')}, got ${describeValue(level)}`)
+    this.log = createLog({ json: options.jsonLogs === true, level, write })
     if (setAside !== null) this.log.warn('log-set-aside', { file: options.logFile, setAside, why: 'not a plain file with one link (a symbolic link?): never written through' })
     this.owner = currentOwner('daemon')
     const clock = options.clock ?? systemClock

@@ -155,14 +155,18 @@ export class Discovery {
   }
 
   /**
-   * The hashes held now by any owner's snapshot (live, orphaned or the daemon's own): the folder
-   * listed afresh, snapshots read again only when new or marked changed. For the question "is
-   * this a Node run?" asked after a check-in listing. Snapshots that cannot be read are skipped.
+   * The hashes held now by any other owner's snapshot (live or orphaned): the folder listed
+   * afresh, snapshots read again only when new or marked changed. For the question "is this a
+   * Node run?" asked after a check-in listing. Snapshots that cannot be read are skipped. The
+   * daemon's own snapshot is not read: its runs are its actor's (the caller asks the actor), and
+   * it holds every Python run's reader state (1.4 MB at 10k runs), which would be parsed at each
+   * of its writes and cached.
    */
   async nodeHashes(): Promise<Set<string>> {
-    const { layout } = this.#options
+    const { layout, selfId } = this.#options
     const hashes = new Set<string>()
     for (const id of await listOwnerIds(layout.owners)) {
+      if (id === selfId) continue
       try {
         const snapshot = await this.#snapshotOf(this.#entry(id), snapshotPath(layout, id))
         for (const run of snapshot?.runs ?? []) hashes.add(run.hash)

@@ -26,7 +26,7 @@
  * @module
  */
 import { existsSync, watch as fsWatch, type FSWatcher } from 'node:fs'
-import { systemClock, type Clock } from '../clock.js'
+import { monotonicNow, systemClock, type Clock } from '../clock.js'
 import { DEFAULT_CHECKIN_GRACE } from '../aim/checkin-reader.js'
 import { AimStatusError, ErrorCodes, toPlainError } from '../errors.js'
 import { announceWatcher } from '../notify/manage.js'
@@ -38,7 +38,7 @@ import { ownerFileOf, prepareStatusFolders, snapshotPath, statusLayout, type Sta
 import { adoptOrphan, type Adoption } from '../state/lease.js'
 import type { Snapshot } from '../state/snapshot.js'
 import type { OwnerInfo } from '../state/owner.js'
-import { AimRuns } from './aim-runs.js'
+import { AimRuns, type Accepted, type AimScanFindings } from './aim-runs.js'
 import { Discovery, type Orphan } from './discovery.js'
 import { drainConcurrently } from './pool.js'
 import type { DaemonLog } from './log.js'
@@ -96,7 +96,24 @@ interface Session {
   ownersSeen: number
   /** Live training processes' snapshots, as of the last scan (for the read model). */
   live: Snapshot[]
+  /** Scans made in this session: the first is summed up at `info`, every one at `debug`. */
+  scans: number
   closed: boolean
+}
+
+/** What one scan found and did, for its log line. */
+interface ScanCounts {
+  /** Live training processes' snapshots. */
+  live: number
+  /** Orphaned owners found, and adopted by this scan. */
+  orphans: number
+  adopted: number
+  /** Exit markers without a snapshot. */
+  markers: number
+  /** Owner entries that could not be looked at. */
+  errors: number
+  /** The check-ins: transitions found, of which already notified. */
+  checkins: AimScanFindings | null
 }
 
 const isActive = (status: string): boolean => status === 'running' || status === 'stalled'
@@ -111,6 +128,8 @@ const ADOPTION_BUDGET_MS = 250
 const ADOPTION_BATCH = 100
 /** Adoptions in flight at once (each mostly waits for its writes to be durable). */
 const ADOPTION_CONCURRENCY = 8
+/** The answer for an event no notifier wants: nothing queued, no mute. */
+const NOTHING_QUEUED: Accepted = { queued: [], muted: false }
 
 /** The daemon's work on one repo. */
 export class RepoWatch {
@@ -216,6 +235,8 @@ export class RepoWatch {
   }
 
   #tell(call: (observer: RepoObserver) => void): void {
+    // Most daemons have no observer (no HTTP face): no iterator per event for an empty set.
+    if (this.#observers.size === 0) return
     for (const observer of this.#observers) {
       try {
         call(observer)
@@ -265,7 +286,7 @@ export class RepoWatch {
       do {
         this.#again = false
         if (this.#state === 'standby') await this.#tryActivate()
-        else if (this.#state === 'active' && this.#session !== null) await this.#scan(this.#session)
+        else if (this.#state === 'active' && this.#session !== null) await this.#scanAndSay(this.#session)
       } while (this.#again && this.#state !== 'closed')
     }
     this.#busy = run()
@@ -381,10 +402,17 @@ export class RepoWatch {
           const muted = rt.muteOf(event)
           this.#tell((o) => o.event?.(event, muted))
           this.#tell((o) => o.changed?.())
-          return rt.accept(event, muted)
+          // What no notifier wants is not handed to the outbox (it would queue nothing): most of
+          // a first scan's transitions, whose promises and frames are most of its garbage. A
+          // muted one still goes (a recovery ends a mute until healthy).
+          if (muted === null && !rt.wantsKind(event.kind)) return NOTHING_QUEUED
+          return rt.accept(event, muted).then((queued) => ({ queued, muted: muted !== null }))
         },
         // Adopted runs stay in the actor (ended ones for keepEndedMs): still the Node owner's.
-        isNodeRun: async (hash) => nodeHashes.has(hash) || rt.actor.run(hash) !== undefined || (await this.#discovery.nodeHashes()).has(hash),
+        nodeRuns: async () => {
+          const held = await this.#discovery.nodeHashes()
+          return (hash) => nodeHashes.has(hash) || rt.actor.run(hash) !== undefined || held.has(hash)
+        },
         onStateChanged: () => own.changed(),
       })
       own.serve(() => {
@@ -408,7 +436,7 @@ export class RepoWatch {
         },
         { runtime, owner: own, aim },
       )
-      const session: Session = { hold, owner: own, runtime, aim, takeover, watchers: [], nodeHashes, ownersSeen: 0, live: [], closed: false }
+      const session: Session = { hold, owner: own, runtime, aim, takeover, watchers: [], nodeHashes, ownersSeen: 0, live: [], scans: 0, closed: false }
       this.#session = session
       this.#state = 'active'
       // Events were not followed while this daemon was not the sender: start from nothing.
@@ -488,11 +516,44 @@ export class RepoWatch {
     if (graceful) this.#options.log.info('stopped', { repo: this.root, runs: runtime.actor.runs().filter((r) => isActive(r.status)).length, aimRuns: aim.runs.size })
   }
 
-  async #scan(session: Session): Promise<void> {
+  /**
+   * A scan, and its line: the first of a session sums up what the daemon found on taking the
+   * repo (`first-scan`, info); every scan is a `scan` line at debug (with how long it took),
+   * which tests wait for instead of sleeping. Nothing per run at info.
+   */
+  async #scanAndSay(session: Session): Promise<void> {
+    const { log } = this.#options
+    const started = monotonicNow()
+    const counts = await this.#scan(session)
+    if (counts === null) return
+    session.scans++
+    const first = session.scans === 1
+    if (!first && !log.enabled('debug')) return
+    const aim = session.aim.counts()
+    const fields = {
+      repo: this.root,
+      ms: Math.round(monotonicNow() - started),
+      ownersLive: counts.live,
+      orphans: counts.orphans,
+      adopted: counts.adopted,
+      markers: counts.markers,
+      ownerErrors: counts.errors,
+      aimRunning: aim.running,
+      aimStalled: aim.stalled,
+      aimFinished: aim.finished,
+      aimTransitions: counts.checkins?.transitions,
+      aimAlreadyNotified: counts.checkins?.alreadyNotified,
+    }
+    if (first) log.info('first-scan', fields)
+    log.debug('scan', fields)
+  }
+
+  /** One scan; null when it stopped early (frozen, closed, nothing readable). */
+  async #scan(session: Session): Promise<ScanCounts | null> {
     // A daemon that was frozen finds out here, before it adopts or reports anything.
     if (!session.owner.mayAct()) {
       this.#lost('sender lease', new Error("a newer generation holds this daemon's leases"))
-      return
+      return null
     }
     let findings
     try {
@@ -510,31 +571,35 @@ export class RepoWatch {
       this.#logOnce('state-unreadable', error)
       // Nothing can be seen: nothing holds an on-demand daemon up (it exits when idle).
       session.ownersSeen = 0
-      return
+      return null
     }
     this.#quarantine.keepOnly(findings.listed)
     const { takeover } = session
     session.ownersSeen = findings.live.length + findings.orphans.length + findings.markerOnly.length
     await takeover.retireTombstones()
     for (const { id, error } of findings.errors) this.#ownerError(id, error)
+    const counts: ScanCounts = { live: findings.live.length, orphans: findings.orphans.length, adopted: 0, markers: findings.markerOnly.length, errors: findings.errors.length, checkins: null }
     for (const id of findings.markerOnly) {
-      if (session.closed) return
+      if (session.closed) return null
       await takeover.markerOnly(id).catch((error: unknown) => this.#ownerError(id, error))
     }
-    if (!(await this.#adopt(session, findings.orphans))) return
+    const adopted = await this.#adopt(session, findings.orphans)
+    if (adopted === null) return null
+    counts.adopted = adopted
     if (findings.live.length > 0) await takeover.handBack(findings.live)
     takeover.prune()
     session.nodeHashes.clear()
     for (const snapshot of findings.live) for (const run of snapshot.runs) session.nodeHashes.add(run.hash)
     session.live = findings.live
-    if (session.closed) return
+    if (session.closed) return null
     try {
-      await session.aim.scan()
+      counts.checkins = await session.aim.scan()
       this.#said.delete('checkins-error')
     } catch (error) {
       this.#logOnce('checkins-error', error)
     }
     this.#tell((o) => o.changed?.())
+    return counts
   }
 
   /**
@@ -542,14 +607,15 @@ export class RepoWatch {
    * {@link ADOPTION_BUDGET_MS} of work; the rest waits for the next scan, which then starts at
    * once. A process that dies meanwhile is found by that scan and adopted before the backlog
    * (see `adoptionOrder`), so a backlog delays its report by about one budget, not by the
-   * backlog's length. False when the session closed.
+   * backlog's length. Resolves how many were adopted; null when the session closed.
    */
-  async #adopt(session: Session, orphans: Orphan[]): Promise<boolean> {
+  async #adopt(session: Session, orphans: Orphan[]): Promise<number | null> {
     const queue = adoptionOrder(orphans)
     const until = systemClock.now() + ADOPTION_BUDGET_MS
     let next = 0
+    let adopted = 0
     while (next < queue.length) {
-      if (session.closed) return false
+      if (session.closed) return null
       if (systemClock.now() >= until) {
         this.#again = true
         break
@@ -576,8 +642,9 @@ export class RepoWatch {
       // Taken in in adoption order, not in the order the claims completed: a daemon's outbox
       // (its settled keys) must be in before any run it already reported is failed again.
       await session.takeover.adopt(batch.sort((a, b) => a.order - b.order))
+      adopted += batch.length
     }
-    return !session.closed
+    return session.closed ? null : adopted
   }
 
   /**

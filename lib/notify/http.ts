@@ -14,14 +14,12 @@
  * Proxies: `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY` (and their lower-case forms) are read for
  * every request, as Python's `requests` reads them (proxy-from-env decides; http-proxy-agent
  * forwards `http://` requests, https-proxy-agent tunnels `https://` ones with CONNECT).
+ *
+ * The client is loaded at the first request: node-fetch and the proxy agents weigh about 9 MiB
+ * of a process's memory, and a daemon whose runs never stall never sends anything.
  * @module
  */
-import http from 'node:http'
-import https from 'node:https'
-import fetch from 'node-fetch'
-import { HttpProxyAgent } from 'http-proxy-agent'
-import { HttpsProxyAgent } from 'https-proxy-agent'
-import { getProxyForUrl } from 'proxy-from-env'
+import type http from 'node:http'
 import type { DeliveryOutcome } from './contract.js'
 import { redactSecret, scrub, scrubAndCut } from './redact.js'
 
@@ -31,27 +29,48 @@ export const DEFAULT_HTTP_TIMEOUT_MS = 10_000
 /** A response body is read up to this size; a notifier's answer is a few bytes ("ok", a JSON error). */
 export const MAX_RESPONSE_BYTES = 64 * 1024
 
-// Keep-alive: a burst of notifications (many runs stalling at once) reuses one connection per
-// endpoint. Node unrefs idle keep-alive sockets, so they never keep a process alive.
-const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 })
-const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8 })
-/** One agent per proxy URL and scheme, kept (keep-alive to the proxy too). */
-const proxyAgents = new Map<string, http.Agent>()
+/** The HTTP client: node-fetch and the agent for each request, loaded once, at the first request. */
+interface Client {
+  fetch: typeof import('node-fetch').default
+  agentFor(url: URL): http.Agent
+}
 
-/**
- * The agent for a request: through the proxy the environment names for this URL, or direct.
- * Read per request, so a change of the environment applies to the next request.
- */
-export function agentFor(url: URL): http.Agent {
-  const proxy = getProxyForUrl(url.href)
-  if (proxy === '') return url.protocol === 'https:' ? httpsAgent : httpAgent
-  const key = `${url.protocol}${proxy}`
-  let agent = proxyAgents.get(key)
-  if (agent === undefined) {
-    agent = url.protocol === 'https:' ? new HttpsProxyAgent(proxy, { keepAlive: true, maxSockets: 8 }) : new HttpProxyAgent(proxy, { keepAlive: true, maxSockets: 8 })
-    proxyAgents.set(key, agent)
-  }
-  return agent
+let client: Promise<Client> | null = null
+
+function loadClient(): Promise<Client> {
+  client ??= (async (): Promise<Client> => {
+    const [{ default: fetch }, { default: nodeHttp }, { default: nodeHttps }, { HttpProxyAgent }, { HttpsProxyAgent }, { getProxyForUrl }] = await Promise.all([
+      import('node-fetch'),
+      import('node:http'),
+      import('node:https'),
+      import('http-proxy-agent'),
+      import('https-proxy-agent'),
+      import('proxy-from-env'),
+    ])
+    // Keep-alive: a burst of notifications (many runs stalling at once) reuses one connection per
+    // endpoint. Node unrefs idle keep-alive sockets, so they never keep a process alive.
+    const httpAgent = new nodeHttp.Agent({ keepAlive: true, maxSockets: 8 })
+    const httpsAgent = new nodeHttps.Agent({ keepAlive: true, maxSockets: 8 })
+    /** One agent per proxy URL and scheme, kept (keep-alive to the proxy too). */
+    const proxyAgents = new Map<string, http.Agent>()
+    /**
+     * The agent for a request: through the proxy the environment names for this URL, or direct.
+     * Read per request, so a change of the environment applies to the next request.
+     */
+    const agentFor = (url: URL): http.Agent => {
+      const proxy = getProxyForUrl(url.href)
+      if (proxy === '') return url.protocol === 'https:' ? httpsAgent : httpAgent
+      const key = `${url.protocol}${proxy}`
+      let agent = proxyAgents.get(key)
+      if (agent === undefined) {
+        agent = url.protocol === 'https:' ? new HttpsProxyAgent(proxy, { keepAlive: true, maxSockets: 8 }) : new HttpProxyAgent(proxy, { keepAlive: true, maxSockets: 8 })
+        proxyAgents.set(key, agent)
+      }
+      return agent
+    }
+    return { fetch, agentFor }
+  })()
+  return client
 }
 
 /** What the endpoint answered, as given to a `classify` function. */
@@ -121,6 +140,7 @@ export async function postJson(request: PostJsonRequest): Promise<DeliveryOutcom
   const signal = timeout === undefined ? (request.signal as AbortSignal) : request.signal === undefined ? timeout : AbortSignal.any([timeout, request.signal])
   const where = redactSecret(url)
   try {
+    const { fetch, agentFor } = await loadClient()
     const response = await fetch(url, {
       method: 'POST',
       headers: { ...request.headers, 'Content-Type': 'application/json' },

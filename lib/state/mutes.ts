@@ -237,7 +237,16 @@ export class MuteView {
   current(): MuteMap {
     let stamp: string
     try {
-      const info = statSync(this.path)
+      // No file (the usual case) is an answer, not an error: a thrown ENOENT costs a stack trace
+      // per look, and every transition looks (10k runs seen at a daemon's start: 10 MB of them).
+      const info = statSync(this.path, { throwIfNoEntry: false })
+      if (info === undefined) {
+        if (this.#stamp !== '') {
+          this.#stamp = ''
+          this.#mutes = new Map()
+        }
+        return this.#mutes
+      }
       stamp = `${info.ino}:${info.size}:${info.mtimeMs}`
       if (stamp !== this.#stamp) {
         this.#stamp = stamp

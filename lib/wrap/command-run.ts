@@ -17,7 +17,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
 import { systemClock } from '../clock.js'
-import { checkSeconds, type NotifierSpec } from '../options.js'
+import { DEFAULT_EXPECT_SECONDS, checkSeconds, type NotifierSpec } from '../options.js'
 import { repoPaths } from '../repo.js'
 import type { RunEvent } from '../model.js'
 import { DeadlineTimer } from '../timer.js'
@@ -30,13 +30,8 @@ import { ProgressLines } from './progress-lines.js'
 import { environmentSecrets, scrubOutput } from './scrub.js'
 import { startWatchdog } from './watchdog.js'
 
-/**
- * The promise each progress line makes by default, in seconds. Five minutes: most training
- * loops print far more often, while an evaluation pass, a checkpoint save or a first epoch's
- * data loading may print nothing for minutes; with the default grace (100 s) a command silent
- * for about 6.7 minutes is reported stalled.
- */
-export const DEFAULT_EXPECT_SECONDS = 300
+// Defined beside the other defaults, so that the CLI can print it without loading this module.
+export { DEFAULT_EXPECT_SECONDS } from '../options.js'
 
 /** The signals passed on to the command's process group. */
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const
