@@ -47,7 +47,7 @@ t.test(`${RUNS} idle Python runs: no snapshot write across listings; ${RENEWING}
   // As in a repo Python's aim-watcher watched before: thousands of announcements at once would
   // fill the outbox (journaled whole) and make the first compaction's timing a matter of luck.
   await writeLastRunNotifications(repoPaths(root).lastRunNotifications, new Map(Array.from({ length: RUNS - ANNOUNCED }, (_, i) => [hashOf(i), 1])))
-  const first = startDaemon([root])
+  const first = startDaemon([root], ['--log-level', 'debug'])
   t.teardown(() => void first.process.kill('SIGKILL'))
   await first.waitEvent((l) => l.event === 'active')
   const pid = first.process.pid as number
@@ -120,7 +120,7 @@ t.test(`${RUNS} idle Python runs: no snapshot write across listings; ${RENEWING}
   // Killed with the renewals in its journal only; the next daemon adopts snapshot + journal.
   first.process.kill('SIGKILL')
   await first.exited
-  const second = startDaemon([root])
+  const second = startDaemon([root], ['--log-level', 'debug'])
   t.teardown(() => void second.process.kill('SIGKILL'))
   await second.waitEvent((l) => l.event === 'adopted')
   const next = await eventually(
