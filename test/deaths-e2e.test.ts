@@ -87,8 +87,9 @@ t.test('a process with its own SIGTERM handler keeps it; its SIGKILL is reported
   const child = startChild(DIES, [repo, 'handles_sigterm', 'own-term'], { env: DEFAULT })
   await child.waitForLine('READY')
   await senderPid(repo)
-  // The daemon has looked at the repo since it became the sender: it knows the live owner.
-  await until(() => / checkin-skipped /.test(daemonLog(repo)), "the daemon's first scan")
+  // The daemon has looked at the repo since it became the sender: it knows the live owner (the
+  // run is in the snapshot before watch() starts the daemon).
+  await until(() => / first-scan .* ownersLive=1 /.test(daemonLog(repo)), "the daemon's first scan, which found the live owner")
   child.process.kill('SIGTERM')
   await child.waitForLine('STILL TRAINING')
   t.equal(child.process.exitCode, null, 'its handler decided: it trains on')

@@ -131,6 +131,14 @@ export function shortBody(body: string): string {
   return scrubAndCut(body.replace(/\s+/g, ' ').trim(), 200)
 }
 
+/**
+ * Loads the HTTP client now, as the first request would. For a caller whose first send must not
+ * wait for the load (tens of ms): a test that moves a manual clock while real requests travel.
+ */
+export async function loadHttpClient(): Promise<void> {
+  await loadClient()
+}
+
 /** POSTs a JSON body and classifies the result. Never throws, never rejects. */
 export async function postJson(request: PostJsonRequest): Promise<DeliveryOutcome> {
   const { url, secrets = [], classify = classifyStatus } = request
