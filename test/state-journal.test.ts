@@ -331,7 +331,7 @@ t.test('small snapshots are written whole; the stamp follows appends', async (t)
   const first = statSync(path).ino
   state.runs = [run('ccc')]
   await writer.flush()
-  t.equal(writer.appends, 0, 'below 256 KiB every write is whole')
+  t.equal(writer.appends, 0, 'below 64 KiB every write is whole')
   t.not(statSync(path).ino, first)
   t.same(journalsOf(path), [])
   t.notOk('journalSeq' in JSON.parse(readFileSync(path, 'utf8')), 'and the file has no journal field')
@@ -360,7 +360,7 @@ t.test('through the durable owner: at 10k check-in runs, one run changed costs a
   durable.serve(() => ({ owner, runs: [], outbox: { pending: [] }, extra: { checkins: { version: 1, savedAt: clock.now(), runs } } }))
   await durable.commit()
   const full = statSync(path).size
-  t.ok(full > 256 << 10, `the full snapshot is ${full} bytes`)
+  t.ok(full > 64 << 10, `the full snapshot is ${full} bytes`)
   const bytesAfterFull = durable.bytesWritten
 
   // An ordinary change: coalesced onto the interval, then one append.

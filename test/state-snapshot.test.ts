@@ -421,3 +421,37 @@ t.test('a write asked for from inside produce queues behind the one in progress'
   t.equal(writer.writes, 2)
   await writer.close()
 })
+
+t.test("the daemon's check-in runs are columns on disk and records in memory; other shapes are written as they are", async (t) => {
+  const owner = currentOwner('process')
+  const runs = {
+    a1b2: { idx: 3, flag: 'check_in', expectNextIn: 60, firstSeenAt: 1_700_000_000_123, notifiedIdx: -1, status: 'running' },
+    c3d4: { idx: 1, flag: 'finished', expectNextIn: 0, firstSeenAt: 1_700_000_000_456, notifiedIdx: 1, status: 'finished' },
+  }
+  const snapshot = { ...snapshotOf(owner, []), extra: { checkins: { version: 1, savedAt: 5, runs }, terminal: '/dev/pts/3' } }
+  const file = JSON.parse(serializeSnapshot(snapshot)) as { extra: { checkins: Record<string, unknown> } }
+  t.notOk('runs' in file.extra.checkins, 'no records on disk')
+  t.same(file.extra.checkins['runColumns'], {
+    hash: ['a1b2', 'c3d4'],
+    fields: { idx: [3, 1], flag: ['check_in', 'finished'], expectNextIn: [60, 0], firstSeenAt: [1_700_000_000_123, 1_700_000_000_456], notifiedIdx: [-1, 1], status: ['running', 'finished'] },
+  })
+  t.same(parseSnapshot(file).extra, snapshot.extra, 'read back as records by hash, the rest as it was')
+
+  // Records of different fields, or with a nested value: written as they are, and read back so.
+  for (const odd of [
+    { ...runs, e5f6: { idx: 1 } },
+    { ...runs, e5f6: { ...runs.a1b2, note: { nested: true } } },
+  ]) {
+    const extra = { checkins: { version: 1, savedAt: 5, runs: odd } }
+    const text = serializeSnapshot({ ...snapshot, extra })
+    t.notOk(text.includes('runColumns'))
+    t.same(parseSnapshot(JSON.parse(text)).extra, extra)
+  }
+
+  // Damaged columns are a bad file, named by field, never a state with holes.
+  const bad = (runColumns: unknown) => () => parseSnapshot({ ...file, extra: { checkins: { version: 1, runColumns } } })
+  t.throws(bad({ hash: ['a1b2'], fields: { idx: [1, 2] } }), /runColumns\.fields\.idx is not 1 long/)
+  t.throws(bad({ hash: ['../x'], fields: { idx: [1] } }), /runColumns\.hash\[0\]/)
+  t.throws(bad({ hash: 'a1b2', fields: {} }), /runColumns\.hash is/)
+  t.throws(bad({ hash: [], fields: [] }), /runColumns\.fields is/)
+})

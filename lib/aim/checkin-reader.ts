@@ -99,6 +99,13 @@ interface KnownRun extends CheckinRunState {
   files: number
   /** How many listings in a row found none of its files (see {@link FORGET_AFTER_LISTINGS}). */
   absent: number
+  /** Its state as {@link CheckinReader.toJSON} last gave it: given again while it still holds. */
+  saved: Readonly<CheckinRunState> | null
+}
+
+/** Whether a saved record still says what the run holds. */
+function stillSaved(run: KnownRun, saved: Readonly<CheckinRunState>): boolean {
+  return saved.idx === run.idx && saved.flag === run.flag && saved.expectNextIn === run.expectNextIn && saved.firstSeenAt === run.firstSeenAt && saved.notifiedIdx === run.notifiedIdx && saved.status === run.status
 }
 
 /** Options of {@link CheckinReader}. */
@@ -353,7 +360,13 @@ export class CheckinReader {
     // once or a few times (a daemon's start) is not optimised yet, and there an iterator allocates
     // a result object per step (a megabyte per loop over 10k runs, promoted with what survives).
     this.#runs.forEach((run, hash) => {
-      runs[hash] = { idx: run.idx, flag: run.flag, expectNextIn: run.expectNextIn, firstSeenAt: run.firstSeenAt, notifiedIdx: run.notifiedIdx, status: run.status }
+      // A run that did not change gives the record it gave last time: a state written every
+      // second while a few runs renew builds a few records, not one per run (and the snapshot
+      // journal, comparing records, finds the unchanged ones at a glance).
+      if (run.saved === null || !stillSaved(run, run.saved)) {
+        run.saved = Object.freeze({ idx: run.idx, flag: run.flag, expectNextIn: run.expectNextIn, firstSeenAt: run.firstSeenAt, notifiedIdx: run.notifiedIdx, status: run.status })
+      }
+      runs[hash] = run.saved
     })
     return { version: 1, savedAt: this.#clock.now(), runs }
   }
@@ -407,6 +420,7 @@ export class CheckinReader {
         status: flag === 'finished' ? 'finished' : 'running',
         files: 0,
         absent: 0,
+        saved: null,
       }
       this.#runs.set(checkin.hash, fresh)
       this.#revision++
@@ -514,7 +528,7 @@ export class CheckinReader {
   #restore(state: CheckinReaderState): void {
     const now = this.#clock.now()
     for (const [hash, saved] of Object.entries(state.runs)) {
-      const run: KnownRun = { ...saved, firstSeenAt: Math.min(saved.firstSeenAt, now), files: 0, absent: 0 }
+      const run: KnownRun = { ...saved, firstSeenAt: Math.min(saved.firstSeenAt, now), files: 0, absent: 0, saved: null }
       const seeded = this.#alreadyNotified.get(hash)
       if (seeded !== undefined) run.notifiedIdx = Math.max(run.notifiedIdx, seeded)
       this.#runs.set(hash, run)

@@ -28,6 +28,9 @@ import { eventKey, type RunEvent, type RunInfo } from '../model.js'
 import type { RepoPaths } from '../repo.js'
 import type { DaemonLog } from './log.js'
 
+/** What a transition nobody takes is answered: nothing queued, no mute. */
+const NOTHING_TAKEN: Accepted = { queued: [], muted: false }
+
 /** Options of {@link AimRuns}. */
 export interface AimRunsOptions {
   /** The repo's paths: `checkins` is read, `lastRunNotifications` read and updated. */
@@ -46,6 +49,12 @@ export interface AimRunsOptions {
    * answered at once, without a promise: most of a first scan's are.
    */
   accept(event: RunEvent): Accepted | Promise<Accepted>
+  /**
+   * Whether anything would take an event of this transition now (a notifier that wants its kind,
+   * a mute covering its run, someone observing events). When not, no event is made for it: a
+   * first scan's thousands of first sights then cost no event each. Default: always.
+   */
+  wanted?(transition: Readonly<CheckinTransition>): boolean
   /**
    * Which hashes a Node owner (live, or adopted by the daemon) holds: it announces those runs,
    * not us. Asked once per batch of transitions, after the listing that found them: a Node
@@ -321,19 +330,23 @@ export class AimRuns {
         if (log.enabled('debug')) log.debug('checkin-skipped', { repo: paths.root, hash, idx, eventKind: kind, why: 'a Node owner watches this run' })
         continue
       }
-      const event = checkinEvent(transition, { repo: paths.root, host, pid, graceSeconds: this.graceSeconds })
       if (transition.alreadyNotified) {
-        this.#say('debug', transition, event, false)
+        this.#say('debug', transition, false)
         continue
       }
+      if (this.#options.wanted?.(transition) === false) {
+        this.#accepted(NOTHING_TAKEN, transition)
+        continue
+      }
+      const event = checkinEvent(transition, { repo: paths.root, host, pid, graceSeconds: this.graceSeconds })
       const answer = this.#options.accept(event)
       if (!(answer instanceof Promise)) {
-        this.#accepted(answer, transition, event)
+        this.#accepted(answer, transition)
         continue
       }
       accepting.push(
         answer.then(
-          (accepted) => this.#accepted(accepted, transition, event),
+          (accepted) => this.#accepted(accepted, transition),
           (error: unknown) => {
             const plain = toPlainError(error)
             log.error('runtime-error', { repo: paths.root, hash, key: event.key, code: plain.code, error: plain.message })
@@ -351,21 +364,23 @@ export class AimRuns {
     await Promise.all(accepting)
   }
 
-  #accepted({ queued, muted }: Accepted, transition: CheckinTransition, event: RunEvent): void {
-    this.#say(queued.length > 0 || muted ? 'info' : 'debug', transition, event, muted)
+  #accepted({ queued, muted }: Accepted, transition: CheckinTransition): void {
+    this.#say(queued.length > 0 || muted ? 'info' : 'debug', transition, muted)
     if (isAimNotification(transition)) this.#record(transition.hash, transition.idx)
   }
 
   /** A transition's line: info for one queued for sending (or muted), debug for the rest. */
-  #say(level: 'debug' | 'info', transition: CheckinTransition, event: RunEvent, muted: boolean): void {
+  #say(level: 'debug' | 'info', transition: CheckinTransition, muted: boolean): void {
     const { log, paths } = this.#options
     if (!log.enabled(level)) return
-    log[level](transition.kind, {
+    const { hash, kind, idx } = transition
+    log[level](kind, {
       repo: paths.root,
-      hash: transition.hash,
-      episode: event.run.episode,
-      overdue: event.overdueSeconds,
-      key: event.key,
+      hash,
+      // As in the event (see checkinEvent): the idx numbers the episodes.
+      episode: idx,
+      overdue: transition.overdueSeconds,
+      key: eventKey({ source: 'aim', hash, kind, idx }),
       source: 'aim-checkin',
       idx: transition.idx,
       alreadyNotified: transition.alreadyNotified || undefined,

@@ -408,6 +408,7 @@ export class RepoWatch {
           if (muted === null && !rt.wantsKind(event.kind)) return NOTHING_QUEUED
           return rt.accept(event, muted).then((queued) => ({ queued, muted: muted !== null }))
         },
+        wanted: (transition) => this.#observers.size > 0 || rt.wantsKind(transition.kind) || rt.mutes.covering(transition.hash, transition.at) !== null,
         // Adopted runs stay in the actor (ended ones for keepEndedMs): still the Node owner's.
         nodeRuns: async () => {
           const held = await this.#discovery.nodeHashes()

@@ -38,7 +38,7 @@ export interface DurableOwnerOptions {
    * is lost, the owner may no longer act either. Default: none.
    */
   actsUnder?: readonly Lease[]
-  /** Journal the snapshot's changes once a full write reaches this many bytes (the snapshot writer's `journalFromBytes`). Default 256 KiB. */
+  /** Journal the snapshot's changes once a full write reaches this many bytes (the snapshot writer's `journalFromBytes`). Default 64 KiB. */
   journalFromBytes?: number
   /** Compact the journal past the larger of this and the snapshot's size (the writer's `compactAtBytes`). Default 1 MiB. */
   compactAtBytes?: number

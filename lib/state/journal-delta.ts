@@ -76,7 +76,10 @@ export class JournalBaseline {
     const keyed = keyedOf(content.extra)
     this.#keyed = keyed !== null
     if (keyed !== null) {
-      for (const [hash, state] of Object.entries(keyed.runs)) this.#checkins.set(hash, { ...(state as Record<string, unknown>) })
+      // Kept as given, not copied: a producer hands out a new record when a run changes (the
+      // check-in reader gives an unchanged run's record again, frozen), so equal identity means
+      // no change and the baseline costs no copy of 10k records.
+      for (const hash in keyed.runs) this.#checkins.set(hash, keyed.runs[hash] as Record<string, unknown>)
       this.#checkinsRest = restText(keyed.rest)
     }
     this.#outbox = outboxTexts(content.outbox)
@@ -121,10 +124,11 @@ export class JournalBaseline {
       const set: Record<string, unknown> = {}
       let changed = 0
       let present = 0
-      for (const [hash, state] of Object.entries(keyed.runs)) {
+      for (const hash in keyed.runs) {
+        const state = keyed.runs[hash]
         const before = this.#checkins.get(hash)
         if (before !== undefined) present++
-        if (before !== undefined && isRecord(state) && sameFlat(before, state)) continue
+        if (before !== undefined && (before === state || (isRecord(state) && sameFlat(before, state)))) continue
         set[hash] = state
         changed++
       }
@@ -135,7 +139,7 @@ export class JournalBaseline {
         parts.checkins = { ...(changed > 0 ? { set } : {}), ...(del.length > 0 ? { del } : {}), rest: keyed.rest }
         steps.push(() => {
           for (const hash of del) this.#checkins.delete(hash)
-          for (const [hash, state] of Object.entries(set)) this.#checkins.set(hash, { ...(state as Record<string, unknown>) })
+          for (const hash in set) this.#checkins.set(hash, set[hash] as Record<string, unknown>)
           this.#checkinsRest = rest
         })
       }

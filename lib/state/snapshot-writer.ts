@@ -17,7 +17,7 @@
  * generation changes, instead of an append that fails or finds a journal it did not leave (a torn
  * tail, a link, a file gone), and at `close()`. An append asked for by `flush()`
  * is fsynced before it resolves; one from `markDirty()` is not (the next awaited write, or the
- * next full one, makes it durable). A small snapshot is always written whole: below 256 KiB a
+ * next full one, makes it durable). A small snapshot is always written whole: below 64 KiB a
  * rewrite costs about what an append does, and the file stays one self-contained JSON document.
  * @module
  */
@@ -34,8 +34,8 @@ import type { Snapshot, SnapshotContent } from './snapshot.js'
 
 /** Default {@link SnapshotWriterOptions.intervalMs}. */
 export const DEFAULT_SNAPSHOT_INTERVAL_MS = 1000
-/** Default {@link SnapshotWriterOptions.journalFromBytes}: 256 KiB. */
-export const DEFAULT_JOURNAL_FROM_BYTES = 256 << 10
+/** Default {@link SnapshotWriterOptions.journalFromBytes}: 64 KiB. */
+export const DEFAULT_JOURNAL_FROM_BYTES = 64 << 10
 /** Default {@link SnapshotWriterOptions.compactAtBytes}: 1 MiB. */
 export const DEFAULT_COMPACT_AT_BYTES = 1 << 20
 
@@ -61,7 +61,7 @@ export interface SnapshotWriterOptions {
   onError?: (error: unknown) => void
   /**
    * Append changes to a journal instead of rewriting the snapshot once its last full write was
-   * at least this many bytes. `Infinity`: always write whole. Default 256 KiB.
+   * at least this many bytes. `Infinity`: always write whole. Default 64 KiB.
    */
   journalFromBytes?: number
   /**
