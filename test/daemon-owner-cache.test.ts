@@ -90,14 +90,21 @@ t.test("Discovery: a live owner's rewrites are read only by a question that need
   )
   t.equal(first.liveOwners, 1)
   await write('second_run')
-  t.equal(discovery.noticed('owners', `${owner.id}.json`, () => false), 'look', 'a rewrite marks it')
+  t.equal(
+    discovery.noticed('owners', `${owner.id}.json`, () => false),
+    'look',
+    'a rewrite marks it',
+  )
   const unread = await discovery.scan(() => false, { readLive: false })
   t.same(unread.live, [], 'not read when no question needs it')
   t.equal(unread.liveOwners, 1, 'still counted as a live owner')
   t.same([...(await discovery.nodeHashes())], ['second_run'], '"is this a Node run?" reads the marked snapshot')
   // A snapshot that cannot be parsed: a scan that does not read it cannot report it; one that reads it does.
   writeFileSync(path, 'not json')
-  t.equal(discovery.noticed('owners', `${owner.id}.json`, () => false), 'look')
+  t.equal(
+    discovery.noticed('owners', `${owner.id}.json`, () => false),
+    'look',
+  )
   t.same((await discovery.scan(() => false, { readLive: false })).errors, [], 'the garbage is not read')
   const read = await discovery.scan(() => false, { readLive: true })
   t.same(
