@@ -55,12 +55,15 @@ t.test('progress keeps pushing the deadline', async (t) => {
 
 t.test('finish and failure end the run; reports after that are ignored', async (t) => {
   const { clock, actor, kinds, events } = setup()
+  t.notOk(actor.hasActiveRuns(), 'no run yet')
   actor.open({ hash: 'f', grace: 1, at: clock.now() })
   actor.open({ hash: 'x', grace: 1, at: clock.now() })
   actor.progress('f', clock.now(), 1)
   actor.progress('x', clock.now(), 1)
   t.ok(actor.finish('f', clock.now()))
+  t.ok(actor.hasActiveRuns(), 'one run still running')
   t.ok(actor.fail('x', clock.now(), 'CUDA out of memory'))
+  t.notOk(actor.hasActiveRuns(), 'both ended (still tracked)')
   t.notOk(actor.finish('f', clock.now()), 'twice is a no-op')
   t.notOk(actor.fail('nope', clock.now(), 'r'), 'unknown run')
   actor.progress('f', clock.now(), 1)

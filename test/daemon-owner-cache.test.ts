@@ -70,6 +70,51 @@ t.test("adoptionOrder: daemons' own snapshots, those a daemon was adopting, dead
   )
 })
 
+t.test("Discovery: a live owner's rewrites are read only by a question that needs them", async (t) => {
+  const { repo } = tempRepo(t)
+  const layout = statusLayout(repoPaths(repo))
+  prepareStatusFolders(layout)
+  const discovery = new Discovery({ layout, staleMs: 10_000, selfId: 'self' })
+  discovery.watching = true
+  const owner = currentOwner('process')
+  const path = snapshotPath(layout, owner.id)
+  const lease = await acquireLease(path, owner, { staleMs: 10_000 })
+  t.teardown(() => lease.release())
+  const write = (hash: string) => writeSnapshotAtomic(path, { format: SNAPSHOT_FORMAT, version: 1, owner, generation: 1, writtenAt: Date.now(), runs: [runningRun(hash)], outbox: null, extra: {} })
+  await write('first_run')
+  const first = await discovery.scan(() => false)
+  t.same(
+    first.live.flatMap((s) => s.runs.map((r) => r.hash)),
+    ['first_run'],
+    'read by default',
+  )
+  t.equal(first.liveOwners, 1)
+  await write('second_run')
+  t.equal(
+    discovery.noticed('owners', `${owner.id}.json`, () => false),
+    'look',
+    'a rewrite marks it',
+  )
+  const unread = await discovery.scan(() => false, { readLive: false })
+  t.same(unread.live, [], 'not read when no question needs it')
+  t.equal(unread.liveOwners, 1, 'still counted as a live owner')
+  t.same([...(await discovery.nodeHashes())], ['second_run'], '"is this a Node run?" reads the marked snapshot')
+  // A snapshot that cannot be parsed: a scan that does not read it cannot report it; one that reads it does.
+  writeFileSync(path, 'not json')
+  t.equal(
+    discovery.noticed('owners', `${owner.id}.json`, () => false),
+    'look',
+  )
+  t.same((await discovery.scan(() => false, { readLive: false })).errors, [], 'the garbage is not read')
+  const read = await discovery.scan(() => false, { readLive: true })
+  t.same(
+    read.errors.map((e) => e.id),
+    [owner.id],
+    'read (and found unreadable) once a question needs it',
+  )
+  t.same(read.live, [])
+})
+
 t.test('Discovery: a live lease is not read again until its staleness is reachable; what file events ask for', async (t) => {
   const { repo } = tempRepo(t)
   const layout = statusLayout(repoPaths(repo))

@@ -172,6 +172,12 @@ export class RepoActor {
     return out
   }
 
+  /** Whether any run is running or stalled (no copies made: asked once per daemon poll). */
+  hasActiveRuns(): boolean {
+    for (const state of this.#runs.values()) if (isActive(state.info)) return true
+    return false
+  }
+
   /** How many runs are tracked. */
   get size(): number {
     return this.#runs.size

@@ -5,9 +5,15 @@
  * when they changed. It decides nothing: the planner does.
  *
  * File events tell it which owner changed ({@link Discovery.noticed}): a live owner's rewrite
- * marks that owner for a look at the next poll; only what needs the daemon now (an exit marker,
- * a snapshot that appeared or vanished, a rewrite by an owner whose runs the daemon carries and
- * could hand back) asks for a prompt scan.
+ * marks that owner's snapshot; only what needs the daemon now (an exit marker, a snapshot that
+ * appeared or vanished, a rewrite by an owner whose runs the daemon carries and could hand back)
+ * asks for a prompt scan.
+ *
+ * A live owner's snapshot is read only when a question needs it: a scan that asks for the live
+ * snapshots ({@link ScanOptions.readLive}: the daemon carries runs it could hand back, or a
+ * status page shows them), or {@link Discovery.nodeHashes}. Otherwise the mark stays and the
+ * next question reads it, so the cost follows the questions, not the rewrites (1,000 live owners
+ * rewrite about 33 snapshots a second).
  * @module
  */
 import { join } from 'node:path'
@@ -39,8 +45,13 @@ export interface Orphan {
 export interface Findings {
   /** Orphaned snapshots to adopt. */
   orphans: Orphan[]
-  /** Live processes' snapshots (not adopted by anyone). */
+  /** Live processes' snapshots (not adopted by anyone); empty unless the scan was asked to read them ({@link ScanOptions.readLive}). */
   live: Snapshot[]
+  /**
+   * How many live processes hold a snapshot (not adopted by anyone, as far as their last read
+   * tells: one never read counts), whether or not their snapshots were read.
+   */
+  liveOwners: number
   /** Exit markers whose snapshot is gone. */
   markerOnly: string[]
   /** Entries that could not be looked at, with why (one owner never stops the others). */
@@ -61,6 +72,20 @@ export interface DiscoveryOptions {
   fullLookMs?: number
   /** See {@link LookPolicy.maxLookMs}. Default {@link DEFAULT_MAX_LOOK_MS}. */
   maxLookMs?: number
+}
+
+/** What a scan is asked besides the listing. */
+export interface ScanOptions {
+  /** Whether the session is still open: the scan stops early once it is not. Default: always open. */
+  stillOpen?: () => boolean
+  /** Entries that failed lately and wait out their backoff (see quarantine.ts). Default: none. */
+  isHeldBack?: (id: string) => boolean
+  /**
+   * Read the live owners' snapshots (those marked changed, or never read) into
+   * {@link Findings.live}. Default true. The daemon asks only when it carries a run a live owner
+   * could be handed back, or when something shows the live runs.
+   */
+  readLive?: boolean
 }
 
 /** What a file event asks of the daemon: a scan now, a look at one owner at the next poll, or nothing. */
@@ -107,13 +132,17 @@ export class Discovery {
    * Lists and looks at every entry. Rejects (with `AIM_STATUS_INVALID_PATH`) only when a folder
    * cannot be listed; a bad entry is reported in `errors`.
    */
-  async scan(isTombstone: (id: string) => boolean, stillOpen: () => boolean = () => true, isHeldBack: (id: string) => boolean = () => false): Promise<Findings> {
+  async scan(isTombstone: (id: string) => boolean, options: ScanOptions = {}): Promise<Findings> {
     const { layout, selfId } = this.#options
+    const stillOpen = options.stillOpen ?? (() => true)
+    const isHeldBack = options.isHeldBack ?? (() => false)
+    const readLive = options.readLive ?? true
     const ids = await listOwnerIds(layout.owners)
     const exitIds = await listOwnerIds(layout.exits)
     const snapshots = new Set(ids)
-    const listed = new Set([...ids, ...exitIds])
-    const findings: Findings = { orphans: [], live: [], markerOnly: [], errors: [], listed }
+    const listed = new Set(ids)
+    for (const id of exitIds) listed.add(id)
+    const findings: Findings = { orphans: [], live: [], liveOwners: 0, markerOnly: [], errors: [], listed }
     const policy = this.#policy
     const now = this.#now()
     const liveness = new PollLiveness()
@@ -126,8 +155,8 @@ export class Discovery {
         const hasSnapshot = snapshots.has(id)
         const isSelf = id === selfId
         const held = !isSelf && isTombstone(id)
-        const path = hasSnapshot ? snapshotPath(layout, id) : null
-        const entry = path !== null ? this.#entry(id) : null
+        const entry = hasSnapshot ? this.#entry(id) : null
+        const path = entry?.path ?? null
         // Our own snapshot and tombstones are skipped without a look at their lease.
         const holder = entry !== null && path !== null && !isSelf && !held ? holderAt(entry, path, now, policy, liveness) : null
         const verdict = triage({ id, hasSnapshot, holder, isSelf, isTombstone: held })
@@ -137,8 +166,12 @@ export class Discovery {
             findings.orphans.push({ id, holder: holder as HolderState, foundAt: entry?.orphanSince ?? now })
             break
           case 'live': {
-            const snapshot = await this.#snapshotOf(entry as OwnerEntry, path as string)
-            if (snapshot !== null && snapshot.adoptedBy === undefined) findings.live.push(snapshot)
+            const known = entry as OwnerEntry
+            // Unread, the mark stays for the next question that needs the snapshot.
+            const snapshot = readLive ? await this.#snapshotOf(known) : known.snapshot
+            if (snapshot?.adoptedBy !== undefined || (readLive && snapshot === null)) break
+            findings.liveOwners++
+            if (readLive) findings.live.push(snapshot as Snapshot)
             break
           }
           case 'marker-only':
@@ -168,7 +201,7 @@ export class Discovery {
     for (const id of await listOwnerIds(layout.owners)) {
       if (id === selfId) continue
       try {
-        const snapshot = await this.#snapshotOf(this.#entry(id), snapshotPath(layout, id))
+        const snapshot = await this.#snapshotOf(this.#entry(id))
         for (const run of snapshot?.runs ?? []) hashes.add(run.hash)
       } catch {
         // Corrupt or half-gone: the scan reports it; this question only looks for hashes.
@@ -224,14 +257,15 @@ export class Discovery {
   #entry(id: string): OwnerEntry {
     let entry = this.#entries.get(id)
     if (entry === undefined) {
-      entry = newEntry()
+      entry = newEntry(snapshotPath(this.#options.layout, id))
       this.#entries.set(id, entry)
     }
     return entry
   }
 
   /** The snapshot as last read, read again when it may have changed (marked, or no events to tell). */
-  async #snapshotOf(entry: OwnerEntry, path: string): Promise<Snapshot | null> {
+  async #snapshotOf(entry: OwnerEntry): Promise<Snapshot | null> {
+    const { path } = entry
     if (!entry.snapshotMarked && entry.stamp !== undefined && this.#watching) return entry.snapshot
     // Cleared before reading: an event during the read marks it again.
     entry.snapshotMarked = false

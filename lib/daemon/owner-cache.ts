@@ -116,6 +116,8 @@ export class PollLiveness {
 
 /** One owner as the daemon remembers it. */
 export interface OwnerEntry {
+  /** Its snapshot's path, made (and checked) once rather than at every poll. */
+  path: string
   /** Its lease as last looked at; null until the first look (never for our own snapshot or a tombstone). */
   lease: LeaseMemo | null
   /** The snapshot's stamp when it was last read; undefined until then, null when it was gone. */
@@ -129,9 +131,9 @@ export interface OwnerEntry {
   orphanSince: number | null
 }
 
-/** A new entry: everything to be looked at. */
-export function newEntry(): OwnerEntry {
-  return { lease: null, stamp: undefined, snapshot: null, snapshotMarked: true, triage: null, orphanSince: null }
+/** A new entry for the snapshot at `path`: everything to be looked at. */
+export function newEntry(path: string): OwnerEntry {
+  return { path, lease: null, stamp: undefined, snapshot: null, snapshotMarked: true, triage: null, orphanSince: null }
 }
 
 /**

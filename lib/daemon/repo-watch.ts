@@ -90,11 +90,11 @@ interface Session {
   watchers: FSWatcher[]
   /** What is done to other owners' runs. */
   takeover: Takeover
-  /** Hashes held by live Node owners' snapshots, as of the last scan: their check-ins are not announced. */
+  /** Hashes held by live Node owners' snapshots, as of the last scan that read them (for the read model). */
   nodeHashes: Set<string>
   /** Live training processes and orphans found by the last scan: something to watch. */
   ownersSeen: number
-  /** Live training processes' snapshots, as of the last scan (for the read model). */
+  /** Live training processes' snapshots, as of the last scan that read them (for the read model). */
   live: Snapshot[]
   /** Scans made in this session: the first is summed up at `info`, every one at `debug`. */
   scans: number
@@ -314,6 +314,9 @@ export class RepoWatch {
   #fileEvent(folder: 'owners' | 'exits', name: string | null): void {
     const session = this.#session
     if (this.#state !== 'active' || session === null) return
+    // Every owner's lock is refreshed every few seconds (200 events a second at 1,000 owners) and
+    // never asks for anything (Discovery.noticed): dropped before any parsing.
+    if (name?.endsWith('.json.lock') === true) return
     if (name !== null) {
       const id = ownerFileOf(name)?.id ?? null
       if (id === null || this.#quarantine.blocked(id) || session.takeover.isTombstone(id)) return
@@ -562,11 +565,14 @@ export class RepoWatch {
       // A repo folder removed while watched is not made again: there is nothing left to watch.
       if (!existsSync(this.root)) throw new AimStatusError(ErrorCodes.INVALID_PATH, `The repo folder ${this.root} is gone`)
       prepareStatusFolders(this.layout)
-      findings = await this.#discovery.scan(
-        (id) => session.takeover.isTombstone(id),
-        () => !session.closed,
-        (id) => this.#quarantine.blocked(id),
-      )
+      findings = await this.#discovery.scan((id) => session.takeover.isTombstone(id), {
+        stillOpen: () => !session.closed,
+        isHeldBack: (id) => this.#quarantine.blocked(id),
+        // Live owners' snapshots are read only for a question that needs them: a run we carry that
+        // its owner may report again (hand-back), or a status page showing live runs. "Is this
+        // hash a Node run?" reads them itself when a check-in asks (Discovery.nodeHashes).
+        readLive: this.#observers.size > 0 || session.runtime.actor.hasActiveRuns(),
+      })
       this.#said.delete('state-unreadable')
     } catch (error) {
       this.#logOnce('state-unreadable', error)
@@ -576,10 +582,10 @@ export class RepoWatch {
     }
     this.#quarantine.keepOnly(findings.listed)
     const { takeover } = session
-    session.ownersSeen = findings.live.length + findings.orphans.length + findings.markerOnly.length
+    session.ownersSeen = findings.liveOwners + findings.orphans.length + findings.markerOnly.length
     await takeover.retireTombstones()
     for (const { id, error } of findings.errors) this.#ownerError(id, error)
-    const counts: ScanCounts = { live: findings.live.length, orphans: findings.orphans.length, adopted: 0, markers: findings.markerOnly.length, errors: findings.errors.length, checkins: null }
+    const counts: ScanCounts = { live: findings.liveOwners, orphans: findings.orphans.length, adopted: 0, markers: findings.markerOnly.length, errors: findings.errors.length, checkins: null }
     for (const id of findings.markerOnly) {
       if (session.closed) return null
       await takeover.markerOnly(id).catch((error: unknown) => this.#ownerError(id, error))
