@@ -39,6 +39,9 @@ const checkinRuns = (snapshot: Snapshot | undefined): Record<string, CheckinRunS
 const wchar = (pid: number): number => Number(/wchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1])
 const logBytes = (daemon: DaemonChild): number => daemon.lines.reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0)
 
+/** Per-run lines (a first sight no notifier wants is a debug line), and the default staleness (see below; the last `--stale-ms` given counts). */
+const DAEMON_ARGS = ['--log-level', 'debug', '--stale-ms', '10000']
+
 t.test(`${RUNS} idle Python runs: no snapshot write across listings; ${RENEWING} renewing: small appends; SIGKILL and a new daemon: nothing lost or repeated`, async (t) => {
   const root = makeRepo(tempRepo(t, 'aim-daemon-journal-').repo)
   const folder = repoPaths(root).checkins
@@ -47,8 +50,12 @@ t.test(`${RUNS} idle Python runs: no snapshot write across listings; ${RENEWING}
   // As in a repo Python's aim-watcher watched before: thousands of announcements at once would
   // fill the outbox (journaled whole) and make the first compaction's timing a matter of luck.
   await writeLastRunNotifications(repoPaths(root).lastRunNotifications, new Map(Array.from({ length: RUNS - ANNOUNCED }, (_, i) => [hashOf(i), 1])))
-  const first = startDaemon([root], ['--log-level', 'debug'])
+  // The default staleness (10 s), not the helpers' 2 s: an owner silent for half its staleness
+  // claims its next generation, and a new generation is a full write. On a loaded machine a
+  // daemon can stall for a second; this test is about appends.
+  const first = startDaemon([root], DAEMON_ARGS)
   t.teardown(() => void first.process.kill('SIGKILL'))
+  t.match(await first.waitEvent((l) => l.event === 'daemon-started'), { staleMs: 10_000 }, 'the last --stale-ms given counts')
   await first.waitEvent((l) => l.event === 'active')
   const pid = first.process.pid as number
   const own = await eventually(
@@ -120,7 +127,7 @@ t.test(`${RUNS} idle Python runs: no snapshot write across listings; ${RENEWING}
   // Killed with the renewals in its journal only; the next daemon adopts snapshot + journal.
   first.process.kill('SIGKILL')
   await first.exited
-  const second = startDaemon([root], ['--log-level', 'debug'])
+  const second = startDaemon([root], DAEMON_ARGS)
   t.teardown(() => void second.process.kill('SIGKILL'))
   await second.waitEvent((l) => l.event === 'adopted')
   const next = await eventually(
