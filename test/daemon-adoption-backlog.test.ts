@@ -30,16 +30,10 @@ t.test('1,000 orphans adopted in batches; a SIGKILL during the backlog is report
   }
   const train = startChild(TRAIN, [root, 'killed_in_backlog', 'loop'])
   // Ended (not only signalled) before the folder is removed.
-  repo.closeFirst(async () => {
-    train.process.kill('SIGKILL')
-    await train.exited
-  })
+  repo.killFirst(train)
   await train.waitForLine('READY')
   const daemon = startDaemon([root], ['--stale-ms', '10000', '--poll-ms', '1000'])
-  repo.closeFirst(async () => {
-    daemon.process.kill('SIGKILL')
-    await daemon.exited
-  })
+  repo.killFirst(daemon)
   const active = await daemon.waitEvent((l) => l.event === 'active')
   await daemon.waitEvent((l) => l.event === 'adopted')
   const killedAt = Date.now()

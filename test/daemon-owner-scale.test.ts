@@ -48,16 +48,10 @@ t.test('1,000 live owners: the daemon under 15 % of a core; a SIGKILL meanwhile 
   const root = makeRepo(repo.repo)
   const holder = startChild(MANY_OWNERS, [root, String(OWNERS), '10000', '50', 'live'])
   // Ended (not only signalled) before the folder is removed: it writes there until it dies.
-  repo.closeFirst(async () => {
-    holder.process.kill('SIGKILL')
-    await holder.exited
-  })
+  repo.killFirst(holder)
   await holder.waitForLine('READY')
   const daemon = startDaemon([root], ['--stale-ms', '10000', '--poll-ms', '1000'])
-  repo.closeFirst(async () => {
-    daemon.process.kill('SIGKILL')
-    await daemon.exited
-  })
+  repo.killFirst(daemon)
   await daemon.waitEvent((l) => l.event === 'active')
   const pid = daemon.process.pid as number
   // The first scans read every snapshot once: that start-up cost is not the steady state.
