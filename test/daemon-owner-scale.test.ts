@@ -43,7 +43,10 @@ async function killToFailed(root: string, daemon: DaemonChild, hash: string): Pr
   return Date.parse(failed['time'] as string) - killedAt
 }
 
-t.test('1,000 live owners: the daemon under 15 % of a core; a SIGKILL meanwhile is still reported failed', async (t) => {
+// The bound: a poll that read every lease measured 86 % of a core with this holder; now 2-6 %
+// alone and 9 % beside another daemon test on this 2-core machine. 20 % leaves a loaded CI room
+// and still fails a poll that is O(owners).
+t.test('1,000 live owners: the daemon under 20 % of a core; a SIGKILL meanwhile is still reported failed', async (t) => {
   const repo = tempRepo(t, 'aim-status-owners-')
   const root = makeRepo(repo.repo)
   const holder = startChild(MANY_OWNERS, [root, String(OWNERS), '10000', '50', 'live'])
@@ -58,7 +61,7 @@ t.test('1,000 live owners: the daemon under 15 % of a core; a SIGKILL meanwhile 
   await coreShare(pid, 3_000)
   const [share, latencyMs] = await Promise.all([coreShare(pid, 20_000), killToFailed(root, daemon, 'killed_under_load')])
   t.comment(`daemon CPU with ${OWNERS} live owners: ${(share * 100).toFixed(1)} % of a core over 20 s; SIGKILL -> failed line: ${latencyMs} ms`)
-  t.ok(share < 0.15, `the daemon used ${(share * 100).toFixed(1)} % of a core (bound 15 %)`)
+  t.ok(share < 0.2, `the daemon used ${(share * 100).toFixed(1)} % of a core (bound 20 %)`)
   t.ok(latencyMs < 5_000, `SIGKILL to failed line in ${latencyMs} ms (bound 5 s; the poll is 1 s)`)
   const adopted = daemon.events().filter((l) => l.event === 'adopted')
   t.equal(adopted.length, 1, 'one adoption: the killed process')
