@@ -28,8 +28,8 @@ import { eventKey, type RunEvent, type RunInfo } from '../model.js'
 import type { RepoPaths } from '../repo.js'
 import type { DaemonLog } from './log.js'
 
-/** What a transition nobody takes is answered: nothing queued, no mute. */
-const NOTHING_TAKEN: Accepted = { queued: [], muted: false }
+/** The answer for an event nobody takes (no notifier wants it, no mute covers it): nothing queued. */
+export const NOTHING_QUEUED: Accepted = Object.freeze({ queued: [], muted: false })
 
 /** Options of {@link AimRuns}. */
 export interface AimRunsOptions {
@@ -335,7 +335,7 @@ export class AimRuns {
         continue
       }
       if (this.#options.wanted?.(transition) === false) {
-        this.#accepted(NOTHING_TAKEN, transition)
+        this.#accepted(NOTHING_QUEUED, transition)
         continue
       }
       const event = checkinEvent(transition, { repo: paths.root, host, pid, graceSeconds: this.graceSeconds })

@@ -38,7 +38,7 @@ import { ownerFileOf, prepareStatusFolders, snapshotPath, statusLayout, type Sta
 import { adoptOrphan, type Adoption } from '../state/lease.js'
 import type { Snapshot } from '../state/snapshot.js'
 import type { OwnerInfo } from '../state/owner.js'
-import { AimRuns, type Accepted, type AimScanFindings } from './aim-runs.js'
+import { AimRuns, NOTHING_QUEUED, type AimScanFindings } from './aim-runs.js'
 import { Discovery, type Orphan } from './discovery.js'
 import { drainConcurrently } from './pool.js'
 import type { DaemonLog } from './log.js'
@@ -128,8 +128,6 @@ const ADOPTION_BUDGET_MS = 250
 const ADOPTION_BATCH = 100
 /** Adoptions in flight at once (each mostly waits for its writes to be durable). */
 const ADOPTION_CONCURRENCY = 8
-/** The answer for an event no notifier wants: nothing queued, no mute. */
-const NOTHING_QUEUED: Accepted = { queued: [], muted: false }
 
 /** The daemon's work on one repo. */
 export class RepoWatch {

@@ -85,8 +85,8 @@ export function exitMarkerPath(layout: StatusLayout, ownerId: string): string {
 
 /** Whether a file name in `owners/` or `exits/` is a snapshot or marker (not a lock, fence, journal or temp). */
 export function ownerIdOfFileName(name: string): string | null {
-  const match = /^([A-Za-z0-9_-]{1,64})\.json$/.exec(name)
-  return match?.[1] ?? null
+  const file = ownerFileOf(name)
+  return file?.part === 'snapshot' ? file.id : null
 }
 
 /** What a file of `owners/` is to its owner (see the layout above); `other` for names this version does not make. */
