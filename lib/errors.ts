@@ -72,6 +72,10 @@ export const ErrorCodes = {
   INTERNAL: 'AIM_STATUS_INTERNAL',
   /** The HTTP face would listen beyond loopback without a token file. */
   TOKEN_REQUIRED: 'AIM_STATUS_TOKEN_REQUIRED',
+  /** A session reached a standby daemon (another daemon sends for the repo): the client tries its next server. */
+  STANDBY: 'AIM_STATUS_STANDBY',
+  /** No server given to `watch()` (or `AIM_STATUS_SERVER`) could be reached within the connect timeout. */
+  SERVER_UNREACHABLE: 'AIM_STATUS_SERVER_UNREACHABLE',
 } as const
 
 /** One of {@link ErrorCodes}' values. */
@@ -160,6 +164,8 @@ export const ERROR_CLASSES: { readonly [C in ErrorCode]: typeof AimStatusError |
   [ErrorCodes.BUSY]: AimStatusError,
   [ErrorCodes.INTERNAL]: AimStatusError,
   [ErrorCodes.TOKEN_REQUIRED]: AimStatusError,
+  [ErrorCodes.STANDBY]: AimStatusError,
+  [ErrorCodes.SERVER_UNREACHABLE]: AimStatusError,
 }
 
 /** An error of the class {@link ERROR_CLASSES} gives for `code`. */

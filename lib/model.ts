@@ -43,6 +43,52 @@ export interface RunInfo {
    * them (`aim-watcher run`, or `reportFailure(reason, { logTail })`).
    */
   logTail?: string
+  /**
+   * Where the run's process reports from, when it reports over a session (a remote run, or a
+   * local one over the daemon's Unix socket) instead of owning a snapshot of its own. Default:
+   * none (a local run).
+   */
+  origin?: RunOrigin
+  /** How many processes (ranks) make up the run; set for runs of many ranks. Default: none (one process). */
+  worldSize?: number
+  /** When a run of many ranks counts as finished: every rank finished (`all`), or rank 0 (`rank0`). Default `all`. */
+  finishOn?: FinishOn
+  /** The ranks that have joined a run of many ranks, by rank number. Default: none. */
+  ranks?: RankState[]
+}
+
+/** When a run of many ranks counts as finished. */
+export type FinishOn = 'all' | 'rank0'
+
+/**
+ * The state of the session a process reports over: `open` (connected), `lost` (no word for a
+ * while, or the daemon restarted: its deadline carries on, nothing is failed), `closed` (ended
+ * without a goodbye: the process died), `ended` (said goodbye).
+ */
+export type SessionState = 'open' | 'lost' | 'closed' | 'ended'
+
+/** Where a process reports from. */
+export interface RunOrigin {
+  host: string
+  pid: number
+  /** How it reaches the daemon. */
+  via: 'tcp' | 'unix'
+  session: SessionState
+}
+
+/** One rank of a run of many ranks. Times are epoch milliseconds. */
+export interface RankState {
+  rank: number
+  host: string
+  pid: number
+  status: RunStatus
+  lastProgressAt: number
+  /** Seconds of its last promise; 0 = no deadline. */
+  expectNextIn: number
+  deadlineAt: number | null
+  session: SessionState
+  /** Why it failed, when it did. */
+  reason?: string
 }
 
 /** A transition of one run, as delivered to notifiers and to event listeners. */
