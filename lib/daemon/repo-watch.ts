@@ -46,7 +46,7 @@ import { adoptionOrder } from './planner.js'
 import { Quarantine } from './quarantine.js'
 import { Sender, type SenderHold } from './sender.js'
 import { Takeover } from './takeover.js'
-import { aimRun, mergeRuns, type RepoObserver, type WatchedRun } from './run-view.js'
+import { aimRun, daemonRunSource, mergeRuns, type RepoObserver, type WatchedRun } from './run-view.js'
 import { DeadlineTimer } from '../timer.js'
 import { writeToTerminal } from '../terminal.js'
 import type { RunEvent } from '../model.js'
@@ -222,7 +222,7 @@ export class RepoWatch {
       const who = { id: snapshot.owner.id, kind: snapshot.owner.kind, pid: snapshot.owner.pid, host: snapshot.owner.host }
       for (const run of snapshot.runs) all.push({ ...run, repo: this.root, source: 'process', owner: who })
     }
-    for (const run of session.runtime.actor.runs()) all.push({ ...run, repo: this.root, source: 'adopted', owner: self })
+    for (const run of session.runtime.actor.runs()) all.push({ ...run, repo: this.root, source: daemonRunSource(run), owner: self })
     for (const [hash, state] of session.aim.runs) if (!session.nodeHashes.has(hash) && session.runtime.actor.run(hash) === undefined) all.push(aimRun(this.root, hash, state, session.aim.graceSeconds))
     return mergeRuns(all)
   }

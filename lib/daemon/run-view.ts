@@ -12,13 +12,17 @@ import type { OwnerKind } from '../state/owner.js'
 import type { Mute } from '../state/mutes.js'
 
 /** Where a run is watched from. */
-export type RunSource = 'process' | 'adopted' | 'aim'
+export type RunSource = 'process' | 'adopted' | 'remote' | 'aim'
 
 /** One run as the daemon sees it. */
 export interface WatchedRun extends RunInfo {
   /** The repo root. */
   repo: string
-  /** `process`: a live training process watches it (read from its snapshot); `adopted`: this daemon; `aim`: a Python-Aim run read from its check-ins. */
+  /**
+   * `process`: a live training process watches it (read from its snapshot); `adopted`: this daemon, after its process went; `remote`: this
+   * daemon, for a process that reports over a session (another host, or the daemon's Unix socket; see `origin` and `ranks`); `aim`: a
+   * Python-Aim run read from its check-ins.
+   */
   source: RunSource
   /** Who watches it: the training process or this daemon; null for a Python run (its process is not known). */
   owner: { id: string; kind: OwnerKind; pid: number; host: string } | null
@@ -33,6 +37,9 @@ export interface RepoObserver {
   /** A delivery outcome of this daemon's outbox. */
   report?(report: DeliveryRecord): void
 }
+
+/** The source of a run the daemon's own actor carries: `remote` when a process reports it over a session. */
+export const daemonRunSource = (run: RunInfo): RunSource => (run.origin !== undefined || run.ranks !== undefined ? 'remote' : 'adopted')
 
 const isActive = (run: RunInfo): boolean => run.status === 'running' || run.status === 'stalled'
 

@@ -9,6 +9,7 @@ import { listNotifiers } from '../../notify/manage.js'
 import { checkRunHash, repoPaths } from '../../repo.js'
 import { muteFromRequest, mutesPath, readMutes, removeMute, setMute, type Mute } from '../../state/mutes.js'
 import type { RunRow, StatusModel, TimelineMark } from './status-model.js'
+import type { RankState } from '../../model.js'
 
 /** The API version in every path. */
 export const API_VERSION = 1
@@ -22,6 +23,21 @@ export function muteJson(mute: Mute): Record<string, unknown> {
 
 function markJson(mark: TimelineMark): Record<string, unknown> {
   return { kind: mark.kind, at: iso(mark.at), ...(mark.count !== undefined ? { count: mark.count } : {}), ...(mark.muted === true ? { muted: true } : {}) }
+}
+
+/** One rank of a run of many ranks as JSON. */
+function rankJson(rank: RankState): Record<string, unknown> {
+  return {
+    rank: rank.rank,
+    host: rank.host,
+    pid: rank.pid,
+    status: rank.status,
+    session: rank.session,
+    lastProgressAt: iso(rank.lastProgressAt),
+    expectNextIn: rank.expectNextIn,
+    deadlineAt: iso(rank.deadlineAt),
+    reason: rank.reason ?? null,
+  }
 }
 
 /** One run as JSON; `timeline` adds its marks. */
@@ -44,6 +60,9 @@ export function runJson(row: RunRow, timeline: boolean): Record<string, unknown>
     grace: run.grace,
     episode: run.episode,
     reason: run.reason ?? null,
+    // A process reporting over a session: where from, and how its session is.
+    origin: run.origin ?? null,
+    ...(run.ranks !== undefined ? { worldSize: run.worldSize ?? run.ranks.length, finishOn: run.finishOn ?? 'all', ranks: run.ranks.map(rankJson) } : {}),
     muted: mute !== null,
     mute: mute === null ? null : muteJson(mute),
     ...(timeline ? { timeline: row.timeline.map(markJson) } : {}),

@@ -65,6 +65,8 @@ export function pageHtml(csrfToken: string): string {
 
 /** The page's style sheet. */
 export const PAGE_CSS = String.raw`
+.rank-row th { padding-left: 2em; font-weight: normal }
+.rank-row { font-size: 0.9em }
 :root { font: 14px/1.4 system-ui, sans-serif; color: #1d2330; background: #fafbfc; }
 body { margin: 0 auto; padding: 0 16px 24px; max-width: 1400px; }
 header { display: flex; gap: 16px; align-items: baseline; flex-wrap: wrap; border-bottom: 1px solid #d6dae0; }
@@ -193,6 +195,8 @@ function label(run) { return run.name || run.hash }
 function ownerText(run) {
   if (run.source === 'aim') return 'Python Aim (check-ins)'
   if (!run.owner) return '—'
+  if (run.ranks) return run.ranks.length + ' of ' + run.worldSize + ' ranks, over sessions'
+  if (run.origin) return 'remote: process ' + run.origin.pid + ' on ' + run.origin.host + ' (' + run.origin.via + ', session ' + run.origin.session + ')'
   return (run.source === 'adopted' ? 'daemon (adopted)' : 'process') + ' ' + run.owner.pid + ' on ' + run.owner.host
 }
 
@@ -278,6 +282,27 @@ function row(run) {
   return tr
 }
 
+// A run of many ranks is one row; its ranks are the rows beneath it.
+function rankRow(run, rank) {
+  var tr = el('tr', null, 'rank-row')
+  tr.dataset.hash = run.hash
+  tr.dataset.rank = rank.rank
+  var status = el('td', null, 'status-' + rank.status)
+  status.appendChild(document.createTextNode(rank.status + (rank.reason ? ': ' + rank.reason : '')))
+  tr.appendChild(status)
+  var name = el('th', 'rank ' + rank.rank)
+  name.scope = 'row'
+  tr.appendChild(name)
+  tr.appendChild(el('td', ''))
+  tr.appendChild(el('td', 'process ' + rank.pid + ' on ' + rank.host + ' (session ' + rank.session + ')'))
+  var last = el('td'); last.appendChild(timeCell(rank.lastProgressAt, span(now() - Date.parse(rank.lastProgressAt)) + ' ago')); tr.appendChild(last)
+  var stalls = el('td')
+  stalls.appendChild(rank.status === 'stalled' ? el('span', 'overdue') : rank.deadlineAt ? timeCell(rank.deadlineAt, 'due ' + clock(rank.deadlineAt)) : el('span', '—'))
+  tr.appendChild(stalls)
+  var rest = el('td'); rest.colSpan = 4; tr.appendChild(rest)
+  return tr
+}
+
 var pending = false
 function render() {
   if (pending) return
@@ -291,7 +316,10 @@ function render() {
     all.forEach(function (r) { counts[r.status] = (counts[r.status] || 0) + 1 })
     $('counts').textContent = '(' + ['running', 'stalled', 'failed', 'finished'].map(function (s) { return (counts[s] || 0) + ' ' + s }).join(', ') + ')'
     var body = document.createElement('tbody')
-    all.slice(0, MAX_ROWS).forEach(function (r) { body.appendChild(row(r)) })
+    all.slice(0, MAX_ROWS).forEach(function (r) {
+      body.appendChild(row(r))
+      ;(r.ranks || []).forEach(function (k) { body.appendChild(rankRow(r, k)) })
+    })
     if (all.length === 0) { var empty = el('tr'); var td = el('td', 'No runs yet.'); td.colSpan = 10; empty.appendChild(td); body.appendChild(empty) }
     $('runs').replaceChild(body, $('runs').tBodies[0])
     $('more').textContent = all.length > MAX_ROWS ? 'Showing ' + MAX_ROWS + ' of ' + all.length + ' runs (the API lists all).' : ''

@@ -19,7 +19,7 @@ import { repoPaths } from '../../repo.js'
 import { MuteView, muteCovers, mutesPath, type Mute } from '../../state/mutes.js'
 import { DeadlineTimer } from '../../timer.js'
 import type { RepoWatch, RepoWatchState } from '../repo-watch.js'
-import type { WatchedRun } from '../run-view.js'
+import { daemonRunSource, type WatchedRun } from '../run-view.js'
 import { repoStatus } from '../status.js'
 
 /** One mark on a run's timeline. `report` marks gather consecutive reports (`count`). */
@@ -198,7 +198,7 @@ export class StatusModel {
       return status.runs.map(({ owner, stallsInMs: _, watchedBy: _watchedBy, ...run }): WatchedRun =>
         owner.kind === 'python'
           ? { ...run, repo: repo.root, source: 'aim', owner: null }
-          : { ...run, repo: repo.root, source: owner.kind === 'daemon' ? 'adopted' : 'process', owner: { id: owner.id, kind: owner.kind, pid: owner.pid ?? 0, host: owner.host ?? '' } },
+          : { ...run, repo: repo.root, source: owner.kind === 'daemon' ? daemonRunSource(run) : 'process', owner: { id: owner.id, kind: owner.kind, pid: owner.pid ?? 0, host: owner.host ?? '' } },
       )
     } catch {
       return []
