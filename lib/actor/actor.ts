@@ -168,7 +168,7 @@ export class RepoActor {
     const previousDeadlineAt = state.info.deadlineAt
     ;(state.ranks as RankSet).join({ rank: run.rank, host: run.host, pid: run.pid, at: run.at, session: run.session ?? 'open', resume: run.resume === true })
     if (run.at > state.info.lastProgressAt) state.info.lastProgressAt = run.at
-    this.#afterRankChange(state, previousDeadlineAt)
+    this.#afterRankChange(state, previousDeadlineAt, run.resume === true ? undefined : run.at)
     return true
   }
 
