@@ -176,6 +176,8 @@ t.test('finish: every rank, or rank 0 with finishOn rank0', async (t) => {
     all.actor.run('job')?.ranks?.map((r) => r.status),
     ['finished', 'finished', 'stalled', 'finished'],
   )
+  all.actor.progress('job', all.clock.now(), 3)
+  t.same(all.kinds(), ['started', 'stalled'], 'a report for the whole run is ignored: it names no rank')
   t.ok(all.actor.rankFinish('job', 2, all.clock.now()))
   t.same(all.kinds(), ['started', 'stalled', 'finished'])
   t.equal(all.actor.run('job')?.status, 'finished')
@@ -189,6 +191,17 @@ t.test('finish: every rank, or rank 0 with finishOn rank0', async (t) => {
   t.same(rank0.kinds(), ['started', 'finished'], 'rank 0 finishing finishes the run')
   t.equal(rank0.actor.run('job')?.finishOn, 'rank0')
   t.equal(rank0.clock.pendingTimers, 0)
+
+  const quiet = setup()
+  for (let rank = 0; rank < 2; rank++) quiet.actor.openRank(quiet.rankOpen(rank))
+  quiet.reportAll(3)
+  quiet.clock.advance(2000)
+  quiet.actor.rankProgress('job', 0, quiet.clock.now(), 3)
+  quiet.clock.advance(3000)
+  t.same(quiet.kinds(), ['started', 'stalled'], 'rank 1 silent')
+  t.ok(quiet.actor.rankFinish('job', 1, quiet.clock.now()))
+  t.same(quiet.kinds(), ['started', 'stalled', 'recovered'], 'the silent rank finishing leaves no rank silent: recovered')
+  t.equal(quiet.actor.run('job')?.deadlineAt, quiet.actor.run('job')?.ranks?.[0]?.deadlineAt)
 })
 
 t.test('resume: no started, a known rank keeps its state; bad ranks are refused', async (t) => {

@@ -257,11 +257,13 @@ export class RepoActor {
 
   /**
    * A progress report: the next one is due `expectNextIn` seconds after `at` (0: no deadline).
-   * Ignored for a run that is unknown or ended (the handle refuses those at the edge).
+   * Ignored for a run that is unknown or ended (the handle refuses those at the edge), and for a
+   * run of many ranks.
    */
   progress(hash: string, at: number, expectNextIn: number): void {
     const state = this.#runs.get(hash)
-    if (state === undefined || !isActive(state.info)) return
+    // A run of many ranks hears from its ranks (rankProgress): a report for the whole run would say nothing of which.
+    if (state === undefined || !isActive(state.info) || state.ranks !== undefined) return
     // A report older than what the slot already told us changes nothing.
     if (at < state.info.lastProgressAt) return
     this.#applyProgress(state, at, expectNextIn === 0 ? null : at + expectNextIn * 1000)
