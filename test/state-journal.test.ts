@@ -415,6 +415,11 @@ t.test('runs with an origin or ranks are journaled whole: a change of one rank o
   state.runs = [run('aaa'), ranked([rank(0, { status: 'failed', reason: 'oom', deadlineAt: null }), rank(1)], { status: 'failed', reason: 'rank 0 on gpu-0: oom', logTail: 'Traceback' }), remote('closed')]
   await writer.flush()
   t.same((await readSnapshot(path))?.runs, state.runs, 'logTail and a rank reason replayed too')
+  const good = state.runs
+  state.runs = [run('aaa'), ranked([rank(0, { lastProgressAt: Number.NaN }), rank(1)])]
+  await t.rejects(writer.flush(), /run ranked has a rank with a field that is not a finite number/, 'a rank time JSON would turn into null is refused')
+  state.runs = good
+  await writer.flush()
   const last = parseJournal(readFileSync(journalPath(path, 1), 'utf8')).records.at(-1)?.seq as number
   appendFileSync(journalPath(path, 1), encodeRecord({ generation: 1, seq: last + 1, writtenAt: T0, runs: { set: [ranked([rank(5)])] } }))
   appendFileSync(journalPath(path, 1), encodeRecord({ generation: 1, seq: last + 2, writtenAt: T0, runs: { set: [] } }))

@@ -512,6 +512,11 @@ t.test('runs reporting over a session and runs of many ranks survive both encodi
     objects['runs'] = snapshot.runs.map((r, i) => ({ ...r, ...(copy.runs.extras[i] ?? {}), ...(copy.runs.logTail[i] !== null ? { logTail: copy.runs.logTail[i] } : {}) }))
     if (name !== 'notObject') t.throws(() => parseSnapshot(objects), /runs\[\d\]/, `${name}, version 1`)
   }
+  t.throws(
+    () => serializeSnapshot({ ...snapshot, runs: [run('nan_rank', { worldSize: 1, ranks: [{ ...ranks[0]!, deadlineAt: Number.NaN }] })] }),
+    /run nan_rank has a rank with a field that is not a finite number/,
+    'a rank time JSON would write as null is refused rather than written',
+  )
   const hostile = join(t.testdir(), 'hostile-rank.json')
   const copy = JSON.parse(text) as { runs: { extras: (Extras | null)[] } }
   ;(copy.runs.extras[2] as Extras).ranks[0]!['rank'] = -1

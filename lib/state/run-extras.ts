@@ -58,6 +58,20 @@ export function runExtrasOf(run: RunInfo): RunExtras | null {
   return extras
 }
 
+/**
+ * Throws when a rank holds a time that is not a finite number. JSON would write it as null and
+ * the reader would then refuse the whole file (or journal): refusing the write keeps the last
+ * good state, as for the run's own times.
+ */
+export function checkFiniteRanks(run: RunInfo): void {
+  if (run.ranks === undefined) return
+  for (const rank of run.ranks) {
+    if (!Number.isFinite(rank.lastProgressAt + rank.expectNextIn + (rank.deadlineAt ?? 0) + rank.pid + rank.rank)) {
+      throw new Error(`run ${run.hash} has a rank with a field that is not a finite number: ${JSON.stringify(rank)}`)
+    }
+  }
+}
+
 /** Checks a run's origin. */
 export function parseOrigin(value: unknown, label: string): RunOrigin {
   if (!isObject(value)) fail(`${label} is ${describeValue(value)}`)

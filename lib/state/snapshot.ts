@@ -16,7 +16,7 @@ import type { AtomicWriteOptions } from './files.js'
 import { MAX_SNAPSHOT_BYTES, readStateFile } from './safe-fs.js'
 import { parseOwnerInfo } from './owner.js'
 import type { OwnerInfo } from './owner.js'
-import { applyRunExtras, applyRunExtrasColumn, runExtrasOf, type RunExtras } from './run-extras.js'
+import { applyRunExtras, applyRunExtrasColumn, checkFiniteRanks, runExtrasOf, type RunExtras } from './run-extras.js'
 
 /** The `format` tag of a snapshot file. */
 export const SNAPSHOT_FORMAT = 'aim-status/snapshot'
@@ -333,7 +333,10 @@ export function encodeRuns(runs: readonly RunInfo[], timeBase: number): RunColum
     if (r.reason !== undefined) (reason ??= new Array<string | null>(n).fill(null))[i] = r.reason
     if (r.logTail !== undefined) (logTail ??= new Array<string | null>(n).fill(null))[i] = r.logTail
     const extra = runExtrasOf(r)
-    if (extra !== null) (extras ??= new Array<RunExtras | null>(n).fill(null))[i] = extra
+    if (extra !== null) {
+      checkFiniteRanks(r)
+      ;(extras ??= new Array<RunExtras | null>(n).fill(null))[i] = extra
+    }
   }
   const columns: RunColumns = { count: n, timeBase: base, hash, status, startedAt, lastProgressAt, expectNextIn, deadlineAt, grace, episode }
   if (name !== undefined) columns.name = name
