@@ -2,7 +2,7 @@ import t from 'tap'
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { DeliveryOutcome, NotifierEntry } from '../lib/notify/contract.js'
+import { AIM_DEFAULT_MESSAGE, type DeliveryOutcome, type NotifierEntry } from '../lib/notify/contract.js'
 import type { RunEvent } from '../lib/model.js'
 import { createNotifier, findNotifierType, redactEntry, validateEntry } from '../lib/notify/registry.js'
 import { parseRetryAfter, postJson } from '../lib/notify/http.js'
@@ -225,6 +225,48 @@ t.test('webhook: the document, headers and a signature the receiver can verify',
 
   const rejected = await sendOnce(server, 'webhook', args, { status: 401, body: 'bad signature' })
   t.same(rejected, { kind: 'permanent', error: `HTTP 401: bad signature (${server.base}/…m=ml)` })
+})
+
+const T = Date.UTC(2026, 10, 28, 12, 0, 0)
+const rankedEvent: RunEvent = {
+  ...event,
+  run: {
+    ...event.run,
+    worldSize: 4,
+    finishOn: 'all',
+    ranks: [
+      { rank: 0, host: 'gpu-1', pid: 10, status: 'stalled', lastProgressAt: T - 120_000, expectNextIn: 30, deadlineAt: T - 60_000, session: 'lost' },
+      { rank: 1, host: 'gpu-2', pid: 11, status: 'running', lastProgressAt: T - 1000, expectNextIn: 30, deadlineAt: T + 29_000, session: 'open' },
+      { rank: 2, host: 'gpu-3', pid: 12, status: 'stalled', lastProgressAt: T - 200_000, expectNextIn: 30, deadlineAt: T - 170_000, session: 'open' },
+      { rank: 3, host: 'gpu-4', pid: 13, status: 'finished', lastProgressAt: T - 5000, expectNextIn: 0, deadlineAt: null, session: 'ended' },
+    ],
+  },
+}
+
+t.test('webhook: a run of many ranks carries its ranks and silent ranks; a remote run its origin', async (t) => {
+  const server = await startEndpoint(() => ({ status: 204 }))
+  t.teardown(() => server.close())
+  const n = notifier('webhook', { url: `${server.base}/hook` })
+  t.equal((await n.send(rankedEvent, n.render(rankedEvent), new AbortController().signal)).kind, 'delivered')
+  const body = JSON.parse(server.requests[0]!.body) as { message: string; run: Record<string, unknown> }
+  t.equal(body.message, "❗️ Something wrong with Run 'abcdef0123456789abcdef01'. Please check. ❗️ (silent ranks: 2 (gpu-3), 0 (gpu-1))", 'the default stall text names the silent ranks')
+  t.match(body.run, { worldSize: 4, finishOn: 'all', silent_ranks: [2, 0] })
+  t.same((body.run['ranks'] as unknown[])[2], { rank: 2, host: 'gpu-3', pid: 12, status: 'stalled', lastProgressAt: '2026-11-28T11:56:40.000Z', expectNextIn: 30, deadlineAt: '2026-11-28T11:57:10.000Z', session: 'open' })
+  t.same((body.run['ranks'] as { deadlineAt: unknown }[])[3]?.deadlineAt, null)
+  t.notOk('origin' in body.run)
+
+  const remote: RunEvent = { ...event, run: { ...event.run, origin: { host: 'laptop', pid: 77, via: 'tcp', session: 'open' } } }
+  t.equal((await n.send(remote, n.render(remote), new AbortController().signal)).kind, 'delivered')
+  const second = JSON.parse(server.requests[1]!.body) as { message: string; run: Record<string, unknown> }
+  t.same(second.run['origin'], { host: 'laptop', pid: 77, via: 'tcp', session: 'open' })
+  t.notOk('ranks' in second.run || 'silent_ranks' in second.run || 'worldSize' in second.run, 'no rank fields for a run of one process')
+  t.equal(second.message, "❗️ Something wrong with Run 'abcdef0123456789abcdef01'. Please check. ❗️", "a plain run keeps Aim's stall message")
+
+  const own = notifier('webhook', { url: `${server.base}/hook`, message: '{run.hash} is stuck' })
+  t.equal(own.render(rankedEvent), 'abcdef0123456789abcdef01 is stuck', "a message of the entry's own is not extended")
+  const slack = notifier('slack', { url: `https://hooks.slack.com${SLACK_PATH}`, message: AIM_DEFAULT_MESSAGE })
+  t.match(slack.render(rankedEvent), /Please check\. ❗️ \(silent ranks: 2 \(gpu-3\), 0 \(gpu-1\)\)$/, "an Aim type with Aim's stored default gains the ranks too")
+  t.equal(slack.render(event), "❗️ Something wrong with Run 'abcdef0123456789abcdef01'. Please check. ❗️")
 })
 
 t.test('http: timeouts, refused connections, aborts and Retry-After', async (t) => {

@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { appendFileSync, copyFileSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
-import type { RunInfo } from '../lib/model.js'
+import type { RankState, RunInfo, SessionState } from '../lib/model.js'
 import { currentOwner, type OwnerInfo } from '../lib/state/owner.js'
 import { parseSnapshot, readSnapshot, type Snapshot } from '../lib/state/snapshot.js'
 import { SnapshotWriter, type SnapshotWriterOptions } from '../lib/state/snapshot-writer.js'
@@ -382,4 +382,49 @@ t.test('through the durable owner: at 10k check-in runs, one run changed costs a
   await durable.end(() => ({ outstanding: true }))
   t.same(journalsOf(path), [], 'compacted at the end')
   t.equal((onDisk(path).extra['checkins'] as { runs: Record<string, { idx: number }> }).runs[hashOf(4242)]?.idx, 2)
+})
+
+t.test('runs with an origin or ranks are journaled whole: a change of one rank or of a session is an append, replayed exactly', async (t) => {
+  const { path, state, writer } = await setup(t)
+  const rank = (r: number, extra: Partial<RankState> = {}): RankState => ({
+    rank: r,
+    host: `gpu-${r}`,
+    pid: 10 + r,
+    status: 'running',
+    lastProgressAt: T0,
+    expectNextIn: 60,
+    deadlineAt: T0 + 60_000,
+    session: 'open',
+    ...extra,
+  })
+  const ranked = (ranks: RankState[], extra: Partial<RunInfo> = {}): RunInfo => ({ ...run('ranked'), worldSize: 2, finishOn: 'all', ranks, ...extra })
+  const remote = (session: SessionState): RunInfo => ({ ...run('remote'), origin: { host: 'laptop', pid: 4, via: 'unix', session } })
+  state.runs = [run('aaa'), ranked([rank(0), rank(1)]), remote('open')]
+  await writer.flush()
+  const appendsBefore = writer.appends
+  state.runs = [run('aaa'), ranked([rank(0), rank(1, { status: 'stalled', session: 'lost' })], { status: 'stalled', episode: 1 }), remote('lost')]
+  await writer.flush()
+  t.equal(writer.appends, appendsBefore + 1, 'a nested change is found and appended')
+  const records = parseJournal(readFileSync(journalPath(path, 1), 'utf8')).records
+  t.same(
+    records.at(-1)?.runs?.set?.map((r) => (r as RunInfo).hash),
+    ['ranked', 'remote'],
+    'only the runs whose ranks or origin changed',
+  )
+  t.same((await readSnapshot(path))?.runs, state.runs, 'replayed with every rank and origin field')
+  state.runs = [run('aaa'), ranked([rank(0, { status: 'failed', reason: 'oom', deadlineAt: null }), rank(1)], { status: 'failed', reason: 'rank 0 on gpu-0: oom', logTail: 'Traceback' }), remote('closed')]
+  await writer.flush()
+  t.same((await readSnapshot(path))?.runs, state.runs, 'logTail and a rank reason replayed too')
+  const good = state.runs
+  state.runs = [run('aaa'), ranked([rank(0, { lastProgressAt: Number.NaN }), rank(1)])]
+  await t.rejects(writer.flush(), /run ranked has a rank with a field that is not a finite number/, 'a rank time JSON would turn into null is refused')
+  state.runs = good
+  await writer.flush()
+  const last = parseJournal(readFileSync(journalPath(path, 1), 'utf8')).records.at(-1)?.seq as number
+  appendFileSync(journalPath(path, 1), encodeRecord({ generation: 1, seq: last + 1, writtenAt: T0, runs: { set: [ranked([rank(5)])] } }))
+  appendFileSync(journalPath(path, 1), encodeRecord({ generation: 1, seq: last + 2, writtenAt: T0, runs: { set: [] } }))
+  const problems: string[] = []
+  const back = await readSnapshot(path, { onJournalProblem: (e) => problems.push(e.message) })
+  t.match(problems, [/ranks\[0\]\.rank is 5, expected an integer from 0 to 1/], 'a rank beyond the world size in a record is damage, named')
+  t.ok(back !== null, 'the snapshot alone is used')
 })

@@ -4,7 +4,7 @@ import type { Test } from 'tap'
 import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { ManualClock } from '../lib/clock.js'
-import type { RunInfo } from '../lib/model.js'
+import type { RankState, RunInfo } from '../lib/model.js'
 import { currentOwner } from '../lib/state/owner.js'
 import type { OwnerInfo } from '../lib/state/owner.js'
 import { readSnapshot, writeSnapshotAtomic, parseSnapshot, serializeSnapshot, SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from '../lib/state/snapshot.js'
@@ -454,4 +454,72 @@ t.test("the daemon's check-in runs are columns on disk and records in memory; ot
   t.throws(bad({ hash: ['../x'], fields: { idx: [1] } }), /runColumns\.hash\[0\]/)
   t.throws(bad({ hash: 'a1b2', fields: {} }), /runColumns\.hash is/)
   t.throws(bad({ hash: [], fields: [] }), /runColumns\.fields is/)
+})
+
+t.test('runs reporting over a session and runs of many ranks survive both encodings, every field checked', async (t) => {
+  const path = join(t.testdir(), 'ranks.json')
+  const owner = currentOwner('daemon')
+  const ranks: RankState[] = [
+    { rank: 0, host: 'gpu-1', pid: 11, status: 'running', lastProgressAt: 1_795_000_000_000, expectNextIn: 30, deadlineAt: 1_795_000_030_000, session: 'open' },
+    { rank: 2, host: 'gpu-3', pid: 13, status: 'stalled', lastProgressAt: 1_794_999_000_000, expectNextIn: 30, deadlineAt: 1_794_999_030_000, session: 'lost' },
+    { rank: 3, host: 'gpu-4', pid: 14, status: 'failed', lastProgressAt: 1_794_999_000_000, expectNextIn: 0, deadlineAt: null, session: 'closed', reason: 'killed' },
+  ]
+  const runs: RunInfo[] = [
+    run('remote', { origin: { host: 'laptop', pid: 42, via: 'tcp', session: 'lost' } }),
+    run('plain'),
+    run('ranked', { status: 'failed', reason: 'rank 3 on gpu-4: killed', logTail: 'Traceback\n  line 1\n'.repeat(50), worldSize: 4, finishOn: 'rank0', ranks }),
+  ]
+  const snapshot: Snapshot = { ...snapshotOf(owner, runs), writtenAt: 1_795_000_000_000 }
+  await writeSnapshotAtomic(path, snapshot)
+  t.same(await readSnapshot(path), snapshot, 'version 2: read back equal, field for field')
+  const file = JSON.parse(readFileSync(path, 'utf8')) as { runs: Record<string, unknown[]> }
+  t.same(file.runs['extras']?.[1], null, 'null for a run without extra fields')
+  t.same(file.runs['logTail'], [null, null, runs[2]?.logTail])
+  writeFileSync(path, v1Text(snapshot))
+  t.same(await readSnapshot(path), { ...snapshot, version: 1 }, 'version 1 (objects): equal too')
+  await writeSnapshotAtomic(path, snapshotOf(owner, [run('plain')]))
+  t.notOk('extras' in (JSON.parse(readFileSync(path, 'utf8')) as { runs: object }).runs, 'the column is left out when no run has extra fields')
+
+  const text = serializeSnapshot(snapshot)
+  type Extras = Record<string, unknown> & { ranks: Record<string, unknown>[]; origin?: Record<string, unknown> }
+  const bad: Record<string, [(extras: (Extras | null)[], logTails: unknown[]) => void, RegExp]> = {
+    notObject: [(e) => (e[1] = 'x' as unknown as Extras), /runs\.extras\[1\] is "x"/],
+    viaOther: [(e) => ((e[0]?.origin as Record<string, unknown>)['via'] = 'udp'), /runs\.extras\[0\]\.origin\.via is "udp"/],
+    sessionOther: [(e) => ((e[0]?.origin as Record<string, unknown>)['session'] = 'gone'), /origin\.session/],
+    longHost: [(e) => ((e[0]?.origin as Record<string, unknown>)['host'] = 'h'.repeat(300)), /origin\.host/],
+    negativePid: [(e) => ((e[0]?.origin as Record<string, unknown>)['pid'] = -1), /origin\.pid/],
+    worldZero: [(e) => ((e[2] as Extras)['worldSize'] = 0), /runs\.extras\[2\]\.worldSize is 0/],
+    worldHuge: [(e) => ((e[2] as Extras)['worldSize'] = 100_001), /worldSize/],
+    finishOnOther: [(e) => ((e[2] as Extras)['finishOn'] = 'any'), /finishOn/],
+    ranksNotArray: [(e) => ((e[2] as Record<string, unknown>)['ranks'] = {}), /runs\.extras\[2\]\.ranks is/],
+    tooManyRanks: [(e) => ((e[2] as Extras)['ranks'] = new Array(100_001).fill(ranks[0])), /more than 100000/],
+    rankBeyondWorld: [(e) => ((e[2] as Extras).ranks[1]!['rank'] = 4), /ranks\[1\]\.rank is 4, expected an integer from 0 to 3/],
+    rankTwice: [(e) => ((e[2] as Extras).ranks[1]!['rank'] = 0), /ranks\[1\]\.rank 0 appears twice/],
+    rankStatus: [(e) => ((e[2] as Extras).ranks[0]!['status'] = 'lost'), /ranks\[0\]\.status/],
+    rankTime: [(e) => ((e[2] as Extras).ranks[0]!['lastProgressAt'] = null), /ranks\[0\]\.lastProgressAt/],
+    rankExpect: [(e) => ((e[2] as Extras).ranks[0]!['expectNextIn'] = -3), /ranks\[0\]\.expectNextIn/],
+    rankDeadline: [(e) => ((e[2] as Extras).ranks[0]!['deadlineAt'] = 'soon'), /ranks\[0\]\.deadlineAt/],
+    rankSession: [(e) => delete (e[2] as Extras).ranks[0]!['session'], /ranks\[0\]\.session/],
+    rankReason: [(e) => ((e[2] as Extras).ranks[2]!['reason'] = 7), /ranks\[2\]\.reason/],
+    longLogTail: [(_e, l) => (l[2] = 'x'.repeat(20_000)), /runs\.logTail\[2\]/],
+  }
+  for (const [name, [mutate, message]] of Object.entries(bad)) {
+    const copy = JSON.parse(text) as { runs: { extras: (Extras | null)[]; logTail: unknown[] } }
+    mutate(copy.runs.extras, copy.runs.logTail)
+    t.throws(() => parseSnapshot(copy), message, name)
+    const objects = JSON.parse(text) as Record<string, unknown>
+    objects['version'] = 1
+    objects['runs'] = snapshot.runs.map((r, i) => ({ ...r, ...(copy.runs.extras[i] ?? {}), ...(copy.runs.logTail[i] !== null ? { logTail: copy.runs.logTail[i] } : {}) }))
+    if (name !== 'notObject') t.throws(() => parseSnapshot(objects), /runs\[\d\]/, `${name}, version 1`)
+  }
+  t.throws(
+    () => serializeSnapshot({ ...snapshot, runs: [run('nan_rank', { worldSize: 1, ranks: [{ ...ranks[0]!, deadlineAt: Number.NaN }] })] }),
+    /run nan_rank has a rank with a field that is not a finite number/,
+    'a rank time JSON would write as null is refused rather than written',
+  )
+  const hostile = join(t.testdir(), 'hostile-rank.json')
+  const copy = JSON.parse(text) as { runs: { extras: (Extras | null)[] } }
+  ;(copy.runs.extras[2] as Extras).ranks[0]!['rank'] = -1
+  writeFileSync(hostile, JSON.stringify(copy))
+  await expectSetAside(t, hostile, 'hostile-rank')
 })

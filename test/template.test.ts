@@ -25,3 +25,25 @@ t.test('unknown variable and stray braces are rejected', async (t) => {
   t.throws(() => compileTemplate('a } b'), { code: 'AIM_STATUS_INVALID_TEMPLATE' })
   t.throws(() => compileTemplate('a { b'), { code: 'AIM_STATUS_INVALID_TEMPLATE' })
 })
+
+t.test('rank and origin variables', async (t) => {
+  const ranked: RunEvent = {
+    ...event,
+    run: {
+      ...event.run,
+      worldSize: 8,
+      ranks: [
+        { rank: 0, host: 'host-a', pid: 1, status: 'stalled', lastProgressAt: 0, expectNextIn: 3, deadlineAt: 5000, session: 'open' },
+        { rank: 1, host: 'host-c', pid: 2, status: 'running', lastProgressAt: 0, expectNextIn: 3, deadlineAt: 1000, session: 'open' },
+        { rank: 2, host: 'host-b', pid: 3, status: 'stalled', lastProgressAt: 0, expectNextIn: 3, deadlineAt: 3000, session: 'lost' },
+        { rank: 3, host: 'host-d', pid: 4, status: 'stalled', lastProgressAt: 0, expectNextIn: 3, deadlineAt: 5000, session: 'open' },
+      ],
+    },
+  }
+  const render = (source: string, e: RunEvent) => compileTemplate(source).render(e)
+  t.equal(render('{run.silent_ranks}', ranked), '2 (host-b), 0 (host-a), 3 (host-d)', 'first silent first; ties by rank; running ranks left out')
+  t.equal(render('{run.world_size}', ranked), '8')
+  t.equal(render('[{run.silent_ranks}|{run.world_size}|{run.host}]', event), '[||]', 'empty for a run without ranks or origin')
+  const remote: RunEvent = { ...event, run: { ...event.run, origin: { host: 'laptop', pid: 9, via: 'unix', session: 'open' } } }
+  t.equal(render('{run.host}', remote), 'laptop')
+})

@@ -17,8 +17,9 @@
  */
 import type { Clock } from '../clock.js'
 import { DeadlineTimer } from '../timer.js'
-import { SLOT_DEADLINE, SLOT_LAST_PROGRESS, eventKey, isEpisodeKind, type ProgressSlot, type RunEvent, type RunEventKind, type RunInfo } from '../model.js'
+import { SLOT_DEADLINE, SLOT_LAST_PROGRESS, eventKey, isEpisodeKind, type FinishOn, type ProgressSlot, type RunEvent, type RunEventKind, type RunInfo, type RunOrigin, type SessionState } from '../model.js'
 import { IndexedMinHeap } from './heap.js'
+import { RankSet, copyRanks } from './rank-set.js'
 
 /** What opening a run needs. */
 export interface OpenRun {
@@ -36,6 +37,24 @@ export interface OpenRun {
   slot?: ProgressSlot
   /** Re-established rather than started (see the `open` message): no `started` event. Default false. */
   resume?: boolean
+  /** Where the run's process reports from, kept in the run's info. Default: none (a local run). */
+  origin?: RunOrigin
+}
+
+/** What opening one rank of a run of many ranks needs; the run-wide fields count when it opens the run. */
+export interface OpenRank extends OpenRun {
+  /** This process's rank, from 0 to `worldSize - 1`. */
+  rank: number
+  /** How many ranks make up the run. */
+  worldSize: number
+  /** When the run counts as finished. Default `all`. */
+  finishOn?: FinishOn
+  /** The rank's host name. */
+  host: string
+  /** The rank's process id. */
+  pid: number
+  /** The state of its session. Default `open`. */
+  session?: SessionState
 }
 
 export interface ActorOptions {
@@ -57,12 +76,22 @@ interface RunState {
   slot: ProgressSlot | undefined
   /** The run's stall time in the heap (Infinity: not in it); saves a heap look-up per report. */
   queued: number
+  /** A run of many ranks: its ranks (`info.ranks` is their list). Undefined for a run of one process. */
+  ranks?: RankSet
 }
 
 /** When a running run with a deadline counts as stalled (Infinity without a deadline). */
 const stallTimeOf = (info: RunInfo): number => (info.deadlineAt === null ? Number.POSITIVE_INFINITY : info.deadlineAt + info.grace * 1000)
 
 const isActive = (info: RunInfo) => info.status === 'running' || info.status === 'stalled'
+
+/** A copy of a run that shares nothing mutable with it (its origin and ranks are copied too). */
+const copyRun = (info: RunInfo): RunInfo => {
+  const copy = { ...info }
+  if (info.origin !== undefined) copy.origin = { ...info.origin }
+  if (info.ranks !== undefined) copy.ranks = copyRanks(info.ranks)
+  return copy
+}
 
 /** The runs of one repo and their transitions. */
 export class RepoActor {
@@ -94,11 +123,107 @@ export class RepoActor {
       episode: existing?.info.episode ?? 0,
       ...(run.name !== undefined ? { name: run.name } : {}),
       ...(run.experiment !== undefined ? { experiment: run.experiment } : {}),
+      ...(run.origin !== undefined ? { origin: { ...run.origin } } : {}),
     }
     this.#runs.set(run.hash, { info, slot: run.slot, queued: Number.POSITIVE_INFINITY })
     if (run.resume !== true) this.#emit('started', info, run.at)
     this.#changed()
     return true
+  }
+
+  /**
+   * Opens one rank of a run of many ranks: opens the logical run if it is not active (`started`
+   * unless resumed), then adds the rank or re-joins it (see {@link RankSet.join}). Returns false
+   * when refused: the rank is out of range, the hash is active as a run of one process or with
+   * another world size, or a resume names a run of many ranks that already ended (one rank's
+   * reconnect must not revive a run another rank's failure ended).
+   */
+  openRank(run: OpenRank): boolean {
+    if (!Number.isSafeInteger(run.worldSize) || run.worldSize < 1 || !Number.isSafeInteger(run.rank) || run.rank < 0 || run.rank >= run.worldSize) return false
+    let state = this.#runs.get(run.hash)
+    if (state === undefined || !isActive(state.info)) {
+      if (run.resume === true && state?.ranks !== undefined) return false
+      const finishOn = run.finishOn ?? 'all'
+      const info: RunInfo = {
+        hash: run.hash,
+        status: 'running',
+        startedAt: run.at,
+        lastProgressAt: run.at,
+        expectNextIn: 0,
+        deadlineAt: null,
+        grace: run.grace,
+        episode: state?.info.episode ?? 0,
+        ...(run.name !== undefined ? { name: run.name } : {}),
+        ...(run.experiment !== undefined ? { experiment: run.experiment } : {}),
+        worldSize: run.worldSize,
+        finishOn,
+        ranks: [],
+      }
+      state = { info, slot: undefined, queued: Number.POSITIVE_INFINITY, ranks: new RankSet(info.ranks as [], run.worldSize, finishOn) }
+      this.#runs.set(run.hash, state)
+      if (run.resume !== true) this.#emit('started', info, run.at)
+    } else if (state.ranks === undefined || state.ranks.worldSize !== run.worldSize) {
+      return false
+    }
+    const previousDeadlineAt = state.info.deadlineAt
+    ;(state.ranks as RankSet).join({ rank: run.rank, host: run.host, pid: run.pid, at: run.at, session: run.session ?? 'open', resume: run.resume === true })
+    if (run.at > state.info.lastProgressAt) state.info.lastProgressAt = run.at
+    this.#afterRankChange(state, previousDeadlineAt, run.resume === true ? undefined : run.at)
+    return true
+  }
+
+  /**
+   * A report from one rank: that rank is running again, due again `expectNextIn` seconds after
+   * `at` (0: no deadline). Ignored for an unknown or ended run or rank, and for a report older
+   * than the rank's last.
+   */
+  rankProgress(hash: string, rank: number, at: number, expectNextIn: number): void {
+    const state = this.#runs.get(hash)
+    const ranks = state?.ranks
+    if (state === undefined || ranks === undefined || !isActive(state.info) || !ranks.isActive(rank)) return
+    if (at < (ranks.get(rank) as { lastProgressAt: number }).lastProgressAt) return
+    const previousDeadlineAt = state.info.deadlineAt
+    ranks.report(rank, at, expectNextIn === 0 ? null : at + expectNextIn * 1000)
+    if (at > state.info.lastProgressAt) state.info.lastProgressAt = at
+    this.#afterRankChange(state, previousDeadlineAt, at)
+  }
+
+  /**
+   * One rank finished: it leaves the deadline computation. The run finishes when every rank of
+   * its world size has (or rank 0 does, with `finishOn: 'rank0'`). Returns false for an unknown or
+   * ended run or rank.
+   */
+  rankFinish(hash: string, rank: number, at: number): boolean {
+    const state = this.#runs.get(hash)
+    const ranks = state?.ranks
+    if (state === undefined || ranks === undefined || !isActive(state.info) || !ranks.isActive(rank)) return false
+    const previousDeadlineAt = state.info.deadlineAt
+    ranks.end(rank, 'finished')
+    if (ranks.finishOn === 'rank0' ? rank === 0 : ranks.finishedCount >= ranks.worldSize) return this.#end(hash, at, 'finished')
+    this.#afterRankChange(state, previousDeadlineAt, at)
+    return true
+  }
+
+  /** One rank failed (or its process died): the run fails, its reason naming the rank and its host. */
+  rankFail(hash: string, rank: number, at: number, reason: string, logTail?: string): boolean {
+    const state = this.#runs.get(hash)
+    const ranks = state?.ranks
+    if (state === undefined || ranks === undefined || !isActive(state.info) || !ranks.isActive(rank)) return false
+    ranks.end(rank, 'failed', reason)
+    return this.#end(hash, at, 'failed', `rank ${rank} on ${(ranks.get(rank) as { host: string }).host}: ${reason}`, logTail)
+  }
+
+  /**
+   * Records the state of the session a run (`rank` undefined: its origin) or one of its ranks
+   * reports over. A change for the snapshot and the status view; no event.
+   */
+  setSession(hash: string, rank: number | undefined, session: SessionState): void {
+    const state = this.#runs.get(hash)
+    if (state === undefined) return
+    const target = rank === undefined ? state.info.origin : state.ranks?.get(rank)
+    if (target === undefined || target.session === session) return
+    target.session = session
+    this.#changed()
   }
 
   /**
@@ -117,20 +242,28 @@ export class RepoActor {
    * deadline and episode carry on; no `started` event.
    */
   adopt(info: RunInfo, slot?: ProgressSlot): void {
-    const state: RunState = { info: { ...info }, slot, queued: Number.POSITIVE_INFINITY }
+    const state: RunState = { info: copyRun(info), slot, queued: Number.POSITIVE_INFINITY }
+    const own = state.info
     this.#runs.set(info.hash, state)
-    this.#schedule(state)
+    if (own.ranks !== undefined) {
+      state.ranks = new RankSet(own.ranks, own.worldSize ?? own.ranks.length, own.finishOn ?? 'all')
+      this.#scheduleRanks(state, state.ranks)
+    } else {
+      this.#schedule(state)
+    }
     this.#changed()
     this.#rearm()
   }
 
   /**
    * A progress report: the next one is due `expectNextIn` seconds after `at` (0: no deadline).
-   * Ignored for a run that is unknown or ended (the handle refuses those at the edge).
+   * Ignored for a run that is unknown or ended (the handle refuses those at the edge), and for a
+   * run of many ranks.
    */
   progress(hash: string, at: number, expectNextIn: number): void {
     const state = this.#runs.get(hash)
-    if (state === undefined || !isActive(state.info)) return
+    // A run of many ranks hears from its ranks (rankProgress): a report for the whole run would say nothing of which.
+    if (state === undefined || !isActive(state.info) || state.ranks !== undefined) return
     // A report older than what the slot already told us changes nothing.
     if (at < state.info.lastProgressAt) return
     this.#applyProgress(state, at, expectNextIn === 0 ? null : at + expectNextIn * 1000)
@@ -206,6 +339,10 @@ export class RepoActor {
       const stallAt = this.#stallHeap.peekPriority()
       if (hash === undefined || stallAt === undefined || stallAt > now) break
       const state = this.#runs.get(hash) as RunState
+      if (state.ranks !== undefined) {
+        this.#checkRanks(state, state.ranks, now)
+        continue
+      }
       this.#catchUpFromSlot(state)
       // The heap may hold an earlier stall time than the run's (see #schedule): move it on.
       const due = stallTimeOf(state.info)
@@ -221,6 +358,73 @@ export class RepoActor {
       this.#changed()
     }
     this.#rearm()
+  }
+
+  /**
+   * A run of many ranks whose earliest running rank's stall time came up: every rank past its
+   * deadline + grace goes silent, and a run still running stalls (one event per episode, however
+   * many ranks). A run already stalled only gains silent ranks, with no new episode.
+   */
+  #checkRanks(state: RunState, ranks: RankSet, now: number): void {
+    const info = state.info
+    const graceMs = info.grace * 1000
+    const due = isActive(info) ? ranks.nextRunningDeadline + graceMs : Number.POSITIVE_INFINITY
+    if (due > now) {
+      if (due === Number.POSITIVE_INFINITY) this.#dequeue(state)
+      else this.#enqueue(state, due)
+      return
+    }
+    this.#dequeue(state)
+    ranks.markSilent(now - graceMs)
+    this.#refreshRankDeadline(info, ranks)
+    if (info.status === 'running') {
+      info.status = 'stalled'
+      info.episode += 1
+      this.#emit('stalled', info, now, (now - (info.deadlineAt as number)) / 1000)
+    }
+    this.#scheduleRanks(state, ranks)
+    this.#changed()
+  }
+
+  /**
+   * After a rank joined, reported or finished: a stalled run recovers (at `at`) only when no rank
+   * is still past its deadline + grace, counting ranks whose stall time passed before the timer
+   * fired; otherwise it stays stalled in the same episode.
+   */
+  #afterRankChange(state: RunState, previousDeadlineAt: number | null, at?: number): void {
+    const info = state.info
+    const ranks = state.ranks as RankSet
+    if (info.status === 'stalled') {
+      ranks.markSilent(this.#options.clock.now() - info.grace * 1000)
+      this.#refreshRankDeadline(info, ranks)
+      if (ranks.silentCount === 0) {
+        info.status = 'running'
+        this.#emit('recovered', info, at ?? this.#options.clock.now())
+      }
+    } else {
+      this.#refreshRankDeadline(info, ranks)
+    }
+    this.#scheduleRanks(state, ranks)
+    this.#changed()
+    if (info.deadlineAt !== previousDeadlineAt) this.#options.onProgress?.(info, previousDeadlineAt)
+    this.#rearm()
+  }
+
+  #refreshRankDeadline(info: RunInfo, ranks: RankSet): void {
+    const { deadlineAt, expectNextIn } = ranks.earliest()
+    info.deadlineAt = deadlineAt
+    info.expectNextIn = expectNextIn
+  }
+
+  /**
+   * The heap holds a run of many ranks at its earliest running rank's stall time, also while the
+   * run is stalled (so later silent ranks are marked), lazily like {@link #schedule}: a later
+   * time waits for the old one to fall due.
+   */
+  #scheduleRanks(state: RunState, ranks: RankSet): void {
+    const stallAt = isActive(state.info) ? ranks.nextRunningDeadline + state.info.grace * 1000 : Number.POSITIVE_INFINITY
+    if (stallAt === Number.POSITIVE_INFINITY) this.#dequeue(state)
+    else if (stallAt < state.queued) this.#enqueue(state, stallAt)
   }
 
   #applyProgress(state: RunState, at: number, deadlineAt: number | null): void {
@@ -260,9 +464,9 @@ export class RepoActor {
   #fresh(state: RunState): RunInfo {
     const info = state.info
     const slot = state.slot
-    if (slot === undefined || info.status !== 'running') return { ...info }
+    if (slot === undefined || info.status !== 'running') return copyRun(info)
     const at = slot[SLOT_LAST_PROGRESS] as number
-    if (!(at > info.lastProgressAt)) return { ...info }
+    if (!(at > info.lastProgressAt)) return copyRun(info)
     const deadline = slot[SLOT_DEADLINE] as number
     const deadlineAt = deadline === Infinity ? null : deadline
     return { ...info, lastProgressAt: at, deadlineAt, expectNextIn: deadlineAt === null ? 0 : (deadlineAt - at) / 1000 }
@@ -318,7 +522,7 @@ export class RepoActor {
       // The run's start time names the instance, so a resumed run's events are new events.
       key: eventKey(isEpisodeKind(kind) ? { source: 'node', hash, startedAt, kind, episode } : { source: 'node', hash, startedAt, kind }),
       at,
-      run: { ...info },
+      run: copyRun(info),
       repo,
       host,
       pid,

@@ -174,7 +174,41 @@ export function shownStatus(run: Pick<RunStatusRow, 'status' | 'watchedBy' | 'ow
   return run.status
 }
 
-/** The status as a table for people. */
+/**
+ * Rank lines shown beneath a run of many ranks; past this, a count of the rest (the JSON output
+ * lists every rank). A run of 100 000 ranks must not print 100 000 lines into a terminal.
+ */
+export const MAX_RANK_LINES = 64
+
+/** Who a run's OWNER column names: its reporting process when it reports over a session, else the snapshot's holder. */
+function ownerText(run: RunStatusRow): string {
+  if (run.owner.kind === 'python') return run.owner.pid === null ? 'python (no daemon)' : `python, read by daemon ${run.owner.pid}`
+  const holder = `${run.owner.kind} ${run.owner.pid}@${run.owner.host} ${run.owner.state}`
+  const origin = run.origin
+  // A session over TCP comes from another host; one over the repo's Unix socket from this one.
+  if (origin !== undefined) return `${origin.via === 'tcp' ? 'remote' : 'local'} ${forTerminal(origin.host)} pid ${origin.pid} (session ${origin.session}), via ${holder}`
+  if (run.ranks !== undefined) return `${run.ranks.length} of ${run.worldSize ?? run.ranks.length} ranks, via ${holder}`
+  return holder
+}
+
+/** The lines beneath a run of many ranks: rank, host, status, last report age, session. */
+function rankLines(run: RunStatusRow, now: number): string[] {
+  const ranks = run.ranks ?? []
+  const shown = ranks.slice(0, MAX_RANK_LINES)
+  const rows = shown.map((rank) => [`rank ${rank.rank}`, forTerminal(rank.host), rank.status, `${duration(now - rank.lastProgressAt)} ago`, `session ${rank.session}`, forTerminal(rank.reason ?? '')])
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  const lines = rows.map(
+    (row) =>
+      `    ${row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd()}`,
+  )
+  if (ranks.length > shown.length) lines.push(`    … ${ranks.length - shown.length} more ranks (status --json lists every rank)`)
+  return lines
+}
+
+/** The status as a table for people; a run of many ranks has a line per rank beneath its row. */
 export function formatStatus(status: RepoStatus, now: number = monotonicNow()): string {
   const lines = [
     `repo ${status.repo}`,
@@ -183,20 +217,32 @@ export function formatStatus(status: RepoStatus, now: number = monotonicNow()): 
   if (status.runs.length === 0) lines.push('no runs')
   else {
     const rows = [['RUN', 'STATUS', 'OWNER', 'NAME', 'EXPERIMENT', 'LAST PROGRESS', 'DEADLINE', 'REASON']]
+    const beneath: string[][] = [[]]
     for (const run of status.runs) {
       const deadline = run.stallsInMs === null || run.watchedBy === 'nobody' ? '-' : run.stallsInMs >= 0 ? `stalls in ${duration(run.stallsInMs)}` : `overdue ${duration(run.stallsInMs)}`
-      const owner = run.owner.kind === 'python' ? (run.owner.pid === null ? 'python (no daemon)' : `python, read by daemon ${run.owner.pid}`) : `${run.owner.kind} ${run.owner.pid}@${run.owner.host} ${run.owner.state}`
       // Names and reasons come from shared files: escape sequences in them never reach the terminal.
-      rows.push([run.hash, shownStatus(run), owner, forTerminal(run.name ?? '') || '-', forTerminal(run.experiment ?? '') || '-', `${duration(now - run.lastProgressAt)} ago`, deadline, forTerminal(run.reason ?? '')])
+      rows.push([
+        run.hash,
+        shownStatus(run),
+        ownerText(run),
+        forTerminal(run.name ?? '') || '-',
+        forTerminal(run.experiment ?? '') || '-',
+        `${duration(now - run.lastProgressAt)} ago`,
+        deadline,
+        forTerminal(run.reason ?? ''),
+      ])
+      beneath.push(rankLines(run, now))
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
-    for (const row of rows)
+    rows.forEach((row, i) => {
       lines.push(
         row
           .map((cell, i) => cell.padEnd(widths[i] ?? 0))
           .join('  ')
           .trimEnd(),
       )
+      lines.push(...(beneath[i] ?? []))
+    })
   }
   for (const problem of status.problems) lines.push(`unreadable snapshot ${problem.owner}: ${forTerminal(problem.error)}`)
   return lines.join('\n')

@@ -117,14 +117,24 @@ export const DEFAULT_MESSAGES: Readonly<Record<RunEventKind, string>> = {
   failed: "❗️ Run '{run.hash}' failed on {host}: {run.reason} ❗️",
 }
 
-/** The template an entry uses for an event. */
-export function templateFor(entry: NotifierEntry, kind: RunEventKind): string {
+/**
+ * What the default stall message gains for a run of many ranks: which ranks went silent, the
+ * first thing anyone looking at a stalled job of many hosts needs.
+ */
+export const RANKED_STALL_SUFFIX = ' (silent ranks: {run.silent_ranks})'
+
+/**
+ * The template an entry uses for an event. `ranked`: the event's run is a run of many ranks, for
+ * which Aim's default stall message (only that one: a message of the entry's own stays as
+ * written) gains {@link RANKED_STALL_SUFFIX}. Default false.
+ */
+export function templateFor(entry: NotifierEntry, kind: RunEventKind, ranked = false): string {
   const perEvent = entry.messages?.[kind]
   if (perEvent !== undefined) return perEvent
   const aimMessage = entry.arguments['message']
   if (kind === 'failed' && aimMessage === AIM_DEFAULT_MESSAGE) return DEFAULT_MESSAGES.failed
-  if ((kind === 'stalled' || kind === 'failed') && typeof aimMessage === 'string') return aimMessage
-  return DEFAULT_MESSAGES[kind]
+  const template = (kind === 'stalled' || kind === 'failed') && typeof aimMessage === 'string' ? aimMessage : DEFAULT_MESSAGES[kind]
+  return ranked && kind === 'stalled' && template === AIM_DEFAULT_MESSAGE ? template + RANKED_STALL_SUFFIX : template
 }
 
 /** Whether an entry wants an event. */
@@ -137,12 +147,14 @@ export function wantsEvent(entry: NotifierEntry, kind: RunEventKind): boolean {
  * a notifier does not parse its template on every event.
  */
 export function entryRenderer(entry: NotifierEntry): (event: RunEvent) => string {
-  const compiled = new Map<RunEventKind, CompiledTemplate>()
+  const compiled = new Map<string, CompiledTemplate>()
   return (event) => {
-    let template = compiled.get(event.kind)
+    const ranked = event.run.ranks !== undefined
+    const cacheKey = ranked ? `${event.kind}/ranked` : event.kind
+    let template = compiled.get(cacheKey)
     if (template === undefined) {
-      template = compileTemplate(templateFor(entry, RUN_EVENT_KINDS.includes(event.kind) ? event.kind : 'stalled'))
-      compiled.set(event.kind, template)
+      template = compileTemplate(templateFor(entry, RUN_EVENT_KINDS.includes(event.kind) ? event.kind : 'stalled', ranked))
+      compiled.set(cacheKey, template)
     }
     return template.render(event)
   }

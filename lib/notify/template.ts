@@ -5,9 +5,18 @@
  * @module
  */
 import { AimStatusError, ErrorCodes } from '../errors.js'
-import type { RunEvent } from '../model.js'
+import type { RankState, RunEvent, RunInfo } from '../model.js'
 
 const formatTime = (ms: number | null | undefined): string => (ms == null ? '' : new Date(ms).toISOString())
+
+/**
+ * The silent ranks of a run of many ranks (status `stalled`), first silent first: by deadline,
+ * then by rank. Empty for a run without ranks.
+ */
+export function silentRanksOf(run: RunInfo): RankState[] {
+  if (run.ranks === undefined) return []
+  return run.ranks.filter((rank) => rank.status === 'stalled').sort((a, b) => (a.deadlineAt ?? Infinity) - (b.deadlineAt ?? Infinity) || a.rank - b.rank)
+}
 
 /** Every variable a template may use, with how it is read from an event. */
 export const TEMPLATE_VARIABLES: Readonly<Record<string, (event: RunEvent) => string>> = {
@@ -23,6 +32,14 @@ export const TEMPLATE_VARIABLES: Readonly<Record<string, (event: RunEvent) => st
   'run.last_progress': (e) => formatTime(e.run.lastProgressAt),
   'run.deadline': (e) => formatTime(e.run.deadlineAt),
   'run.episode': (e) => String(e.run.episode),
+  /** A run of many ranks: its silent ranks with their hosts, first silent first, e.g. `2 (gpu-3), 0 (gpu-1)`. */
+  'run.silent_ranks': (e) =>
+    silentRanksOf(e.run)
+      .map((rank) => `${rank.rank} (${rank.host})`)
+      .join(', '),
+  'run.world_size': (e) => (e.run.worldSize === undefined ? '' : String(e.run.worldSize)),
+  /** The host a run reporting over a session reports from. */
+  'run.host': (e) => e.run.origin?.host ?? '',
   event: (e) => e.kind,
   time: (e) => formatTime(e.at),
   repo: (e) => e.repo,

@@ -9,6 +9,7 @@
  */
 import type { RunInfo } from '../model.js'
 import { KEYED_EXTRA, type JournalRecord, type OutboxWindow } from './journal.js'
+import { checkFiniteRanks } from './run-extras.js'
 import type { SnapshotContent } from './snapshot.js'
 
 type Parts = Omit<JournalRecord, 'generation' | 'seq' | 'writtenAt'>
@@ -58,6 +59,7 @@ function checkFinite(run: RunInfo): void {
   if (!Number.isFinite(run.startedAt + run.lastProgressAt + run.expectNextIn + (run.deadlineAt ?? 0) + run.grace + run.episode)) {
     throw new Error(`run ${run.hash} has a field that is not a finite number: ${JSON.stringify(run)}`)
   }
+  checkFiniteRanks(run)
 }
 
 /** The content of a snapshot's last write, to diff the next one against. */

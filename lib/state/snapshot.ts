@@ -16,6 +16,7 @@ import type { AtomicWriteOptions } from './files.js'
 import { MAX_SNAPSHOT_BYTES, readStateFile } from './safe-fs.js'
 import { parseOwnerInfo } from './owner.js'
 import type { OwnerInfo } from './owner.js'
+import { applyRunExtras, applyRunExtrasColumn, checkFiniteRanks, runExtrasOf, type RunExtras } from './run-extras.js'
 
 /** The `format` tag of a snapshot file. */
 export const SNAPSHOT_FORMAT = 'aim-status/snapshot'
@@ -63,6 +64,8 @@ export type SnapshotContent = Pick<Snapshot, 'owner' | 'runs' | 'outbox' | 'extr
 const RUN_STATUSES: readonly RunStatus[] = ['running', 'stalled', 'finished', 'failed']
 // Guards the reader against a file that would take unbounded memory to hold as strings.
 const MAX_TEXT = 4096
+// A log tail is kept to 8000 characters where it is made (lib/run.ts); room to spare for older writers.
+const MAX_LOG_TAIL = 16_384
 
 function fail(message: string): never {
   throw new Error(message)
@@ -73,9 +76,9 @@ function finite(value: unknown, label: string, min = -Infinity): number {
   return value
 }
 
-function optionalText(value: unknown, label: string): string | undefined {
+function optionalText(value: unknown, label: string, max = MAX_TEXT): string | undefined {
   if (value === undefined) return undefined
-  if (typeof value !== 'string' || value.length > MAX_TEXT) fail(`${label} is ${describeValue(value)}`)
+  if (typeof value !== 'string' || value.length > max) fail(`${label} is ${describeValue(value)}`)
   return value
 }
 
@@ -111,6 +114,9 @@ export function parseRunInfo(value: unknown, label: string): RunInfo {
   if (name !== undefined) run.name = name
   if (experiment !== undefined) run.experiment = experiment
   if (reason !== undefined) run.reason = reason
+  const logTail = optionalText(r['logTail'], `${label}.logTail`, MAX_LOG_TAIL)
+  if (logTail !== undefined) run.logTail = logTail
+  applyRunExtras(run, r, label)
   return run
 }
 
@@ -128,6 +134,9 @@ export function parseRunInfo(value: unknown, label: string): RunInfo {
  * - `status` is the index of the status in {@link RUN_STATUSES}.
  * - The optional text columns hold null for a run without the field, and are left out when no
  *   run has it.
+ * - `extras` holds, per run, an object of the fields only some runs have ({@link RunExtras}:
+ *   origin, worldSize, finishOn, ranks) or null; left out when no run has any. Rare fields of
+ *   nested shape gain nothing from columns of their own.
  */
 export interface RunColumns {
   count: number
@@ -143,6 +152,8 @@ export interface RunColumns {
   name?: (string | null)[]
   experiment?: (string | null)[]
   reason?: (string | null)[]
+  logTail?: (string | null)[]
+  extras?: (RunExtras | null)[]
 }
 
 /** Thrown for a snapshot of a later format version: not corrupt, so not set aside. */
@@ -225,6 +236,8 @@ function parseRunColumns(value: unknown): RunInfo[] {
   const names = column(c, 'name', n, true)
   const experiments = column(c, 'experiment', n, true)
   const reasons = column(c, 'reason', n, true)
+  const logTails = column(c, 'logTail', n, true)
+  const extras = column(c, 'extras', n, true)
   const bad = (key: string, i: number, v: unknown): never => fail(`runs.${key}[${i}] is ${describeValue(v)}`)
   const runs = new Array<RunInfo>(n)
   const seen = new Set<string>()
@@ -259,6 +272,8 @@ function parseRunColumns(value: unknown): RunInfo[] {
     if (names !== undefined && names[i] !== null) run.name = columnText(names[i], 'name', i)
     if (experiments !== undefined && experiments[i] !== null) run.experiment = columnText(experiments[i], 'experiment', i)
     if (reasons !== undefined && reasons[i] !== null) run.reason = columnText(reasons[i], 'reason', i)
+    if (logTails !== undefined && logTails[i] !== null) run.logTail = columnText(logTails[i], 'logTail', i, MAX_LOG_TAIL)
+    if (extras !== undefined) applyRunExtrasColumn(run, extras[i], `runs.extras[${i}]`)
     runs[i] = run
   }
   return runs
@@ -272,8 +287,8 @@ function runHashAt(hashes: unknown[], i: number): string {
   }
 }
 
-function columnText(value: unknown, key: string, i: number): string {
-  if (typeof value !== 'string' || value.length > MAX_TEXT) fail(`runs.${key}[${i}] is ${describeValue(value)}`)
+function columnText(value: unknown, key: string, i: number, max = MAX_TEXT): string {
+  if (typeof value !== 'string' || value.length > max) fail(`runs.${key}[${i}] is ${describeValue(value)}`)
   return value
 }
 
@@ -298,6 +313,8 @@ export function encodeRuns(runs: readonly RunInfo[], timeBase: number): RunColum
   let name: (string | null)[] | undefined
   let experiment: (string | null)[] | undefined
   let reason: (string | null)[] | undefined
+  let logTail: (string | null)[] | undefined
+  let extras: (RunExtras | null)[] | undefined
   for (let i = 0; i < n; i++) {
     const r = runs[i] as RunInfo
     hash[i] = r.hash
@@ -314,11 +331,19 @@ export function encodeRuns(runs: readonly RunInfo[], timeBase: number): RunColum
     if (r.name !== undefined) (name ??= new Array<string | null>(n).fill(null))[i] = r.name
     if (r.experiment !== undefined) (experiment ??= new Array<string | null>(n).fill(null))[i] = r.experiment
     if (r.reason !== undefined) (reason ??= new Array<string | null>(n).fill(null))[i] = r.reason
+    if (r.logTail !== undefined) (logTail ??= new Array<string | null>(n).fill(null))[i] = r.logTail
+    const extra = runExtrasOf(r)
+    if (extra !== null) {
+      checkFiniteRanks(r)
+      ;(extras ??= new Array<RunExtras | null>(n).fill(null))[i] = extra
+    }
   }
   const columns: RunColumns = { count: n, timeBase: base, hash, status, startedAt, lastProgressAt, expectNextIn, deadlineAt, grace, episode }
   if (name !== undefined) columns.name = name
   if (experiment !== undefined) columns.experiment = experiment
   if (reason !== undefined) columns.reason = reason
+  if (logTail !== undefined) columns.logTail = logTail
+  if (extras !== undefined) columns.extras = extras
   return columns
 }
 

@@ -16,7 +16,8 @@
  */
 import { createHmac } from 'node:crypto'
 import type { NotifierType } from '../contract.js'
-import type { RunEvent, RunEventKind, RunStatus } from '../../model.js'
+import type { FinishOn, RunEvent, RunEventKind, RunOrigin, RunStatus, SessionState } from '../../model.js'
+import { silentRanksOf } from '../template.js'
 import { httpNotifier } from '../http-notifier.js'
 import { redactSecret } from '../redact.js'
 import { checkMessageArgument, invalidArgument } from './arguments.js'
@@ -67,6 +68,16 @@ export interface WebhookDocument {
     reason?: string
     /** The last lines of its command's standard error, secrets scrubbed, when it failed with them (`aim-watcher run`). */
     logTail?: string
+    /** Where a run reporting over a session reports from. */
+    origin?: RunOrigin
+    /** A run of many ranks: how many ranks make it up. */
+    worldSize?: number
+    /** A run of many ranks: when it counts as finished. */
+    finishOn?: FinishOn
+    /** A run of many ranks: each rank that joined, by rank number. */
+    ranks?: WebhookRank[]
+    /** A run of many ranks: the numbers of its silent ranks, first silent first (empty when none is). */
+    silent_ranks?: number[]
   }
   /** Absolute path of the repo root. */
   repo: string
@@ -75,6 +86,21 @@ export interface WebhookDocument {
   pid: number
   /** For stalls: seconds past the deadline when it was declared; otherwise null. */
   overdueSeconds: number | null
+}
+
+/** One rank of a run of many ranks in a {@link WebhookDocument}. */
+export interface WebhookRank {
+  rank: number
+  host: string
+  pid: number
+  status: RunStatus
+  lastProgressAt: string
+  /** Seconds promised until its next report; 0 = no deadline. */
+  expectNextIn: number
+  deadlineAt: string | null
+  session: SessionState
+  /** Why it failed, when it did. */
+  reason?: string
 }
 
 /** The document sent for an event. */
@@ -100,6 +126,25 @@ export function webhookDocument(event: RunEvent, message: string): WebhookDocume
       episode: run.episode,
       ...(run.reason !== undefined ? { reason: run.reason } : {}),
       ...(run.logTail !== undefined ? { logTail: run.logTail } : {}),
+      ...(run.origin !== undefined ? { origin: { ...run.origin } } : {}),
+      ...(run.worldSize !== undefined ? { worldSize: run.worldSize } : {}),
+      ...(run.finishOn !== undefined ? { finishOn: run.finishOn } : {}),
+      ...(run.ranks !== undefined
+        ? {
+            ranks: run.ranks.map((rank) => ({
+              rank: rank.rank,
+              host: rank.host,
+              pid: rank.pid,
+              status: rank.status,
+              lastProgressAt: iso(rank.lastProgressAt),
+              expectNextIn: rank.expectNextIn,
+              deadlineAt: rank.deadlineAt === null ? null : iso(rank.deadlineAt),
+              session: rank.session,
+              ...(rank.reason !== undefined ? { reason: rank.reason } : {}),
+            })),
+            silent_ranks: silentRanksOf(run).map((rank) => rank.rank),
+          }
+        : {}),
     },
     repo: event.repo,
     host: event.host,
