@@ -85,6 +85,11 @@ const FRESH_MS = 250
 
 const keyOf = (repo: string, hash: string): string => `${repo}\n${hash}`
 const muteStamp = (mute: Mute | null): string => (mute === null ? '-' : `${mute.createdAt}:${mute.until ?? 'h'}`)
+/** What a row's sessions and ranks add to its version: a session that opens or is lost changes the row, as a rank's report does. */
+function sessionStamp(run: WatchedRun): string {
+  if (run.ranks !== undefined) return run.ranks.map((r) => `${r.rank}:${r.status}:${r.session}:${r.lastProgressAt}:${r.deadlineAt}`).join(',')
+  return run.origin === undefined ? '' : `${run.origin.session}@${run.origin.host}:${run.origin.pid}`
+}
 
 /** The face's model of every run of every repo of the daemon. */
 export class StatusModel {
@@ -295,7 +300,7 @@ export class StatusModel {
 
   #update(tracked: Tracked, run: WatchedRun, mute: Mute | null): void {
     const last = tracked.marks.at(-1)
-    const version = `${run.status}|${run.episode}|${run.lastProgressAt}|${run.deadlineAt}|${run.source}|${run.owner?.id}|${muteStamp(mute)}|${tracked.marks.length}|${last?.count ?? 0}`
+    const version = `${run.status}|${run.episode}|${run.lastProgressAt}|${run.deadlineAt}|${run.source}|${run.owner?.id}|${muteStamp(mute)}|${tracked.marks.length}|${last?.count ?? 0}|${sessionStamp(run)}`
     tracked.row = { run, mute, timeline: tracked.marks, version }
   }
 
