@@ -250,7 +250,7 @@ t.test('webhook: a run of many ranks carries its ranks and silent ranks; a remot
   t.equal((await n.send(rankedEvent, n.render(rankedEvent), new AbortController().signal)).kind, 'delivered')
   const body = JSON.parse(server.requests[0]!.body) as { message: string; run: Record<string, unknown> }
   t.equal(body.message, "❗️ Something wrong with Run 'abcdef0123456789abcdef01'. Please check. ❗️ (silent ranks: 2 (gpu-3), 0 (gpu-1))", 'the default stall text names the silent ranks')
-  t.match(body.run, { worldSize: 4, finishOn: 'all', silent_ranks: [2, 0] })
+  t.match(body.run, { worldSize: 4, finishOn: 'all', silentRanks: [2, 0] })
   t.same((body.run['ranks'] as unknown[])[2], { rank: 2, host: 'gpu-3', pid: 12, status: 'stalled', lastProgressAt: '2026-11-28T11:56:40.000Z', expectNextIn: 30, deadlineAt: '2026-11-28T11:57:10.000Z', session: 'open' })
   t.same((body.run['ranks'] as { deadlineAt: unknown }[])[3]?.deadlineAt, null)
   t.notOk('origin' in body.run)
@@ -259,7 +259,7 @@ t.test('webhook: a run of many ranks carries its ranks and silent ranks; a remot
   t.equal((await n.send(remote, n.render(remote), new AbortController().signal)).kind, 'delivered')
   const second = JSON.parse(server.requests[1]!.body) as { message: string; run: Record<string, unknown> }
   t.same(second.run['origin'], { host: 'laptop', pid: 77, via: 'tcp', session: 'open' })
-  t.notOk('ranks' in second.run || 'silent_ranks' in second.run || 'worldSize' in second.run, 'no rank fields for a run of one process')
+  t.notOk('ranks' in second.run || 'silentRanks' in second.run || 'worldSize' in second.run, 'no rank fields for a run of one process')
   t.equal(second.message, "❗️ Something wrong with Run 'abcdef0123456789abcdef01'. Please check. ❗️", "a plain run keeps Aim's stall message")
 
   const own = notifier('webhook', { url: `${server.base}/hook`, message: '{run.hash} is stuck' })

@@ -77,7 +77,7 @@ export interface WebhookDocument {
     /** A run of many ranks: each rank that joined, by rank number. */
     ranks?: WebhookRank[]
     /** A run of many ranks: the numbers of its silent ranks, first silent first (empty when none is). */
-    silent_ranks?: number[]
+    silentRanks?: number[]
   }
   /** Absolute path of the repo root. */
   repo: string
@@ -142,7 +142,7 @@ export function webhookDocument(event: RunEvent, message: string): WebhookDocume
               session: rank.session,
               ...(rank.reason !== undefined ? { reason: rank.reason } : {}),
             })),
-            silent_ranks: silentRanksOf(run).map((rank) => rank.rank),
+            silentRanks: silentRanksOf(run).map((rank) => rank.rank),
           }
         : {}),
     },
