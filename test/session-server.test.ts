@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ManualClock } from '../lib/clock.js'
 import { Daemon } from '../lib/daemon/daemon.js'
+import { withSessionsLost } from '../lib/daemon/planner.js'
 import { HttpFace } from '../lib/daemon/http/server.js'
 import type { RunEvent, RunInfo } from '../lib/model.js'
 import { SESSION_PATH, SESSION_SOCKET_NAME } from '../lib/session/protocol.js'
@@ -99,6 +100,7 @@ t.test('hello, open, progress: the run is in the daemon runtime with its origin;
     [1, 2],
     'acks in order',
   )
+  t.equal((s.daemon.repos[0] as Daemon['repos'][number]).busy, true, 'a daemon serving a session is busy (no idle exit)')
   t.match(s.run('run_one'), { status: 'running', name: 'alpha', startedAt: at, deadlineAt: at + 2000, origin: { host: 'gpu-7', pid: 4242, via: 'tcp', session: 'open' } })
   s.clock.advance(3500)
   const stalled = await c.frame('event', (m) => m.event.kind === 'stalled')
@@ -294,4 +296,33 @@ t.test('a real daemon: sessions over wss with the fixture certificate; a standby
   t.equal((await refused.closed).code, 1013)
   c.send({ t: 'bye' })
   await c.closed
+})
+
+t.test('options: heartbeatMs and reconnectWindowMs are checked; a socket that never says hello is closed', async (t) => {
+  t.throws(() => new Daemon({ heartbeatMs: 10 }), { code: 'AIM_STATUS_OUT_OF_RANGE', message: /heartbeatMs/ })
+  t.throws(() => new Daemon({ reconnectWindowMs: -1 }), { code: 'AIM_STATUS_OUT_OF_RANGE', message: /reconnectWindowMs/ })
+  t.throws(() => new Daemon({ heartbeatMs: 1.5 }), { code: 'AIM_STATUS_OUT_OF_RANGE' })
+  const s = await serve(t, { heartbeatMs: 50 })
+  const mute = await rawSession(s.url, s.auth)
+  t.match(await mute.frame('error'), { code: 'AIM_STATUS_BAD_REQUEST', message: /no hello/ })
+  t.equal((await mute.closed).code, 1008)
+})
+
+t.test("a run carried from a dead daemon's snapshot has its sessions lost until its process resumes it", async (t) => {
+  const run: RunInfo = { hash: 'run_c', status: 'running', startedAt: 1, lastProgressAt: 1, expectNextIn: 0, deadlineAt: null, grace: 1, episode: 0 }
+  t.same(withSessionsLost(run), run, 'a run without sessions is as it was')
+  t.match(withSessionsLost({ ...run, origin: { host: 'h', pid: 2, via: 'tcp', session: 'open' } }).origin, { session: 'lost' })
+  const rank = { host: 'h', pid: 3, status: 'running' as const, lastProgressAt: 1, expectNextIn: 0, deadlineAt: null }
+  const ranked = withSessionsLost({
+    ...run,
+    worldSize: 2,
+    ranks: [
+      { ...rank, rank: 0, session: 'open' },
+      { ...rank, rank: 1, session: 'ended' },
+    ],
+  })
+  t.same(
+    ranked.ranks?.map((r) => r.session),
+    ['lost', 'ended'],
+  )
 })

@@ -50,6 +50,8 @@ export interface ConnectionOptions {
 
 /** Bad frames tolerated on one connection before it is closed (a client that is broken, or hostile). */
 export const MAX_BAD_FRAMES = 100
+/** Heartbeats a new socket has to say hello in before it is closed (it holds a slot and says nothing). */
+export const HELLO_PINGS = 3
 
 /** One session's socket. */
 export class SessionConnection {
@@ -61,6 +63,8 @@ export class SessionConnection {
   /** The acks in order: each waits for the one before it (and, for a durable message, for the commit). */
   #acks: Promise<void> = Promise.resolve()
   #awaitingPong = false
+  /** Pings sent before a hello came: a socket that never says who it is is closed after {@link HELLO_PINGS}. */
+  #pingsBeforeHello = 0
   readonly #pinger: DeadlineTimer
   /** Set once the end is decided (so a close event later does not decide it again). */
   #departure: Departure | null = null
@@ -189,6 +193,12 @@ export class SessionConnection {
     if (this.#awaitingPong) {
       this.#end('lost')
       this.#ws.terminate()
+      return
+    }
+    if (this.#repo === null && ++this.#pingsBeforeHello > HELLO_PINGS) {
+      this.#error(ErrorCodes.BAD_REQUEST, 'no hello came')
+      this.#end('let-go')
+      this.#ws.close(1008, 'no hello')
       return
     }
     this.#awaitingPong = true
