@@ -235,13 +235,14 @@ export class RepoActor {
   setSession(hash: string, rank: number | undefined, session: SessionState): void {
     const info = this.#runs.get(hash)?.info
     if (info === undefined) return
+    // New objects, not edits: copies handed out (snapshots, journal baselines) share the old ones.
     if (rank === undefined) {
       if (info.origin === undefined || info.origin.session === session) return
-      info.origin.session = session
+      info.origin = { ...info.origin, session }
     } else {
-      const r = info.ranks?.find((x) => x.rank === rank)
-      if (r === undefined || r.session === session) return
-      r.session = session
+      const i = info.ranks?.findIndex((x) => x.rank === rank) ?? -1
+      if (i < 0 || info.ranks?.[i]?.session === session) return
+      info.ranks = (info.ranks ?? []).map((r, j) => (j === i ? { ...r, session } : r))
     }
     this.#changed()
   }
