@@ -326,3 +326,43 @@ t.test("a run carried from a dead daemon's snapshot has its sessions lost until 
     ['lost', 'ended'],
   )
 })
+
+t.test('a daemon killed with SIGKILL: the next daemon carries its session runs as lost, fails nothing, and the process resumes them', async (t) => {
+  const temp = tempRepo(t, 'aim-s-')
+  const root = makeRepo(temp.repo)
+  const tokenFile = join(root, 'token')
+  writeFileSync(tokenFile, TOKEN)
+  chmodSync(tokenFile, 0o600)
+  const first = startDaemon([root], ['--http', '127.0.0.1:0', '--token-file', tokenFile])
+  temp.killFirst(first)
+  const url = String((await first.waitEvent((l) => l.event === 'http-listening'))['url'])
+  await first.waitEvent((l) => l.event === 'active')
+  const c = await rawSession(`${url.replace(/^http/, 'ws')}${SESSION_PATH}`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  c.send(hello('client-carried0', 3131, 'gpu-9'))
+  const at = Date.now()
+  c.send({ t: 'open', seq: 1, hash: 'run_carried', grace: 60, at })
+  c.send({ t: 'progress', seq: 2, hash: 'run_carried', at, expectNextIn: 600 })
+  await c.frame('ack', (m) => m.seq === 1)
+  await c.frame('ack', (m) => m.seq === 2)
+  first.process.kill('SIGKILL')
+  await first.exited
+  await c.closed
+
+  const clock = new ManualClock(Date.now())
+  const second = new Daemon({ repos: [root], staleMs: 2000, pollMs: 50, clock, jsonLogs: true, writeLine: () => undefined })
+  temp.closeFirst(() => second.close())
+  await second.start()
+  const watch = second.repos[0] as Daemon['repos'][number]
+  const carried = await eventually(() => watch.runtime?.actor.run('run_carried'), 'the run carried', { timeoutMs: 30_000 })
+  t.match(carried, { status: 'running', startedAt: at, origin: { pid: 3131, host: 'gpu-9', session: 'lost' } })
+  clock.advance(5000)
+  t.equal(watch.runtime?.actor.run('run_carried')?.status, 'running', 'nothing failed')
+  const path = await eventually(() => second.sessions.socketPath(root), 'the socket listened on')
+  const back = await rawSession(`ws+unix:${path}:${SESSION_PATH}`)
+  back.send(hello('client-carried0', 3131, 'gpu-9'))
+  back.send({ t: 'open', seq: 1, hash: 'run_carried', grace: 60, at, resume: true })
+  await back.frame('ack', (m) => m.seq === 1)
+  t.match(watch.runtime?.actor.run('run_carried'), { status: 'running', origin: { session: 'open' } }, 'resumed by its process')
+  back.send({ t: 'bye' })
+  await back.closed
+})
