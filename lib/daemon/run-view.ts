@@ -36,6 +36,11 @@ export interface RepoObserver {
   event?(event: RunEvent, muted: Mute | null): void
   /** A delivery outcome of this daemon's outbox. */
   report?(report: DeliveryRecord): void
+  /**
+   * This daemon became the repo's sender (true: its runtime is up) or stopped being it (false:
+   * standing by, or closing; told before its runtime closes).
+   */
+  sending?(active: boolean): void
 }
 
 /** The source of a run the daemon's own actor carries: `remote` when a process reports it over a session. */
