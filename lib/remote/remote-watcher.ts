@@ -72,6 +72,8 @@ interface Tracked {
   sentAt: number
   /** Neither finish nor fail posted. */
   unfinished: boolean
+  /** Re-opened after a reconnect: until its finish or failure is acknowledged (a daemon restarted before it may not have it). */
+  resumable: boolean
   /** The handle was closed: no events for it. */
   released: boolean
   rank: number | undefined
@@ -164,7 +166,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
       ...(ranked !== undefined ? { rank: ranked.rank, worldSize: ranked.worldSize, finishOn: ranked.finishOn } : {}),
     }
     // The handle is set just below; its constructor posts `open`, which needs only the rest.
-    const tracked: Tracked = { run: undefined as unknown as Run, open, slot: undefined, sentAt: 0, unfinished: true, released: false, rank: ranked?.rank }
+    const tracked: Tracked = { run: undefined as unknown as Run, open, slot: undefined, sentAt: 0, unfinished: true, resumable: true, released: false, rank: ranked?.rank }
     const channel: RunChannel = {
       post: (message) => this.#post(tracked, message),
       settle: () => this.#session.settle(),
@@ -220,11 +222,13 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
       case 'finish':
         this.#sendLatestOf(tracked)
         tracked.unfinished = false
-        void this.#session.send({ t: 'finish', hash: message.hash, at: message.at, ...rank })
+        void this.#session.send({ t: 'finish', hash: message.hash, at: message.at, ...rank }).then(() => (tracked.resumable = false))
         return
       case 'fail':
         tracked.unfinished = false
-        void this.#session.send({ t: 'fail', hash: message.hash, at: message.at, reason: message.reason, ...(message.logTail !== undefined ? { logTail: message.logTail } : {}), ...rank })
+        void this.#session
+          .send({ t: 'fail', hash: message.hash, at: message.at, reason: message.reason, ...(message.logTail !== undefined ? { logTail: message.logTail } : {}), ...rank })
+          .then(() => (tracked.resumable = false))
         return
       default:
         return
@@ -257,7 +261,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
   #resumeMessages(): RunMessage[] {
     const out: RunMessage[] = []
     for (const tracked of this.#runs.values()) {
-      if (!tracked.unfinished || tracked.slot === undefined) continue
+      if (!tracked.resumable || tracked.slot === undefined) continue
       out.push({ ...tracked.open, resume: true })
       const slot = tracked.slot
       const at = slot[SLOT_LAST_PROGRESS] as number
@@ -278,7 +282,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
       if (!(ending && tracked.rank !== undefined && tracked.unfinished)) tracked.run.deliver(event)
     }
     if (event.kind === 'finished' || event.kind === 'failed') {
-      if (tracked !== undefined && tracked.rank === undefined) tracked.unfinished = false
+      if (tracked !== undefined && tracked.rank === undefined) tracked.unfinished = tracked.resumable = false
     }
     this.emit(event.kind, event)
   }

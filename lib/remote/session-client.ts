@@ -336,8 +336,16 @@ export class SessionClient {
     this.#everWelcomed = true
     this.#backoff = FIRST_BACKOFF_MS
     // The runs first (regenerated: a resume of an earlier connection is stale), then the rest, in order.
-    const replay = this.#queue.filter((entry) => !entry.resume)
     const resume = this.#options.resume().map((message): Entry => ({ message, seq: 0, resume: true, waiters: [] }))
+    // A report not yet acknowledged of a run that is re-opened is superseded by the latest one
+    // sent behind its `open` (a stale one replayed after it would move the deadline back).
+    const reopened = new Set(resume.map((entry) => runKey(entry.message)))
+    const replay: Entry[] = []
+    for (const entry of this.#queue) {
+      if (entry.resume) continue
+      if (entry.message.t === 'progress' && reopened.has(runKey(entry.message))) for (const resolve of entry.waiters) resolve()
+      else replay.push(entry)
+    }
     this.#queue = [...resume, ...replay]
     // Renumbered in sending order, so that a cumulative ack never covers a message not yet applied.
     for (const entry of this.#queue) {
@@ -374,6 +382,8 @@ export class SessionClient {
     this.#updateHold()
   }
 }
+
+const runKey = (message: RunMessage): string => `${message.hash}/${message.rank ?? ''}`
 
 const isSecure = (url: string): boolean => url.startsWith('https:') || url.startsWith('wss:')
 
