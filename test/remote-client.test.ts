@@ -18,6 +18,8 @@ import { eventually } from './support/eventually.js'
 import { sessionServer, type SessionServer } from './support/session-server.js'
 import { tempRepo } from './support/temp-repo.js'
 import { startChild } from './support/child.js'
+import { PassThrough } from 'node:stream'
+import { runCommand } from '../lib/wrap/command-run.js'
 
 const DIES = fileURLToPath(new URL('./fixtures/watch/dies.mjs', import.meta.url))
 
@@ -230,4 +232,29 @@ t.test('options: server, token, rank, worldSize, finishOn checked and named; def
   t.equal(sessionTarget('https://h'), 'wss://h/api/v1/session')
   t.equal(sessionTarget('ws://h:1/custom'), 'ws://h:1/custom')
   t.equal(sessionTarget('unix:/r/.aim/status/session.sock'), 'ws+unix:/r/.aim/status/session.sock:/api/v1/session')
+})
+
+t.test('a wrapped command reports over the session, its rank variables passed on unchanged', async (t) => {
+  const server = await sessionServer(t)
+  const { repo } = tempRepo(t)
+  const out = new PassThrough()
+  let printed = ''
+  out.on('data', (chunk: Buffer) => (printed += chunk.toString()))
+  const outcome = await runCommand({
+    command: process.execPath,
+    args: ['-e', 'console.log("step", process.env.RANK, process.env.WORLD_SIZE, process.env.AIM_STATUS_REPO)'],
+    server: server.url,
+    hash: 'remote_wrapped',
+    grace: 5,
+    env: { ...process.env, RANK: '1', WORLD_SIZE: '2', AIM_STATUS_DAEMON: '0' },
+    cwd: repo,
+    stdout: out,
+    stderr: new PassThrough(),
+  })
+  t.equal(outcome.status, 'finished')
+  t.match(printed, /^step 1 2 \/srv\/repo$/m, "the command sees the rank variables and the daemon's repo")
+  const messages = messagesOf(server)
+  t.match(messages[1], { t: 'open', hash: 'remote_wrapped', rank: 1, worldSize: 2 })
+  t.match(messages[messages.length - 1], { t: 'finish', rank: 1 })
+  t.same(readdirSync(repo), [], 'no check-ins or state in the folder')
 })

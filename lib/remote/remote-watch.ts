@@ -34,6 +34,11 @@ async function waitForSocket(path: string, timeoutMs: number): Promise<void> {
 
 /** Watches a run in a daemon (see the module comment); the options are checked already. */
 export async function watchOverSession(resolved: ResolvedRunOptions, choice: SessionChoice): Promise<Run> {
+  return (await openOverSession(resolved, choice)).run
+}
+
+/** As {@link watchOverSession}, with the watcher the run is on (a wrapper flushes and closes it). */
+export async function openOverSession(resolved: ResolvedRunOptions, choice: SessionChoice): Promise<{ run: Run; watcher: RemoteWatcher }> {
   if (resolved.notifiers.length > 0) throw new InvalidOptionError("`notifiers` cannot be given to a run reported to a daemon: the daemon's repo configuration decides (aim-watcher notifiers add)")
   let servers = choice.servers
   let repo = resolved.repo
@@ -48,11 +53,12 @@ export async function watchOverSession(resolved: ResolvedRunOptions, choice: Ses
     repo = root
   }
   const watcher = await RemoteWatcher.open({ servers, token: choice.token, repo })
-  return watcher.watch({
+  const run = await watcher.watch({
     hash: choice.derivedHash ?? resolved.hash,
     name: resolved.name,
     experiment: resolved.experiment,
     grace: resolved.grace,
     ranked: choice.ranked,
   })
+  return { run, watcher }
 }
