@@ -22,6 +22,7 @@ import { PassThrough } from 'node:stream'
 import { runCommand } from '../lib/wrap/command-run.js'
 
 const DIES = fileURLToPath(new URL('./fixtures/watch/dies.mjs', import.meta.url))
+const TRAINER = fileURLToPath(new URL('./fixtures/remote/trainer.mjs', import.meta.url))
 
 const messagesOf = (server: SessionServer, connection?: number): ClientMessage[] => server.received.filter((r) => connection === undefined || r.connection === connection).map((r) => r.message)
 const kinds = (messages: ClientMessage[]): string[] => messages.map((m) => m.t + ('resume' in m && m.resume === true ? '(resume)' : ''))
@@ -257,4 +258,17 @@ t.test('a wrapped command reports over the session, its rank variables passed on
   t.match(messages[1], { t: 'open', hash: 'remote_wrapped', rank: 1, worldSize: 2 })
   t.match(messages[messages.length - 1], { t: 'finish', rank: 1 })
   t.same(readdirSync(repo), [], 'no check-ins or state in the folder')
+})
+
+t.test('the session never keeps a process alive: a trainer whose loop ends exits (its run failed as it exits), one that finished exits quietly', async (t) => {
+  const server = await sessionServer(t)
+  const idle = startChild(TRAINER, ['idle-exit', JSON.stringify({ hash: 'remote_idle' })], { env: { AIM_STATUS_SERVER: server.url } })
+  t.same(await idle.exited, { code: 0, signal: null }, 'exits by itself with a run active')
+  const fail = await eventually(() => messagesOf(server).find((m) => m.t === 'fail'), 'the fail of the idle trainer')
+  t.match(fail, { hash: 'remote_idle', reason: 'exited with code 0' })
+  const finisher = startChild(TRAINER, ['finish', JSON.stringify({ hash: 'remote_finisher' })], { env: { AIM_STATUS_SERVER: server.url } })
+  await finisher.waitForLine('FINISHED')
+  t.same(await finisher.exited, { code: 0, signal: null }, 'exits once finished')
+  const last = messagesOf(server).filter((m) => 'hash' in m && m.hash === 'remote_finisher')
+  t.equal(last[last.length - 1]?.t, 'finish', 'a finished run is not failed at exit')
 })
