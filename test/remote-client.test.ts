@@ -4,7 +4,8 @@
 // processes; time is real but every wait is for an event, with generous bounds.
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { readdirSync } from 'node:fs'
+import { mkdirSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { watch } from '../lib/watch.js'
@@ -271,4 +272,19 @@ t.test('the session never keeps a process alive: a trainer whose loop ends exits
   t.same(await finisher.exited, { code: 0, signal: null }, 'exits once finished')
   const last = messagesOf(server).filter((m) => 'hash' in m && m.hash === 'remote_finisher')
   t.equal(last[last.length - 1]?.t, 'finish', 'a finished run is not failed at exit')
+})
+
+t.test("ranks without a server report to the repo daemon's Unix socket, the repo root in hello", async (t) => {
+  const { repo } = tempRepo(t)
+  mkdirSync(join(repo, '.aim', 'status'), { recursive: true })
+  const socketPath = join(repo, '.aim', 'status', 'session.sock')
+  const server = await sessionServer(t, { socketPath })
+  const run = await watch({ repo, hash: 'local_ranks', rank: 1, worldSize: 2, daemon: false, grace: 5 })
+  t.teardown(() => run.close())
+  await run.reportSuccessfulFinish()
+  const [hello, open, finish] = messagesOf(server)
+  t.match(hello, { t: 'hello', repo })
+  t.match(open, { t: 'open', hash: 'local_ranks', rank: 1, worldSize: 2, finishOn: 'all' })
+  t.match(finish, { t: 'finish', rank: 1 })
+  t.equal(server.url, `unix:${socketPath}`)
 })

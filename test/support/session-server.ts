@@ -23,6 +23,8 @@ export interface SessionServerOptions {
   standby?: 'hello' | 'upgrade'
   /** welcome.heartbeatMs. Default 5000. */
   heartbeatMs?: number
+  /** Listen on this Unix socket instead of 127.0.0.1 port 0. Default: TCP. */
+  socketPath?: string
 }
 
 export interface SessionServer {
@@ -79,11 +81,11 @@ export async function sessionServer(t: Teardown, options: SessionServerOptions =
       ws.on('error', () => undefined)
     })
   })
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
-  const port = (http.address() as AddressInfo).port
+  await new Promise<void>((resolve) => (options.socketPath !== undefined ? http.listen(options.socketPath, resolve) : http.listen(0, '127.0.0.1', resolve)))
+  const port = options.socketPath !== undefined ? 0 : (http.address() as AddressInfo).port
   const latest = (): WebSocket | undefined => connections[connections.length - 1]
   const server: SessionServer = {
-    url: `http://127.0.0.1:${port}`,
+    url: options.socketPath !== undefined ? `unix:${options.socketPath}` : `http://127.0.0.1:${port}`,
     port,
     received,
     connections,
