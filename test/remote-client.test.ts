@@ -4,7 +4,9 @@
 // processes; time is real but every wait is for an event, with generous bounds.
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { mkdirSync, readdirSync } from 'node:fs'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -21,6 +23,7 @@ import { tempRepo } from './support/temp-repo.js'
 import { startChild } from './support/child.js'
 import { PassThrough } from 'node:stream'
 import { runCommand } from '../lib/wrap/command-run.js'
+import { BIN } from './fixtures/daemon/helpers.js'
 
 const DIES = fileURLToPath(new URL('./fixtures/watch/dies.mjs', import.meta.url))
 const TRAINER = fileURLToPath(new URL('./fixtures/remote/trainer.mjs', import.meta.url))
@@ -287,4 +290,43 @@ t.test("ranks without a server report to the repo daemon's Unix socket, the repo
   t.match(open, { t: 'open', hash: 'local_ranks', rank: 1, worldSize: 2, finishOn: 'all' })
   t.match(finish, { t: 'finish', rank: 1 })
   t.equal(server.url, `unix:${socketPath}`)
+})
+
+t.test('a token refused after the first connect is an error event; the session keeps trying and comes back', async (t) => {
+  const server = await sessionServer(t, { token: 'first-token-abc' })
+  const watcher = await RemoteWatcher.open({ servers: [server.url], token: 'first-token-abc' })
+  t.teardown(() => watcher.close())
+  const errors: Array<{ code?: string; message: string }> = []
+  watcher.on('error', (e) => errors.push(e))
+  await watcher.watch({ hash: 'remote_rotated', name: undefined, experiment: undefined, grace: 5 })
+  server.token = 'rotated-token-xyz'
+  server.drop()
+  const refused = await eventually(() => errors.find((e) => e.code === ErrorCodes.UNAUTHORIZED), 'the refused token said')
+  t.notMatch(refused.message, /first-token|rotated-token/, 'no token in the message')
+  server.token = 'first-token-abc'
+  t.ok(await eventually(() => kinds(messagesOf(server, 1)).includes('open(resume)'), 'back, the run re-opened'))
+})
+
+t.test('aim-watcher run --server --token-file: the wrapper reports over the session', async (t) => {
+  const server = await sessionServer(t, { token: 'file-token-123' })
+  const { repo } = tempRepo(t)
+  const tokenFile = join(repo, 'token')
+  writeFileSync(tokenFile, 'file-token-123\n', { mode: 0o600 })
+  const child = spawn(process.execPath, [BIN, 'run', '--server', server.url, '--token-file', tokenFile, '--hash', 'cli_remote', '--', process.execPath, '-e', 'console.log("hi")'], {
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, AIM_STATUS_DAEMON: '0' },
+  })
+  let out = ''
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()))
+  const [code] = (await once(child, 'exit')) as [number | null]
+  t.equal(code, 0, out)
+  t.match(out, /^hi$/m)
+  t.same(
+    kinds(messagesOf(server)).filter((k) => k !== 'progress'),
+    ['hello', 'open', 'finish', 'bye'],
+    'a goodbye after the finish',
+  )
+  t.same(readdirSync(repo), ['token'], 'no state in the folder')
 })

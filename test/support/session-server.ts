@@ -34,6 +34,8 @@ export interface SessionServer {
   connections: WebSocket[]
   /** While true, run messages are recorded but not acknowledged. */
   holdAcks: boolean
+  /** The token required from the next upgrade on (changeable). */
+  token: string | undefined
   /** Acknowledges every message received so far (cumulatively) on the latest connection. */
   ackAll(): void
   /** Sends a frame on the latest connection. */
@@ -58,7 +60,7 @@ export async function sessionServer(t: Teardown, options: SessionServerOptions =
       socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
     }
     if (req.url !== SESSION_PATH) return refuse('404 Not Found', 'AIM_STATUS_NOT_FOUND')
-    if (options.token !== undefined && req.headers.authorization !== `Bearer ${options.token}`) return refuse('401 Unauthorized', 'AIM_STATUS_UNAUTHORIZED')
+    if (server.token !== undefined && req.headers.authorization !== `Bearer ${server.token}`) return refuse('401 Unauthorized', 'AIM_STATUS_UNAUTHORIZED')
     if (options.standby === 'upgrade') return refuse('503 Service Unavailable', 'AIM_STATUS_STANDBY')
     wss.handleUpgrade(req, socket, head, (ws) => {
       const connection = connections.push(ws) - 1
@@ -90,6 +92,7 @@ export async function sessionServer(t: Teardown, options: SessionServerOptions =
     received,
     connections,
     holdAcks: false,
+    token: options.token,
     ackAll: () => latest()?.send(JSON.stringify({ t: 'ack', seq: lastSeq })),
     send: (frame) => latest()?.send(JSON.stringify(frame)),
     drop: () => latest()?.terminate(),
