@@ -330,3 +330,23 @@ t.test('aim-watcher run --server --token-file: the wrapper reports over the sess
   )
   t.same(readdirSync(repo), ['token'], 'no state in the folder')
 })
+
+t.test('a refused finish rejects with its code (never taken as recorded); a report to a run already ended is no news', async (t) => {
+  const server = await sessionServer(t, {
+    refuse: (m) =>
+      m.t === 'finish' && m.hash === 'remote_refused'
+        ? { code: 'AIM_STATUS_BAD_REQUEST', message: 'not open here' }
+        : m.t === 'finish' && m.hash === 'remote_ended'
+          ? { code: 'AIM_STATUS_RUN_ENDED', message: 'ended' }
+          : undefined,
+  })
+  const watcher = await RemoteWatcher.open({ servers: [server.url] })
+  t.teardown(() => watcher.close())
+  const errors: Error[] = []
+  watcher.on('error', (e) => errors.push(e))
+  const refused = await watcher.watch({ hash: 'remote_refused', name: undefined, experiment: undefined, grace: 5 })
+  await t.rejects(refused.reportSuccessfulFinish(), { code: ErrorCodes.BAD_REQUEST, message: /not open here/ })
+  const ended = await watcher.watch({ hash: 'remote_ended', name: undefined, experiment: undefined, grace: 5 })
+  await ended.reportSuccessfulFinish()
+  t.equal(errors.length, 1, 'the refusal is said once; the ended run is no error')
+})

@@ -213,26 +213,32 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
         tracked.open.at = message.at
         tracked.sentAt = message.at
         // A handle re-established after a detach is not a new run: resumed.
-        void this.#session.send(message.resume === true ? { ...tracked.open, resume: true } : tracked.open)
+        this.#send(message.resume === true ? { ...tracked.open, resume: true } : tracked.open)
         return
       case 'progress':
         tracked.sentAt = message.at
-        void this.#session.send({ t: 'progress', hash: message.hash, at: message.at, expectNextIn: message.expectNextIn, ...rank })
+        this.#send({ t: 'progress', hash: message.hash, at: message.at, expectNextIn: message.expectNextIn, ...rank })
         return
       case 'finish':
         this.#sendLatestOf(tracked)
         tracked.unfinished = false
-        void this.#session.send({ t: 'finish', hash: message.hash, at: message.at, ...rank }).then(() => (tracked.resumable = false))
+        this.#send({ t: 'finish', hash: message.hash, at: message.at, ...rank }, () => (tracked.resumable = false))
         return
       case 'fail':
         tracked.unfinished = false
-        void this.#session
-          .send({ t: 'fail', hash: message.hash, at: message.at, reason: message.reason, ...(message.logTail !== undefined ? { logTail: message.logTail } : {}), ...rank })
-          .then(() => (tracked.resumable = false))
+        this.#send({ t: 'fail', hash: message.hash, at: message.at, reason: message.reason, ...(message.logTail !== undefined ? { logTail: message.logTail } : {}), ...rank }, () => (tracked.resumable = false))
         return
       default:
         return
     }
+  }
+
+  /**
+   * Sends without awaiting: a refusal was said as an `error` event already, and must not become
+   * an unhandled rejection in a training process. `onAcked` runs once the daemon has it.
+   */
+  #send(message: RunMessage, onAcked?: () => void): void {
+    this.#session.send(message).then(onAcked, () => undefined)
   }
 
   /** The report a slot holds, when newer than the last one sent. */
@@ -250,7 +256,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
     const latest = this.#latestOf(tracked)
     if (latest === undefined || latest.t !== 'progress') return
     tracked.sentAt = latest.at
-    void this.#session.send(latest)
+    this.#send(latest)
   }
 
   #sendLatest(): void {

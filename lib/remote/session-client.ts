@@ -60,7 +60,13 @@ interface Entry {
   seq: number
   /** Made by {@link SessionClientOptions.resume}: regenerated, never replayed. */
   resume: boolean
-  waiters: Array<() => void>
+  waiters: Waiter[]
+}
+
+/** Someone awaiting a message's acknowledgement: resolved by an ack, rejected by a refusal. */
+interface Waiter {
+  resolve(): void
+  reject(error: Error): void
 }
 
 /** Turns one server of the list into what `ws` connects to. */
@@ -131,7 +137,7 @@ export class SessionClient {
     if (this.#closed) return Promise.resolve()
     const entry: Entry = { message, seq: this.#nextSeq++, resume: false, waiters: [] }
     this.#queue.push(entry)
-    const acked = new Promise<void>((resolve) => entry.waiters.push(resolve))
+    const acked = new Promise<void>((resolve, reject) => entry.waiters.push({ resolve, reject }))
     this.#write(entry)
     this.#updateHold()
     return acked
@@ -151,7 +157,7 @@ export class SessionClient {
   settle(): Promise<void> {
     const last = this.#queue[this.#queue.length - 1]
     if (last === undefined || this.#closed) return Promise.resolve()
-    const acked = new Promise<void>((resolve) => last.waiters.push(resolve))
+    const acked = new Promise<void>((resolve, reject) => last.waiters.push({ resolve, reject }))
     this.#updateHold()
     return acked
   }
@@ -166,7 +172,7 @@ export class SessionClient {
       live.close(1000)
     } else this.#socket?.terminate()
     this.#stopTimers()
-    for (const entry of this.#queue) for (const resolve of entry.waiters) resolve()
+    for (const entry of this.#queue) for (const waiter of entry.waiters) waiter.resolve()
     this.#queue = []
     this.#failFirst(new AimStatusError(ErrorCodes.CLOSED, 'The session was closed before it connected'))
     this.#updateHold()
@@ -272,9 +278,12 @@ export class SessionClient {
           return
         case 'error':
           if (message.seq !== undefined) {
-            // A refused message is not retried (it would be refused again): its waiters go on.
-            this.#acked(message.seq, true)
-            if (message.code !== ErrorCodes.RUN_ENDED) this.#options.onError(new AimStatusError(codeOf(message.code), `The daemon refused a message: ${message.message}`))
+            // A refused message is not retried (it would be refused again). A report to a run
+            // that has ended meanwhile (another rank finished it, say) is no news; any other
+            // refusal rejects whoever awaits it, so that a finish is never taken as recorded.
+            const refusal = message.code === ErrorCodes.RUN_ENDED ? undefined : new AimStatusError(codeOf(message.code), `The daemon refused a message: ${message.message}`)
+            this.#acked(message.seq, { error: refusal })
+            if (refusal !== undefined) this.#options.onError(refusal)
             return
           }
           if (this.#live === socket) {
@@ -343,7 +352,7 @@ export class SessionClient {
     const replay: Entry[] = []
     for (const entry of this.#queue) {
       if (entry.resume) continue
-      if (entry.message.t === 'progress' && reopened.has(runKey(entry.message))) for (const resolve of entry.waiters) resolve()
+      if (entry.message.t === 'progress' && reopened.has(runKey(entry.message))) for (const waiter of entry.waiters) waiter.resolve()
       else replay.push(entry)
     }
     this.#queue = [...resume, ...replay]
@@ -372,11 +381,19 @@ export class SessionClient {
     this.#silence.unref()
   }
 
-  #acked(seq: number, only = false): void {
+  /** An ack covers every message up to `seq`; a refusal only its own (`refused.error` undefined: refused as no news). */
+  #acked(seq: number, refused?: { error: Error | undefined }): void {
+    const refusal = refused?.error
     const kept: Entry[] = []
     for (const entry of this.#queue) {
-      if (only ? entry.seq === seq : entry.seq <= seq) for (const resolve of entry.waiters) resolve()
-      else kept.push(entry)
+      if (refused !== undefined ? entry.seq !== seq : entry.seq > seq) {
+        kept.push(entry)
+        continue
+      }
+      for (const waiter of entry.waiters) {
+        if (refusal !== undefined) waiter.reject(refusal)
+        else waiter.resolve()
+      }
     }
     this.#queue = kept
     this.#updateHold()

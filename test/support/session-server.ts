@@ -23,6 +23,8 @@ export interface SessionServerOptions {
   standby?: 'hello' | 'upgrade'
   /** welcome.heartbeatMs. Default 5000. */
   heartbeatMs?: number
+  /** Refuses a run message with this error instead of acknowledging it. Default: none refused. */
+  refuse?: (message: ClientMessage) => { code: string; message: string } | undefined
   /** Listen on this Unix socket instead of 127.0.0.1 port 0. Default: TCP. */
   socketPath?: string
 }
@@ -77,6 +79,11 @@ export async function sessionServer(t: Teardown, options: SessionServerOptions =
           return
         }
         if (message.t === 'bye') return
+        const refusal = options.refuse?.(message)
+        if (refusal !== undefined) {
+          ws.send(JSON.stringify({ t: 'error', ...refusal, seq: message.seq }))
+          return
+        }
         lastSeq = message.seq
         if (!server.holdAcks) ws.send(JSON.stringify({ t: 'ack', seq: message.seq }))
       })
