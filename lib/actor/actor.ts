@@ -17,7 +17,20 @@
  */
 import type { Clock } from '../clock.js'
 import { DeadlineTimer } from '../timer.js'
-import { SLOT_DEADLINE, SLOT_LAST_PROGRESS, eventKey, isEpisodeKind, type ProgressSlot, type RunEvent, type RunEventKind, type RunInfo } from '../model.js'
+import {
+  SLOT_DEADLINE,
+  SLOT_LAST_PROGRESS,
+  eventKey,
+  isEpisodeKind,
+  type FinishOn,
+  type ProgressSlot,
+  type RankState,
+  type RunEvent,
+  type RunEventKind,
+  type RunInfo,
+  type RunOrigin,
+  type SessionState,
+} from '../model.js'
 import { IndexedMinHeap } from './heap.js'
 
 /** What opening a run needs. */
@@ -36,6 +49,18 @@ export interface OpenRun {
   slot?: ProgressSlot
   /** Re-established rather than started (see the `open` message): no `started` event. Default false. */
   resume?: boolean
+  /** Where a run reporting over a session reports from; kept in its info. Default: none. */
+  origin?: RunOrigin
+}
+
+/** What opening (or re-joining) one rank of a run of many ranks needs. */
+export interface OpenRank extends OpenRun {
+  rank: number
+  worldSize: number
+  finishOn?: FinishOn
+  host: string
+  pid: number
+  session?: SessionState
 }
 
 export interface ActorOptions {
@@ -94,6 +119,7 @@ export class RepoActor {
       episode: existing?.info.episode ?? 0,
       ...(run.name !== undefined ? { name: run.name } : {}),
       ...(run.experiment !== undefined ? { experiment: run.experiment } : {}),
+      ...(run.origin !== undefined ? { origin: { ...run.origin } } : {}),
     }
     this.#runs.set(run.hash, { info, slot: run.slot, queued: Number.POSITIVE_INFINITY })
     if (run.resume !== true) this.#emit('started', info, run.at)
@@ -145,6 +171,80 @@ export class RepoActor {
   /** The run failed (reported by the training code, or its process died). */
   fail(hash: string, at: number, reason: string, logTail?: string): boolean {
     return this.#end(hash, at, 'failed', reason, logTail)
+  }
+
+  /** Opens the logical run of many ranks if not active, and adds or re-joins one rank. */
+  openRank(run: OpenRank): boolean {
+    let state = this.#runs.get(run.hash)
+    if (state === undefined || !isActive(state.info)) {
+      const { origin: _origin, ...plain } = run
+      void _origin
+      this.open({ ...plain, hash: run.hash })
+      state = this.#runs.get(run.hash) as RunState
+      state.info.worldSize = run.worldSize
+      if (run.finishOn !== undefined) state.info.finishOn = run.finishOn
+      state.info.ranks = []
+    }
+    const ranks = (state.info.ranks ??= [])
+    const rank: RankState = { rank: run.rank, host: run.host, pid: run.pid, status: 'running', lastProgressAt: run.at, expectNextIn: 0, deadlineAt: null, session: run.session ?? 'open' }
+    const i = ranks.findIndex((r) => r.rank === run.rank)
+    if (i >= 0) ranks[i] = rank
+    else ranks.push(rank)
+    this.#changed()
+    return true
+  }
+
+  /** One rank's progress: the run's deadline is the earliest of its running ranks'. */
+  rankProgress(hash: string, rank: number, at: number, expectNextIn: number): void {
+    const state = this.#runs.get(hash)
+    const r = state?.info.ranks?.find((x) => x.rank === rank)
+    if (state === undefined || r === undefined || !isActive(state.info) || r.status !== 'running') return
+    r.lastProgressAt = at
+    r.expectNextIn = expectNextIn
+    r.deadlineAt = expectNextIn === 0 ? null : at + expectNextIn * 1000
+    const deadlines = (state.info.ranks ?? []).filter((x) => x.status === 'running' && x.deadlineAt !== null).map((x) => x.deadlineAt as number)
+    this.#applyProgress(state, Math.max(at, state.info.lastProgressAt), deadlines.length === 0 ? null : Math.min(...deadlines))
+    this.#rearm()
+  }
+
+  /** One rank finished; the run finishes when every rank of worldSize has (or rank 0, finishOn 'rank0'). */
+  rankFinish(hash: string, rank: number, at: number): boolean {
+    const state = this.#runs.get(hash)
+    const r = state?.info.ranks?.find((x) => x.rank === rank)
+    if (state === undefined || r === undefined || !isActive(state.info)) return false
+    r.status = 'finished'
+    r.deadlineAt = null
+    const ranks = state.info.ranks ?? []
+    const done = state.info.finishOn === 'rank0' ? rank === 0 : ranks.filter((x) => x.status === 'finished').length >= (state.info.worldSize ?? 1)
+    if (done) return this.finish(hash, at)
+    this.#changed()
+    return true
+  }
+
+  /** One rank failed: the run fails, its reason naming the rank. */
+  rankFail(hash: string, rank: number, at: number, reason: string, logTail?: string): boolean {
+    const state = this.#runs.get(hash)
+    const r = state?.info.ranks?.find((x) => x.rank === rank)
+    if (state === undefined || r === undefined || !isActive(state.info)) return false
+    r.status = 'failed'
+    r.reason = reason
+    return this.fail(hash, at, `rank ${rank} on ${r.host}: ${reason}`, logTail)
+  }
+
+  /** The session state of a plain run's origin, or of one rank: a change for the snapshot, no event. */
+  setSession(hash: string, rank: number | undefined, session: SessionState): void {
+    const info = this.#runs.get(hash)?.info
+    if (info === undefined) return
+    // New objects, not edits: copies handed out (snapshots, journal baselines) share the old ones.
+    if (rank === undefined) {
+      if (info.origin === undefined || info.origin.session === session) return
+      info.origin = { ...info.origin, session }
+    } else {
+      const i = info.ranks?.findIndex((x) => x.rank === rank) ?? -1
+      if (i < 0 || info.ranks?.[i]?.session === session) return
+      info.ranks = (info.ranks ?? []).map((r, j) => (j === i ? { ...r, session } : r))
+    }
+    this.#changed()
   }
 
   /** Stops tracking a run without any event (it was handed over, or it is being forgotten). */

@@ -13,9 +13,20 @@ import { fail, failWith, numberFlag, out, repoRoot, repoRoots } from './common.j
 import { ensureDaemon } from '../daemon-launch.js'
 import { systemClock } from '../clock.js'
 import { toPlainError } from '../errors.js'
+import { readFileSync } from 'node:fs'
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_RECONNECT_WINDOW_MS } from '../session/protocol.js'
 
 /** The daemon's option names as its flags, for its error messages. */
-const DAEMON_FLAGS: Readonly<Record<string, string>> = { grace: '--grace', staleMs: '--stale-ms', pollMs: '--poll-ms', exitWhenIdle: '--exit-when-idle', logFile: '--log-file', logLevel: '--log-level' }
+const DAEMON_FLAGS: Readonly<Record<string, string>> = {
+  grace: '--grace',
+  staleMs: '--stale-ms',
+  pollMs: '--poll-ms',
+  exitWhenIdle: '--exit-when-idle',
+  logFile: '--log-file',
+  logLevel: '--log-level',
+  heartbeatMs: '--heartbeat-ms',
+  reconnectWindowMs: '--reconnect-window-ms',
+}
 
 interface StartFlags {
   grace?: number
@@ -29,6 +40,25 @@ interface StartFlags {
   http?: string
   tokenFile?: string
   httpPublicRead?: boolean
+  heartbeatMs?: number
+  reconnectWindowMs?: number
+  tlsCert?: string
+  tlsKey?: string
+}
+
+/** The face's certificate and key from `--tls-cert` / `--tls-key` (both or neither, and only with --http); read before anything starts. */
+function httpTls(options: StartFlags): { cert: Buffer; key: Buffer } | null {
+  if (options.tlsCert === undefined && options.tlsKey === undefined) return null
+  if (options.tlsCert === undefined || options.tlsKey === undefined) throw fail(2, 'AIM_STATUS_INVALID_OPTION: --tls-cert and --tls-key go together')
+  if (options.http === undefined) throw fail(2, 'AIM_STATUS_INVALID_OPTION: --tls-cert and --tls-key need --http HOST:PORT')
+  const read = (path: string, flag: string): Buffer => {
+    try {
+      return readFileSync(path)
+    } catch (error) {
+      throw fail(2, `AIM_STATUS_INVALID_OPTION: ${flag} ${path} cannot be read (${(error as Error).message})`)
+    }
+  }
+  return { cert: read(options.tlsCert, '--tls-cert'), key: read(options.tlsKey, '--tls-key') }
 }
 
 /** The HTTP face's access options from the flags, checked before anything starts (exit 2 when refused); null without --http. */
@@ -102,9 +132,18 @@ export function registerDaemonCommands(program: Command): void {
     .option('--http <HOST:PORT>', 'serve the status page, JSON API, /metrics, /healthz and /readyz there (port 0: any free port); off by default')
     .option('--token-file <FILE>', 'bearer token for the HTTP face (mode 0600); required to listen beyond loopback')
     .option('--http-public-read', 'with --token-file: reads need no token (mutations still do)')
+    .option('--tls-cert <FILE>', 'with --http and --tls-key: serve HTTPS with this certificate (PEM); sessions then on wss://')
+    .option('--tls-key <FILE>', "the --tls-cert certificate's private key (PEM)")
+    .option('--heartbeat-ms <MS>', `ping each session this often; one that misses a ping is lost (default: ${DEFAULT_HEARTBEAT_MS})`, numberFlag('--heartbeat-ms', true))
+    .option(
+      '--reconnect-window-ms <MS>',
+      `how long the runs of a session closed without a goodbye wait for their process to resume them before they fail (default: ${DEFAULT_RECONNECT_WINDOW_MS})`,
+      numberFlag('--reconnect-window-ms', true),
+    )
     .action(async (options: StartFlags, command: Command) => {
       const roots = repoRoots(command, 'folder')
       const access = httpAccess(options)
+      const tls = httpTls(options)
       let daemon: Daemon
       try {
         daemon = new Daemon({
@@ -117,6 +156,8 @@ export function registerDaemonCommands(program: Command): void {
           announce: options.announce === true,
           ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
           ...(options.exitWhenIdle !== undefined ? { exitWhenIdle: options.exitWhenIdle } : {}),
+          ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
+          ...(options.reconnectWindowMs !== undefined ? { reconnectWindowMs: options.reconnectWindowMs } : {}),
         })
       } catch (error) {
         throw failWith(error, DAEMON_FLAGS)
@@ -129,13 +170,15 @@ export function registerDaemonCommands(program: Command): void {
         try {
           // Loaded only with --http: the face and prom-client are most of a daemon's modules.
           const { HttpFace } = await import('../daemon/http/server.js')
-          face = await HttpFace.start({ ...access, repos: daemon.repos, owner: daemon.owner, staleMs: daemon.staleMs, log: daemon.log })
+          face = await HttpFace.start({ ...access, repos: daemon.repos, owner: daemon.owner, staleMs: daemon.staleMs, log: daemon.log, sessions: daemon.sessions, ...(tls !== null ? { tls } : {}) })
         } catch (error) {
           throw failWith(error)
         }
       }
       await daemon.start()
       const why = await Promise.race([signal, daemon.idle])
+      // Sessions first: their upgraded sockets would hold the face's server open.
+      await daemon.sessions.close()
       await face?.close()
       await daemon.close()
       if (why === 'idle') await handOverIfNeeded(daemon, options)

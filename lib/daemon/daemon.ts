@@ -20,6 +20,8 @@ import { DEFAULT_LOG_LEVEL, LOG_LEVELS, createLog, isLogLevel, type DaemonLog, t
 import { LogFile } from './log-file.js'
 import { RepoWatch } from './repo-watch.js'
 import { IdleExit } from './idle-exit.js'
+import { SessionHub } from './session/hub.js'
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_RECONNECT_WINDOW_MS } from '../session/protocol.js'
 
 /** Default {@link DaemonOptions.pollMs}. */
 export const DEFAULT_POLL_MS = 1000
@@ -91,6 +93,18 @@ export interface DaemonOptions {
    * Default: none (runs until stopped).
    */
   exitWhenIdle?: number
+  /**
+   * How often the daemon pings each session, ms: a session that has not answered by the next
+   * ping is `lost` (terminated; nothing is failed, deadlines carry on). Told to clients in
+   * `welcome`. Default {@link DEFAULT_HEARTBEAT_MS} (5000); at least 50.
+   */
+  heartbeatMs?: number
+  /**
+   * How long the runs of a session that closed without a goodbye wait for their process to
+   * resume them on another connection before they fail, ms. Default
+   * {@link DEFAULT_RECONNECT_WINDOW_MS} (1000); at least 0.
+   */
+  reconnectWindowMs?: number
 }
 
 /** Why {@link Daemon.idle} resolved. */
@@ -101,7 +115,24 @@ function integer(name: string, value: unknown, min: number): number {
   return value
 }
 
-const KNOWN = new Set(['repos', 'grace', 'staleMs', 'pollMs', 'jsonLogs', 'logLevel', 'announce', 'tombstoneMs', 'keepEndedMs', 'writeLine', 'logFile', 'clock', 'delivery', 'exitWhenIdle'])
+const KNOWN = new Set([
+  'repos',
+  'grace',
+  'staleMs',
+  'pollMs',
+  'jsonLogs',
+  'logLevel',
+  'announce',
+  'tombstoneMs',
+  'keepEndedMs',
+  'writeLine',
+  'logFile',
+  'clock',
+  'delivery',
+  'exitWhenIdle',
+  'heartbeatMs',
+  'reconnectWindowMs',
+])
 
 /** The daemon. */
 export class Daemon {
@@ -126,6 +157,8 @@ export class Daemon {
     this.#becameIdle = resolve
   })
   readonly #clock: Clock
+  /** Every session of every repo (over the HTTP face, or a repo's Unix socket). */
+  readonly sessions: SessionHub
 
   constructor(options: DaemonOptions = {}) {
     if (options === null || typeof options !== 'object') throw new InvalidOptionError(`Expected daemon options to be an object, got ${describeValue(options)}`)
@@ -139,6 +172,8 @@ export class Daemon {
     this.pollMs = integer('pollMs', options.pollMs ?? DEFAULT_POLL_MS, 50)
     const tombstoneMs = integer('tombstoneMs', options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS, 0)
     const keepEndedMs = integer('keepEndedMs', options.keepEndedMs ?? DEFAULT_KEEP_ENDED_MS, 0)
+    const heartbeatMs = integer('heartbeatMs', options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, 50)
+    const reconnectWindowMs = integer('reconnectWindowMs', options.reconnectWindowMs ?? DEFAULT_RECONNECT_WINDOW_MS, 0)
     const idle = options.exitWhenIdle
     if (idle !== undefined && (typeof idle !== 'number' || !Number.isFinite(idle) || idle <= 0)) throw new OutOfRangeError(`Expected \`exitWhenIdle\` to be a number of seconds above 0, got ${describeValue(idle)}`)
     this.exitWhenIdle = idle ?? null
@@ -174,6 +209,7 @@ export class Daemon {
           ...(options.delivery !== undefined ? { delivery: options.delivery } : {}),
         }),
     )
+    this.sessions = new SessionHub({ repos: this.repos, daemon: { host: this.owner.host, pid: this.owner.pid }, heartbeatMs, reconnectWindowMs, clock, log: this.log })
   }
 
   /** Starts every repo; resolves when each has made its first attempt. */
@@ -222,6 +258,8 @@ export class Daemon {
     this.#closing ??= (async () => {
       this.log.info('stopping', { pid: this.owner.pid })
       await this.#started?.catch(() => undefined)
+      // Sessions first: let go (clients reconnect elsewhere), never taken for processes that died.
+      await this.sessions.close()
       await Promise.all(this.repos.map((repo) => repo.close()))
       this.#logFile?.close()
     })()

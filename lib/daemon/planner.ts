@@ -16,7 +16,7 @@
  * - when to let go of tombstones ({@link planTombstones}) and of ended runs ({@link planPrune}).
  * @module
  */
-import type { RunInfo } from '../model.js'
+import type { RunInfo, SessionState } from '../model.js'
 import { exitReason, type ExitMarker } from '../state/exit-marker.js'
 import type { HolderState } from '../state/lease.js'
 import type { OwnerInfo, OwnerLiveness } from '../state/owner.js'
@@ -237,4 +237,19 @@ export function planPrune(runs: readonly Pick<RunInfo, 'hash' | 'status'>[], end
     else if (now - since > keepEndedMs) forget.push(run.hash)
   }
   return { seen, forget }
+}
+
+/**
+ * A carried run with every session it reported over (its own, or its ranks') marked `lost`:
+ * the daemon that carried it held those sessions, and its process has not spoken to this daemon
+ * yet. Nothing is failed: deadlines carry on, and the process resumes the run when it reconnects.
+ */
+export function withSessionsLost(run: RunInfo): RunInfo {
+  const lost = (session: SessionState): SessionState => (session === 'open' ? 'lost' : session)
+  if (run.origin === undefined && run.ranks === undefined) return run
+  return {
+    ...run,
+    ...(run.origin !== undefined ? { origin: { ...run.origin, session: lost(run.origin.session) } } : {}),
+    ...(run.ranks !== undefined ? { ranks: run.ranks.map((r) => ({ ...r, session: lost(r.session) })) } : {}),
+  }
 }

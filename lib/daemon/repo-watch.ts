@@ -152,6 +152,8 @@ export class RepoWatch {
   /** The last message of each repo-level trouble (`repo-error`, `state-unreadable`, …): said once until it changes or clears. */
   readonly #said = new Map<string, string>()
   readonly #observers = new Set<RepoObserver>()
+  /** What else keeps the repo busy (open sessions): see {@link keepBusyWhile}. */
+  readonly #busyWhile: Array<() => boolean> = []
 
   constructor(options: RepoWatchOptions) {
     this.#options = options
@@ -197,8 +199,21 @@ export class RepoWatch {
     const session = this.#session
     if (this.#state !== 'active' || session === null || session.closed) return false
     if (session.ownersSeen > 0 || session.runtime.hasOutstanding()) return true
+    if (this.#busyWhile.some((check) => check())) return true
     for (const run of session.aim.runs.values()) if (run.status === 'running') return true
     return false
+  }
+
+  /** Counts the repo as busy (no idle exit) while `check` says so: a daemon serving sessions is needed. */
+  keepBusyWhile(check: () => boolean): void {
+    this.#busyWhile.push(check)
+  }
+
+  /** Makes the runtime's state durable now (the daemon's snapshot); rejects when not active. */
+  commit(): Promise<void> {
+    const session = this.#session
+    if (session === null || session.closed) return Promise.reject(new AimStatusError(ErrorCodes.STANDBY, `this daemon does not send for ${this.root} now`))
+    return session.owner.commit()
   }
 
   /** Tells `observer` of changes, events and delivery outcomes from now on; returns the unsubscribe. */
@@ -270,7 +285,10 @@ export class RepoWatch {
     await this.#busy?.catch(() => undefined)
     const session = this.#session
     this.#session = null
-    if (session !== null) await this.#endSession(session, true)
+    if (session !== null) {
+      this.#tell((o) => o.sending?.(false))
+      await this.#endSession(session, true)
+    }
     await this.#sender.close()
   }
 
@@ -446,6 +464,7 @@ export class RepoWatch {
       session.watchers = this.#watchFolders()
       log.info('active', { repo: this.root, pid: owner.pid, generation: hold.daemonLease.generation, aimLock: hold.aimLock.kind, checkinGrace: aim.graceSeconds })
       if (this.#options.announce === true) this.#announce()
+      this.#tell((o) => o.sending?.(true))
       this.#again = true
     } catch (error) {
       await runtime?.close().catch(() => undefined)
@@ -495,6 +514,7 @@ export class RepoWatch {
     this.#options.log.error('lease-lost', { repo: this.root, lease: which, error: error.message, then: 'standby: another daemon sends for this repo' })
     this.#session = null
     if (this.#state === 'active') this.#state = 'standby'
+    this.#tell((o) => o.sending?.(false))
     void this.#endSession(session, false).finally(() => this.#schedule())
   }
 

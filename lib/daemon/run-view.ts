@@ -32,6 +32,11 @@ export interface RepoObserver {
   event?(event: RunEvent, muted: Mute | null): void
   /** A delivery outcome of this daemon's outbox. */
   report?(report: DeliveryRecord): void
+  /**
+   * This daemon became the repo's sender (true: its runtime is up) or stopped being it (false:
+   * standing by, or closing; told before its runtime closes).
+   */
+  sending?(active: boolean): void
 }
 
 const isActive = (run: RunInfo): boolean => run.status === 'running' || run.status === 'stalled'

@@ -20,7 +20,7 @@ import { isTerminalPath } from '../terminal.js'
 import type { AimRuns } from './aim-runs.js'
 import type { DaemonLog } from './log.js'
 import { drainConcurrently } from './pool.js'
-import { planAdoption, planHandBack, type AdoptionPlan, planMarkerOnly, planPrune, planTombstones } from './planner.js'
+import { planAdoption, planHandBack, type AdoptionPlan, planMarkerOnly, planPrune, planTombstones, withSessionsLost } from './planner.js'
 
 /** What a {@link Takeover} needs from the repo watch. */
 export interface TakeoverOptions {
@@ -170,7 +170,9 @@ export class Takeover {
         if (step.why === 'ended' && actor.run(step.run.hash) === undefined) actor.adopt(step.run)
         continue
       }
-      actor.adopt(step.run)
+      // A run carried from a daemon's snapshot may have reported over a session of that daemon:
+      // its process has not spoken to this one yet, so the session is lost until it resumes.
+      actor.adopt(step.action === 'fail' ? step.run : withSessionsLost(step.run))
       if (step.action === 'fail') {
         actor.fail(step.run.hash, now, step.reason)
         failed++

@@ -15,6 +15,7 @@ import { KEYED_EXTRA, journalPath, parseJournal, type JournalRecord, type Outbox
 import type { AtomicWriteOptions } from './files.js'
 import { MAX_SNAPSHOT_BYTES, readStateFile } from './safe-fs.js'
 import { parseOwnerInfo } from './owner.js'
+import { readSessionFields, sessionFieldsOf, type SessionFields } from './run-sessions.js'
 import type { OwnerInfo } from './owner.js'
 
 /** The `format` tag of a snapshot file. */
@@ -111,6 +112,7 @@ export function parseRunInfo(value: unknown, label: string): RunInfo {
   if (name !== undefined) run.name = name
   if (experiment !== undefined) run.experiment = experiment
   if (reason !== undefined) run.reason = reason
+  readSessionFields(r, label, run)
   return run
 }
 
@@ -143,6 +145,8 @@ export interface RunColumns {
   name?: (string | null)[]
   experiment?: (string | null)[]
   reason?: (string | null)[]
+  /** The session fields of runs reporting over a session ({@link SessionFields}); null for the others; left out when no run has any. */
+  sessions?: (SessionFields | null)[]
 }
 
 /** Thrown for a snapshot of a later format version: not corrupt, so not set aside. */
@@ -225,6 +229,7 @@ function parseRunColumns(value: unknown): RunInfo[] {
   const names = column(c, 'name', n, true)
   const experiments = column(c, 'experiment', n, true)
   const reasons = column(c, 'reason', n, true)
+  const sessions = column(c, 'sessions', n, true)
   const bad = (key: string, i: number, v: unknown): never => fail(`runs.${key}[${i}] is ${describeValue(v)}`)
   const runs = new Array<RunInfo>(n)
   const seen = new Set<string>()
@@ -259,6 +264,11 @@ function parseRunColumns(value: unknown): RunInfo[] {
     if (names !== undefined && names[i] !== null) run.name = columnText(names[i], 'name', i)
     if (experiments !== undefined && experiments[i] !== null) run.experiment = columnText(experiments[i], 'experiment', i)
     if (reasons !== undefined && reasons[i] !== null) run.reason = columnText(reasons[i], 'reason', i)
+    const fields = sessions?.[i]
+    if (fields !== undefined && fields !== null) {
+      if (typeof fields !== 'object' || Array.isArray(fields)) bad('sessions', i, fields)
+      readSessionFields(fields as Record<string, unknown>, `runs.sessions[${i}]`, run)
+    }
     runs[i] = run
   }
   return runs
@@ -298,6 +308,7 @@ export function encodeRuns(runs: readonly RunInfo[], timeBase: number): RunColum
   let name: (string | null)[] | undefined
   let experiment: (string | null)[] | undefined
   let reason: (string | null)[] | undefined
+  let sessions: (SessionFields | null)[] | undefined
   for (let i = 0; i < n; i++) {
     const r = runs[i] as RunInfo
     hash[i] = r.hash
@@ -314,11 +325,14 @@ export function encodeRuns(runs: readonly RunInfo[], timeBase: number): RunColum
     if (r.name !== undefined) (name ??= new Array<string | null>(n).fill(null))[i] = r.name
     if (r.experiment !== undefined) (experiment ??= new Array<string | null>(n).fill(null))[i] = r.experiment
     if (r.reason !== undefined) (reason ??= new Array<string | null>(n).fill(null))[i] = r.reason
+    const fields = sessionFieldsOf(r)
+    if (fields !== null) (sessions ??= new Array<SessionFields | null>(n).fill(null))[i] = fields
   }
   const columns: RunColumns = { count: n, timeBase: base, hash, status, startedAt, lastProgressAt, expectNextIn, deadlineAt, grace, episode }
   if (name !== undefined) columns.name = name
   if (experiment !== undefined) columns.experiment = experiment
   if (reason !== undefined) columns.reason = reason
+  if (sessions !== undefined) columns.sessions = sessions
   return columns
 }
 

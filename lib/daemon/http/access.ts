@@ -120,7 +120,8 @@ export class Access {
     const site = headers['sec-fetch-site']
     if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new AimStatusError(ErrorCodes.FORBIDDEN, `Cross-site request refused (Sec-Fetch-Site: ${describeValue(site)})`)
     const origin = headers.origin
-    if (origin !== undefined && origin !== `http://${headers.host}`) throw new AimStatusError(ErrorCodes.FORBIDDEN, `Cross-site request refused (Origin ${describeValue(origin)})`)
+    // One port serves one scheme: the page over HTTPS (--tls-cert) is as much this origin as over HTTP.
+    if (origin !== undefined && origin !== `http://${headers.host}` && origin !== `https://${headers.host}`) throw new AimStatusError(ErrorCodes.FORBIDDEN, `Cross-site request refused (Origin ${describeValue(origin)})`)
     const fromBrowser = origin !== undefined || site !== undefined || headers.cookie !== undefined
     if (fromBrowser && !bearer && !this.#csrfMatches(headers['x-csrf-token'])) throw new AimStatusError(ErrorCodes.FORBIDDEN, 'Missing or wrong X-CSRF-Token (reload the page)')
   }

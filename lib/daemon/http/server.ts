@@ -20,7 +20,12 @@
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { SESSION_PATH } from '../../session/protocol.js'
+import type { SessionHub } from '../session/hub.js'
+import { refuseUpgrade } from '../session/refuse.js'
 import { AimStatusError, ErrorCodes, toPlainError } from '../../errors.js'
 import type { OwnerInfo } from '../../state/owner.js'
 import type { DaemonLog } from '../log.js'
@@ -43,6 +48,10 @@ export interface HttpFaceOptions extends AccessOptions {
   /** Staleness to judge snapshots by while a repo stands by (the daemon's `staleMs`). */
   staleMs: number
   log: DaemonLog
+  /** Where session upgrades on {@link SESSION_PATH} go. Default: none (the path answers 404). */
+  sessions?: SessionHub
+  /** A certificate and its key (PEM): the face is served over HTTPS (sessions over `wss://`). Default: none (plain HTTP). */
+  tls?: { cert: string | Buffer; key: string | Buffer }
 }
 
 const STATUS_OF: Partial<Record<string, number>> = {
@@ -132,8 +141,11 @@ export class HttpFace {
     this.#api = new Api(this.model)
     this.#feed = new LiveFeed(this.model, this.#api)
     this.#routes = this.#table()
-    this.#server = createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 15_000, keepAliveTimeout: 5_000 }, (request, response) => void this.#serve(request, response))
+    const serverOptions = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 15_000, keepAliveTimeout: 5_000 }
+    const serve = (request: IncomingMessage, response: ServerResponse): void => void this.#serve(request, response)
+    this.#server = options.tls !== undefined ? createTlsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }, serve) : createServer(serverOptions, serve)
     this.#server.maxConnections = 256
+    this.#server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(request, socket, head))
   }
 
   /**
@@ -160,10 +172,27 @@ export class HttpFace {
     return this.#server.address() as AddressInfo
   }
 
-  /** `http://host:port` of the face. */
+  /** `http://host:port` of the face (`https://` with TLS). */
   get url(): string {
     const { address, port, family } = this.address
-    return `http://${family === 'IPv6' ? `[${address}]` : address}:${port}`
+    return `${this.#options.tls !== undefined ? 'https' : 'http'}://${family === 'IPv6' ? `[${address}]` : address}:${port}`
+  }
+
+  /** A session's upgrade: access checked as a mutation's, refused with a JSON answer before any handshake. */
+  #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy())
+    try {
+      const url = new URL(request.url ?? '/', 'http://face.invalid')
+      const sessions = this.#options.sessions
+      if (url.pathname !== SESSION_PATH || sessions === undefined) throw new AimStatusError(ErrorCodes.NOT_FOUND, `No route ${url.pathname}`)
+      this.access.check(request, 'write')
+      sessions.upgrade(request, socket, head, 'tcp')
+    } catch (error) {
+      const plain = toPlainError(error)
+      const status = STATUS_OF[plain.code ?? ''] ?? 500
+      if (status === 500) this.#options.log.error('http-error', { method: 'UPGRADE', path: request.url ?? '', code: plain.code, error: plain.message })
+      refuseUpgrade(socket, status, status === 500 ? ErrorCodes.INTERNAL : (plain.code as string), status === 500 ? 'Internal error (see the daemon log)' : plain.message)
+    }
   }
 
   /** Stops listening, ends live streams and open connections. Safe to call twice. */
