@@ -54,6 +54,7 @@ t.test('a run over a session: hello with the daemon-side repo, open, progress, a
   const open = messages[1] as Extract<ClientMessage, { t: 'open' }>
   t.match(open, { hash: 'remote_one', grace: 5, name: 'n1' })
   t.notOk('rank' in open, 'a run of one process names no rank')
+  t.ok(Number.isInteger(open.at), "the start in whole ms, as a daemon's snapshot keeps it (a resume must match it)")
   t.same(readdirSync(repo), [], 'nothing written into the folder')
 })
 

@@ -95,6 +95,50 @@ t.test('a wrong token: the trainer gets AIM_STATUS_UNAUTHORIZED', async (t) => {
   t.ok(await child.waitForLine('ERROR AIM_STATUS_UNAUTHORIZED'))
 })
 
+t.test('the daemon SIGKILLed and restarted on the same port while a trainer reports: no false alert, the finish after it is not lost', async (t) => {
+  const s = await setup(t)
+  const first = await daemonOn(t, s)
+  // Outside the trainers' folder, which must stay empty.
+  const finishFile = join(tmpdir(), `aim-status-e2e-finish-${process.pid}-${Date.now()}`)
+  t.teardown(() => rmSync(finishFile, { force: true }))
+  const child = trainer(t, s, 'finish-file', { hash: 'e2e_restart' }, { AIM_STATUS_SERVER: first.url, FINISH_FILE: finishFile })
+  await child.waitForLine(/^READY/)
+  first.daemon.process.kill('SIGKILL')
+  await first.daemon.exited
+  const port = new URL(first.url).port
+  await daemonOn(t, s, `127.0.0.1:${port}`)
+  writeFileSync(finishFile, '')
+  await child.waitForLine('FINISHED')
+  await alert(s.endpoint, 'finished', 'e2e_restart')
+  await sleep(ROOM_MS)
+  t.same(
+    texts(s.endpoint, 'e2e_restart').map((x) => x.split(' ')[0]),
+    ['finished'],
+    'finished, never stalled or failed',
+  )
+})
+
+t.test('failover: two daemons on one repo, the first SIGKILLed; the trainer goes on with the standby that takes over', async (t) => {
+  const s = await setup(t)
+  const first = await daemonOn(t, s)
+  const second = await daemonOn(t, s)
+  const finishFile = join(tmpdir(), `aim-status-e2e-finish-${process.pid}-${Date.now()}`)
+  t.teardown(() => rmSync(finishFile, { force: true }))
+  const child = trainer(t, s, 'finish-file', { hash: 'e2e_failover' }, { AIM_STATUS_SERVER: `${first.url},${second.url}`, FINISH_FILE: finishFile })
+  await child.waitForLine(/^READY/)
+  first.daemon.process.kill('SIGKILL')
+  await second.daemon.waitEvent((l) => typeof l.event === 'string' && /takeover|adopt|sender/.test(l.event))
+  writeFileSync(finishFile, '')
+  await child.waitForLine('FINISHED')
+  await alert(s.endpoint, 'finished', 'e2e_failover')
+  await sleep(ROOM_MS)
+  t.same(
+    texts(s.endpoint, 'e2e_failover').map((x) => x.split(' ')[0]),
+    ['finished'],
+    'finished, never stalled or failed',
+  )
+})
+
 async function rankedRun(t: Test, s: Setup, hash: string, env: (rank: number) => NodeJS.ProcessEnv, silentRank: number | undefined, extra: object = {}): Promise<Child[]> {
   const ranks: Child[] = []
   for (let rank = 0; rank < 4; rank++) ranks.push(trainer(t, s, rank === silentRank ? 'silent' : 'train', { hash, ...extra }, { RANK: String(rank), WORLD_SIZE: '4', ...env(rank) }))

@@ -210,7 +210,9 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
     switch (message.kind) {
       case 'open':
         tracked.slot = message.slot
-        tracked.open.at = message.at
+        // Whole milliseconds: the start names the run's instance, and a daemon's snapshot keeps
+        // whole ms, so a resume after a daemon restart must send the very same number.
+        tracked.open.at = Math.round(message.at)
         tracked.sentAt = message.at
         // A handle re-established after a detach is not a new run: resumed.
         this.#send(message.resume === true ? { ...tracked.open, resume: true } : tracked.open)
