@@ -70,6 +70,8 @@ interface Tracked {
   slot: ProgressSlot | undefined
   /** The last report sent: its time. */
   sentAt: number
+  /** A report went out since the last tick: the handle's own coalescing keeps the daemon current, the tick stays quiet. */
+  sentSinceTick: boolean
   /** Neither finish nor fail posted. */
   unfinished: boolean
   /** Re-opened after a reconnect: until its finish or failure is acknowledged (a daemon restarted before it may not have it). */
@@ -105,7 +107,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
         if (this.listenerCount('error') > 0) this.emit('error', error)
       },
     })
-    this.#tick = setInterval(() => this.#sendLatest(), REPORT_TICK_MS)
+    this.#tick = setInterval(() => this.#onTick(), REPORT_TICK_MS)
     this.#tick.unref()
     this.#offDeath = onProcessDeath({
       begin: (death) => {
@@ -166,7 +168,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
       ...(ranked !== undefined ? { rank: ranked.rank, worldSize: ranked.worldSize, finishOn: ranked.finishOn } : {}),
     }
     // The handle is set just below; its constructor posts `open`, which needs only the rest.
-    const tracked: Tracked = { run: undefined as unknown as Run, open, slot: undefined, sentAt: 0, unfinished: true, resumable: true, released: false, rank: ranked?.rank }
+    const tracked: Tracked = { run: undefined as unknown as Run, open, slot: undefined, sentAt: 0, sentSinceTick: false, unfinished: true, resumable: true, released: false, rank: ranked?.rank }
     const channel: RunChannel = {
       post: (message) => this.#post(tracked, message),
       settle: () => this.#session.settle(),
@@ -219,6 +221,7 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
         return
       case 'progress':
         tracked.sentAt = message.at
+        tracked.sentSinceTick = true
         this.#send({ t: 'progress', hash: message.hash, at: message.at, expectNextIn: message.expectNextIn, ...rank })
         return
       case 'finish':
@@ -263,6 +266,14 @@ export class RemoteWatcher extends EventEmitter<RemoteWatcherEvents> {
 
   #sendLatest(): void {
     for (const tracked of this.#runs.values()) this.#sendLatestOf(tracked)
+  }
+
+  /** About once a second: the latest report of each run that sent none since the last tick (about one message a second a run, at most two). */
+  #onTick(): void {
+    for (const tracked of this.#runs.values()) {
+      if (!tracked.sentSinceTick) this.#sendLatestOf(tracked)
+      tracked.sentSinceTick = false
+    }
   }
 
   /** After a reconnect: each active run opened again (its original start), then its latest report. */
