@@ -3,6 +3,7 @@
 // ManualClock) with its HTTP face on 127.0.0.1 port 0, real sockets, real client processes
 // killed with SIGKILL, and a real daemon process for the standby answer and TLS.
 import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
 import { chmodSync, lstatSync, readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
@@ -17,7 +18,7 @@ import { startChild } from './support/child.js'
 import { eventually } from './support/eventually.js'
 import { hello, rawSession } from './support/session-client.js'
 import { tempRepo } from './support/temp-repo.js'
-import { makeRepo, startDaemon } from './fixtures/daemon/helpers.js'
+import { BIN, makeRepo, startDaemon } from './fixtures/daemon/helpers.js'
 
 const CLIENT = fileURLToPath(new URL('./fixtures/session/client.mjs', import.meta.url))
 const TOKEN = 'session-test-token-0123456789abcdef'
@@ -302,6 +303,12 @@ t.test('options: heartbeatMs and reconnectWindowMs are checked; a socket that ne
   t.throws(() => new Daemon({ heartbeatMs: 10 }), { code: 'AIM_STATUS_OUT_OF_RANGE', message: /heartbeatMs/ })
   t.throws(() => new Daemon({ reconnectWindowMs: -1 }), { code: 'AIM_STATUS_OUT_OF_RANGE', message: /reconnectWindowMs/ })
   t.throws(() => new Daemon({ heartbeatMs: 1.5 }), { code: 'AIM_STATUS_OUT_OF_RANGE' })
+  const cli = spawnSync(process.execPath, [BIN, '--repo', t.testdir(), 'start', '--heartbeat-ms', '10'], { encoding: 'utf8' })
+  t.equal(cli.status, 2)
+  t.match(cli.stderr, /AIM_STATUS_OUT_OF_RANGE: Expected --heartbeat-ms /)
+  const lone = spawnSync(process.execPath, [BIN, '--repo', t.testdir(), 'start', '--tls-cert', 'cert.pem'], { encoding: 'utf8' })
+  t.equal(lone.status, 2)
+  t.match(lone.stderr, /--tls-cert and --tls-key go together/)
   const s = await serve(t, { heartbeatMs: 50 })
   const mute = await rawSession(s.url, s.auth)
   t.match(await mute.frame('error'), { code: 'AIM_STATUS_BAD_REQUEST', message: /no hello/ })
