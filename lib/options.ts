@@ -10,6 +10,7 @@ import { InvalidOptionError, OutOfRangeError, describeValue } from './errors.js'
 import type { NotifierEntry } from './notify/contract.js'
 import { entryFromSpec, type NotifierSpec } from './notify/manage.js'
 import { checkRunHash } from './repo.js'
+import { checkFinishOn, checkRank, checkServers, checkToken, checkWorldSize } from './remote/session-options.js'
 
 export type { NotifierSpec }
 
@@ -81,6 +82,37 @@ export interface WatchOptions extends WatcherOptions {
    * Only `watch()` joins; `Watcher.watch()` always opens its own run. Default: true.
    */
   join?: boolean
+  /**
+   * Report to an `aim-watcher` daemon over the network instead of a repo folder: the run lives
+   * in that daemon (its deadlines, its notifiers), and this process never touches a repo folder
+   * (`repo`, if given, is the daemon's repo root to use). One URL or a list tried in order, for
+   * failover to a standby: `http://head:43800`, `https://…`, `ws://…/api/v1/session`, or
+   * `unix:/abs/path/.aim/status/session.sock`. A process that dies without finishing its run
+   * (even SIGKILLed) has it failed by the daemon about a second later.
+   *
+   * Default: the environment variable `AIM_STATUS_SERVER` (a comma-separated list), else none
+   * (a local run).
+   */
+  server?: string | string[]
+  /** The bearer token the daemon's `--token-file` holds; never printed. Default: `AIM_STATUS_TOKEN`, else none. */
+  token?: string
+  /**
+   * This process's rank in a run of many processes (torchrun, Slurm, MPI): every rank of the
+   * run calls `watch()` with the same `hash`, and the daemon watches them as one run (stalled
+   * when any rank is late, failed when any rank dies, finished per `finishOn`). Without a
+   * `server`, the ranks report to the repo's daemon over its Unix socket (one is started if
+   * needed). Default: `RANK`, else `SLURM_PROCID`, else `OMPI_COMM_WORLD_RANK`; else 0.
+   */
+  rank?: number
+  /**
+   * How many ranks the run has; 1 is a run of one process. Default: `WORLD_SIZE`, else
+   * `SLURM_NTASKS`, else `OMPI_COMM_WORLD_SIZE`, else 1. For more than one, the `hash`
+   * defaults to one derived from `TORCHELASTIC_RUN_ID` or `SLURM_JOB_ID` (and
+   * `SLURM_STEP_ID`), and is required otherwise.
+   */
+  worldSize?: number
+  /** When a run of many ranks counts as finished: every rank finished (`'all'`), or rank 0 (`'rank0'`). Default: `'all'`. */
+  finishOn?: 'all' | 'rank0'
 }
 
 /** Default `exitWhenIdle` of a daemon that `watch()` starts, seconds. */
@@ -113,7 +145,7 @@ export const DEFAULT_EXPECT_SECONDS = 300
 export const MAX_SECONDS = 30 * 24 * 3600
 
 const WATCHER_KEYS = ['repo', 'notifiers', 'keepAlive', 'daemon', 'exitTimeout'] as const
-const WATCH_KEYS = [...WATCHER_KEYS, 'hash', 'name', 'experiment', 'grace', 'checkins', 'join'] as const
+const WATCH_KEYS = [...WATCHER_KEYS, 'hash', 'name', 'experiment', 'grace', 'checkins', 'join', 'server', 'token', 'rank', 'worldSize', 'finishOn'] as const
 
 /** A new run hash as Aim makes one: the first 24 hex digits of a uuid4's randomness. */
 export function newRunHash(): string {
@@ -239,6 +271,13 @@ export interface ResolvedRunOptions extends ResolvedWatcherOptions {
 export function resolveWatchOptions(options: unknown): ResolvedRunOptions {
   const o = checkObject(options, 'options')
   checkKnownKeys(o, WATCH_KEYS, 'watch()')
+  // The session's options are checked here too, so that a mistake shows whichever path runs;
+  // their environment defaults are applied by watch() alone (lib/remote/session-options.ts).
+  checkServers(o['server'])
+  checkToken(o['token'])
+  checkRank(o['rank'])
+  checkWorldSize(o['worldSize'])
+  checkFinishOn(o['finishOn'])
   return {
     ...resolveCommon(o),
     hash: o['hash'] === undefined ? newRunHash() : checkRunHash(o['hash']),

@@ -6,6 +6,8 @@
 import { joinTarget, joinWrapperRun } from './join.js'
 import { resolveWatchOptions, type WatchOptions } from './options.js'
 import type { Run } from './run.js'
+import { watchOverSession } from './remote/remote-watch.js'
+import { resolveSessionChoice } from './remote/session-options.js'
 import { Watcher } from './watcher.js'
 
 /**
@@ -19,7 +21,9 @@ import { Watcher } from './watcher.js'
  * ```
  *
  * Inside a command run by `aim-watcher run`, it joins the wrapper's run instead (see the
- * `join` option).
+ * `join` option). With a `server` (or `AIM_STATUS_SERVER`), the run is reported to that daemon
+ * and no repo folder is touched; a run of many ranks (`rank`, `worldSize`, or a launcher's
+ * environment) is reported to a daemon too, the repo's own over its Unix socket without a server.
  */
 export async function watch(options: WatchOptions = {}): Promise<Run> {
   const target = joinTarget(options)
@@ -29,6 +33,10 @@ export async function watch(options: WatchOptions = {}): Promise<Run> {
     const joined = await joinWrapperRun(target)
     if (joined !== undefined) return joined
   }
+  const resolved = resolveWatchOptions(options)
+  // A server (given or from AIM_STATUS_SERVER), or a run of many ranks: the run lives in a daemon.
+  const choice = resolveSessionChoice(options)
+  if (choice.servers !== undefined || choice.ranked !== undefined) return watchOverSession(resolved, choice)
   const watcher = await Watcher.open({ ...(options?.repo !== undefined ? { repo: options.repo } : {}) })
   // The remaining options, `daemon` included, are checked and applied by the watcher.
   return watcher.watch(options)

@@ -17,7 +17,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
 import { systemClock } from '../clock.js'
-import { DEFAULT_EXPECT_SECONDS, checkSeconds, type NotifierSpec } from '../options.js'
+import { DEFAULT_EXPECT_SECONDS, checkSeconds, resolveWatchOptions, type NotifierSpec, type WatchOptions } from '../options.js'
+import { openOverSession } from '../remote/remote-watch.js'
+import { resolveSessionChoice } from '../remote/session-options.js'
+import type { Run } from '../run.js'
 import { repoPaths } from '../repo.js'
 import type { RunEvent } from '../model.js'
 import { DeadlineTimer } from '../timer.js'
@@ -66,6 +69,15 @@ export interface RunCommandOptions {
   tail?: number
   /** Make sure a daemon watches the repo (a SIGKILL of the wrapper is then reported). Default: true. */
   daemon?: boolean
+  /**
+   * Report the run to this daemon (one URL or a failover list, as `watch()`'s `server`) instead
+   * of a repo folder; `repo`, if given, is then the daemon-side root. Default:
+   * `AIM_STATUS_SERVER` of `env`, else none. Rank variables of `env` (`RANK`/`WORLD_SIZE`, …)
+   * make the run one rank of a run of many, reported over a session too.
+   */
+  server?: string | string[]
+  /** The bearer token for `server`. Default: `AIM_STATUS_TOKEN` of `env`, else none. */
+  token?: string
   /** Notifiers for this run besides `config.json`'s. Default: none. */
   notifiers?: NotifierSpec[]
   /** The command's environment (the run's variables are added). Default: `process.env`. */
@@ -154,23 +166,61 @@ interface Context {
   started(child: ChildProcess): void
 }
 
+/** Where the wrapper's run lives: a local watcher of the repo, or a daemon over a session. */
+interface RunHost {
+  run: Run
+  /** The repo as the command should know it (`AIM_STATUS_REPO`). */
+  repo: string
+  /** The check-ins folder the command's Python Aim writes into; none for a run in a remote daemon. */
+  checkins: string | undefined
+  flush(): Promise<void>
+  close(): Promise<void>
+}
+
+async function openRunHost(options: RunCommandOptions, env: NodeJS.ProcessEnv): Promise<RunHost> {
+  const runOptions: WatchOptions = {
+    // The run's own check-ins stay off: every check-in of this hash is then the command's.
+    checkins: false,
+    daemon: options.daemon ?? true,
+    ...(options.repo !== undefined ? { repo: options.repo } : {}),
+    ...(options.hash !== undefined ? { hash: options.hash } : {}),
+    ...(options.name !== undefined ? { name: options.name } : {}),
+    ...(options.experiment !== undefined ? { experiment: options.experiment } : {}),
+    ...(options.grace !== undefined ? { grace: options.grace } : {}),
+    ...(options.notifiers !== undefined ? { notifiers: options.notifiers } : {}),
+  }
+  // The rank variables come from the command's environment, which is passed on unchanged:
+  // under torchrun each rank's wrapper is one rank of one run.
+  const choice = resolveSessionChoice({ ...runOptions, ...(options.server !== undefined ? { server: options.server } : {}), ...(options.token !== undefined ? { token: options.token } : {}) }, env)
+  if (choice.servers !== undefined || choice.ranked !== undefined) {
+    const { run, watcher } = await openOverSession(resolveWatchOptions(runOptions), choice)
+    const local = choice.servers === undefined
+    return {
+      run,
+      repo: watcher.daemon?.repo ?? options.repo ?? '',
+      checkins: local && watcher.daemon !== undefined ? repoPaths(watcher.daemon.repo).checkins : undefined,
+      flush: () => watcher.flush(),
+      close: () => watcher.close(),
+    }
+  }
+  const watcher = await Watcher.open({ ...(options.repo !== undefined ? { repo: options.repo } : {}) })
+  try {
+    const run = await watcher.watch(runOptions)
+    return { run, repo: watcher.root, checkins: repoPaths(watcher.root).checkins, flush: () => watcher.flush(), close: () => watcher.close() }
+  } catch (error) {
+    await watcher.close()
+    throw error
+  }
+}
+
 async function watchCommand(options: RunCommandOptions, context: Context): Promise<CommandOutcome> {
   const { expect, env } = context
-  const watcher = await Watcher.open({ ...(options.repo !== undefined ? { repo: options.repo } : {}) })
+  const host = await openRunHost(options, env)
   const watchdog = startWatchdog()
   let joinServer: JoinServer | undefined
   let checkins: CheckinProgress | undefined
   try {
-    // The run's own check-ins stay off: every check-in of this hash is then the command's.
-    const run = await watcher.watch({
-      checkins: false,
-      daemon: options.daemon ?? true,
-      ...(options.hash !== undefined ? { hash: options.hash } : {}),
-      ...(options.name !== undefined ? { name: options.name } : {}),
-      ...(options.experiment !== undefined ? { experiment: options.experiment } : {}),
-      ...(options.grace !== undefined ? { grace: options.grace } : {}),
-      ...(options.notifiers !== undefined ? { notifiers: options.notifiers } : {}),
-    })
+    const run = host.run
     const tail = new LogTail({ lines: options.tail ?? DEFAULT_TAIL_LINES, scrub: (text) => scrubOutput(text, environmentSecrets(env)) })
     /** Set once the run has ended (joined code reported a failure): nothing reports after. */
     let ended: 'failed' | undefined
@@ -191,21 +241,23 @@ async function watchCommand(options: RunCommandOptions, context: Context): Promi
         progress: report,
         finish: () => report(0),
         fail: (reason, logTail) => failNow(reason, logTail ?? tail.text()),
-        settle: () => watcher.flush(),
+        settle: () => host.flush(),
       },
     })
     const server = joinServer
     const broadcast = (event: RunEvent): void => server.broadcast(event)
     for (const kind of ['stalled', 'recovered', 'finished', 'failed'] as const) run.on(kind, broadcast)
-    checkins = new CheckinProgress({ folder: repoPaths(watcher.root).checkins, hash: run.hash, onCheckin: (c) => report(c.flag === 'finished' ? 0 : c.expectNextIn) })
-    await checkins.start()
+    if (host.checkins !== undefined) {
+      checkins = new CheckinProgress({ folder: host.checkins, hash: run.hash, onCheckin: (c) => report(c.flag === 'finished' ? 0 : c.expectNextIn) })
+      await checkins.start()
+    }
 
     const childEnv: NodeJS.ProcessEnv = {
       ...env,
       // Python writes to a pipe in 8 KiB blocks: progress would arrive minutes late.
       PYTHONUNBUFFERED: env['PYTHONUNBUFFERED'] ?? '1',
       [RUN_HASH_ENV]: run.hash,
-      [RUN_REPO_ENV]: watcher.root,
+      [RUN_REPO_ENV]: host.repo,
       [RUN_SOCKET_ENV]: joinServer.socketPath,
     }
     report(expect)
@@ -245,7 +297,7 @@ async function watchCommand(options: RunCommandOptions, context: Context): Promi
     await Promise.race([pumps, pause(PIPE_DRAIN_MS)])
     child.stdout?.destroy()
     child.stderr?.destroy()
-    checkins.close()
+    checkins?.close()
 
     if (ended === undefined) {
       if (exit.code === 0) {
@@ -265,7 +317,7 @@ async function watchCommand(options: RunCommandOptions, context: Context): Promi
   } finally {
     checkins?.close()
     await joinServer?.close()
-    await watcher.close()
+    await host.close()
     watchdog.standDown()
   }
 }

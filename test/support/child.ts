@@ -35,8 +35,12 @@ export interface Child {
  * asks for one (`env: { AIM_STATUS_DAEMON: '1' }`, or `daemon: true` in the fixture): a daemon
  * nobody ends would outlive the test and keep CI's pipe open.
  */
-export function startChild(script: string, args: string[] = [], options: { env?: NodeJS.ProcessEnv } = {}): Child {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AIM_STATUS_DAEMON: '0', ...options.env } })
+export function startChild(script: string, args: string[] = [], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Child {
+  const child = spawn(process.execPath, [script, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, AIM_STATUS_DAEMON: '0', ...options.env },
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+  })
   const lines: string[] = []
   const waiters: Array<{ test: (l: string) => boolean; resolve: (l: string) => void }> = []
   readLines(child.stdout!, (line) => {
