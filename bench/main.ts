@@ -24,12 +24,13 @@ import { wrapOverhead } from './scenarios/wrap-overhead.js'
 import { lateEndpoints } from './scenarios/late-endpoints.js'
 import { httpFace } from './scenarios/http-face.js'
 import { BASELINE_ENV, daemonCost } from './scenarios/daemon-cost.js'
+import { remoteRuns } from './scenarios/remote-runs.js'
 
 // The scenarios start the daemons they measure; a training child's default daemon would be
 // another one, left running. The crash scenario turns it back on for its own children.
 process.env['AIM_STATUS_DAEMON'] ??= '0'
 
-const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, wrapOverhead, lateEndpoints, httpFace, daemonCost]
+const scenarios: Scenario[] = [hotPath, detectionLatency, actorScale, snapshot, takeover, daemonScan, fencing, wrapOverhead, lateEndpoints, httpFace, daemonCost, remoteRuns]
 
 function usage(): string {
   return ['usage: tsx bench/main.ts [--quick] [--list] [--baseline DIST] [NAME…]', 'scenarios:', ...scenarios.map((s) => `  ${s.name.padEnd(18)} ${s.description}`)].join('\n')

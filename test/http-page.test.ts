@@ -6,7 +6,10 @@ import t from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { once } from 'node:events'
 import { chromium } from 'playwright-core'
+import WebSocket from 'ws'
+import { SESSION_PATH } from '../lib/session/protocol.js'
 import { startChild } from './support/child.js'
 import { startEndpoint, slackReply } from './support/fake-endpoints.js'
 import { call, startFaceDaemon } from './support/http-face.js'
@@ -75,6 +78,43 @@ t.test('the page: a stall appears live, is muted from the page, and the screensh
   }
   t.same(outside, [], 'the page asked nothing of any other host')
   trainer.process.kill('SIGKILL')
+  daemon.process.kill('SIGTERM')
+  t.equal((await daemon.exited).code, 0)
+})
+
+t.test('the page: a run of many ranks reported over sessions is one row with its ranks beneath', async (t) => {
+  const dir = tempRepo(t, 'aim-').repo
+  const root = makeRepo(join(dir, 'runs'))
+  const { daemon, url } = await startFaceDaemon(t, [root])
+  await daemon.waitEvent((l) => l.event === 'active')
+  const hash = 'ranked_page_run'
+  // Four ranks, each its own session, as four processes on two hosts would open them.
+  const sessions = await Promise.all(
+    [0, 1, 2, 3].map(async (rank) => {
+      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${SESSION_PATH}`)
+      await once(ws, 'open')
+      ws.send(JSON.stringify({ t: 'hello', v: 1, client: { id: `page-rank-${rank}-client`, host: `gpu-${rank < 2 ? 1 : 2}`, pid: 1000 + rank } }))
+      ws.send(JSON.stringify({ t: 'open', seq: 0, hash, rank, worldSize: 4, grace: 60, at: Date.now(), name: 'ddp-resnet' }))
+      ws.send(JSON.stringify({ t: 'progress', seq: 1, hash, rank, at: Date.now(), expectNextIn: 600 }))
+      return ws
+    }),
+  )
+  t.teardown(() => {
+    for (const ws of sessions) ws.terminate()
+  })
+  const context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 560 } })
+  t.teardown(() => context.close())
+  const page = context.pages()[0] ?? (await context.newPage())
+  await page.goto(url)
+  const row = page.locator(`tr[data-hash="${hash}"]:not(.rank-row)`)
+  await row.waitFor({ timeout: 20_000 })
+  await page.locator(`tr.rank-row[data-hash="${hash}"]`).nth(3).waitFor({ timeout: 20_000 })
+  t.equal(await row.count(), 1, 'one row for the run')
+  t.match(await row.locator('td').nth(2).textContent(), /4 of 4 ranks/)
+  const ranks = page.locator(`tr.rank-row[data-hash="${hash}"]`)
+  t.equal(await ranks.count(), 4, 'a row per rank beneath it')
+  t.match(await ranks.nth(2).textContent(), /rank 2.*process 1002 on gpu-2 \(session open\)/)
+  for (const ws of sessions) ws.send(JSON.stringify({ t: 'bye' }))
   daemon.process.kill('SIGTERM')
   t.equal((await daemon.exited).code, 0)
 })

@@ -11,6 +11,8 @@ const root = fileURLToPath(new URL('../..', import.meta.url))
 export const IN_PROCESS = ['hot-path', 'detection-latency', 'actor-scale', 'snapshot', 'wrap-overhead', 'late-endpoints'] as const
 /** The scenarios that start real daemons (bench-smoke-daemon.test.ts). */
 export const WITH_DAEMONS = ['takeover', 'daemon-scan', 'fencing', 'http-face', 'daemon-cost'] as const
+/** The scenario of runs over sessions, with its own daemon and training processes (bench-smoke-remote.test.ts). */
+export const WITH_SESSIONS = ['remote-runs'] as const
 
 /** The scenario names `bench/main.ts --list` prints. */
 export async function listedScenarios(): Promise<string[]> {
