@@ -5,7 +5,7 @@
 // generous bounds; the only pauses are the room given to a second (wrong) alert to show.
 import { addNotifier } from '../lib/notify/manage.js'
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
@@ -146,14 +146,16 @@ async function rankedRun(t: Test, s: Setup, hash: string, env: (rank: number) =>
   return ranks
 }
 
-const RANKED_MESSAGE = '{event} {run.hash} <{run.reason}>'
+const RANKED_MESSAGE = '{event} {run.hash} <{run.reason}> silent: [{run.silent_ranks}]'
 
 t.test('a run of 4 ranks over the network: rank 2 silent stalls the run; a rank SIGKILLed fails it once, naming the rank', async (t) => {
   const s = await setup(t, RANKED_MESSAGE)
   const { url } = await daemonOn(t, s)
   await rankedRun(t, s, 'e2e_ranks_silent', () => ({ AIM_STATUS_SERVER: url }), 2)
   const stalled = await alert(s.endpoint, 'stalled', 'e2e_ranks_silent')
-  t.ok(stalled, 'the silent rank stalls the run')
+  t.match(stalled, `silent: [2 (${hostname()})]`, 'the alert names rank 2 and its host, and no other rank')
+  await sleep(ROOM_MS)
+  t.equal(texts(s.endpoint, 'e2e_ranks_silent').filter((x) => x.startsWith('stalled ')).length, 1, 'one stall notification for the run, not one per rank or per tick')
   const killed = await rankedRun(t, s, 'e2e_ranks_killed', () => ({ AIM_STATUS_SERVER: url }), undefined)
   killed[1]?.process.kill('SIGKILL')
   const failed = await alert(s.endpoint, 'failed', 'e2e_ranks_killed')
@@ -166,5 +168,12 @@ t.test('the same 4-rank run on a shared repo without a server: the repo daemon o
   const s = await setup(t, RANKED_MESSAGE)
   await rankedRun(t, s, 'e2e_ranks_local', () => ({ AIM_STATUS_DAEMON: '1' }), 2, { repo: s.repo })
   const stalled = await alert(s.endpoint, 'stalled', 'e2e_ranks_local')
-  t.ok(stalled, 'the silent rank stalls the run')
+  t.match(stalled, `silent: [2 (${hostname()})]`, 'the alert names rank 2')
+  const killed = await rankedRun(t, s, 'e2e_ranks_local_killed', () => ({ AIM_STATUS_DAEMON: '1' }), undefined, { repo: s.repo })
+  killed[3]?.process.kill('SIGKILL')
+  const failed = await alert(s.endpoint, 'failed', 'e2e_ranks_local_killed')
+  t.match(failed, /rank 3\b/, 'the reason names the rank')
+  await sleep(ROOM_MS)
+  t.equal(texts(s.endpoint, 'e2e_ranks_local').filter((x) => x.startsWith('stalled ')).length, 1, 'one stall notification')
+  t.equal(texts(s.endpoint, 'e2e_ranks_local_killed').filter((x) => x.startsWith('failed ')).length, 1, 'one failure')
 })

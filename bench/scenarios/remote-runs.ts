@@ -17,6 +17,7 @@ import WebSocket from 'ws'
 import { DEFAULT_RECONNECT_WINDOW_MS, SESSION_PATH, SESSION_SOCKET_NAME } from '../../lib/session/protocol.js'
 import { type BenchContext, type Cell, type Scenario, goal, notAvailable, printTable, runHash, sleep, summarize, withTempDir } from '../support/report.js'
 import { Watched } from '../support/watched.js'
+import { UNIX_RECONNECT_WINDOW_MS } from '../../lib/daemon/session/repo-sessions.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const BIN = join(ROOT, 'dist', 'cli', 'bin.js')
@@ -149,7 +150,7 @@ export const remoteRuns: Scenario = {
         const socket = join(repo, '.aim', 'status', SESSION_SOCKET_NAME)
         const rows: Cell[][] = []
         const cases: Array<[string, string, string]> = [
-          ['session over the Unix socket', `unix:${socket}`, `the socket closes with the process, then the ${DEFAULT_RECONNECT_WINDOW_MS} ms reconnect window`],
+          ['session over the Unix socket', `unix:${socket}`, `the socket closes with the process, then the ${UNIX_RECONNECT_WINDOW_MS} ms reconnect window`],
           ['session over TCP (127.0.0.1)', url, `the socket closes with the process, then the ${DEFAULT_RECONNECT_WINDOW_MS} ms reconnect window`],
           ['baseline: local run, daemon poll', `repo:${repo}`, "the daemon's next poll finds the dead pid"],
         ]

@@ -34,6 +34,11 @@ export interface RepoSessionsOptions {
 }
 
 const isActiveStatus = (status: string | undefined): boolean => status === 'running' || status === 'stalled'
+/**
+ * The longest a run whose session on the repo's Unix socket closed without a goodbye waits for its
+ * process to come back, ms: a local socket closes only when its process dies or reconnects.
+ */
+export const UNIX_RECONNECT_WINDOW_MS = 100
 
 /** The reason a run fails with when its process left without a goodbye. */
 export const wentAwayReason = (pid: number, host: string): string => `process ${pid} on ${host} went away (its session closed without a goodbye)`
@@ -134,7 +139,9 @@ export class RepoSessions {
       this.#failLeft(bound, departure, wentAwayReason(who.pid, who.host))
     })
     this.#windows.add(window)
-    window.arm(clock.now() + reconnectWindowMs)
+    // Over the Unix socket there is no network to break: a close without a goodbye is the
+    // process's death (or its own reconnect, whose hello follows at once), so it waits less.
+    window.arm(clock.now() + (who.via === 'unix' ? Math.min(reconnectWindowMs, UNIX_RECONNECT_WINDOW_MS) : reconnectWindowMs))
   }
 
   /** The runs (and ranks) a departure left that nobody resumed meanwhile: failed. */
@@ -147,7 +154,7 @@ export class RepoSessions {
       const run = actor.run(b.hash)
       if (!isActiveStatus(run?.status)) continue
       if (b.rank === undefined) actor.fail(b.hash, now, reason)
-      else if (run?.ranks?.find((r) => r.rank === b.rank)?.status === 'running') actor.rankFail(b.hash, b.rank, now, reason)
+      else if (isActiveStatus(run?.ranks?.find((r) => r.rank === b.rank)?.status)) actor.rankFail(b.hash, b.rank, now, reason)
     }
   }
 }
