@@ -26,6 +26,7 @@ import type { Duplex } from 'node:stream'
 import { SESSION_PATH } from '../../session/protocol.js'
 import type { SessionHub } from '../session/hub.js'
 import { refuseUpgrade } from '../session/refuse.js'
+import { endUpgraded, trackSockets } from '../session/unix-socket.js'
 import { AimStatusError, ErrorCodes, toPlainError } from '../../errors.js'
 import type { OwnerInfo } from '../../state/owner.js'
 import type { DaemonLog } from '../log.js'
@@ -145,6 +146,7 @@ export class HttpFace {
     const serve = (request: IncomingMessage, response: ServerResponse): void => void this.#serve(request, response)
     this.#server = options.tls !== undefined ? createTlsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }, serve) : createServer(serverOptions, serve)
     this.#server.maxConnections = 256
+    trackSockets(this.#server)
     this.#server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(request, socket, head))
   }
 
@@ -202,7 +204,7 @@ export class HttpFace {
       this.model.close()
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
       this.#server.closeAllConnections()
-      await closed
+      await endUpgraded(this.#server, closed)
     })()
     return this.#closing
   }

@@ -64,6 +64,7 @@ export class SessionSocket {
         response.end(body)
       })
       server.on('upgrade', upgrade)
+      trackSockets(server)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen(path, () => {
@@ -88,8 +89,40 @@ export class SessionSocket {
     this.#closing ??= (async () => {
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
       this.#server.closeAllConnections()
-      await closed
+      await endUpgraded(this.#server, closed)
     })()
     return this.#closing
   }
+}
+
+/** How long sockets taken over by a session get to finish their close handshake before they are cut. */
+export const SESSION_CLOSE_MS = 1000
+
+/**
+ * Waits for a closing server, cutting the sockets still open after {@link SESSION_CLOSE_MS}:
+ * upgraded (session) sockets are not the HTTP server's to close, and a peer that never answers
+ * the close frame (frozen, or gone without a FIN) must not hold the daemon's exit.
+ */
+export async function endUpgraded(server: import('node:net').Server, closed: Promise<void>): Promise<void> {
+  const open = new Set<import('node:net').Socket>()
+  const cut = setTimeout(() => {
+    for (const socket of open) socket.destroy()
+  }, SESSION_CLOSE_MS)
+  cut.unref()
+  trackedSockets.get(server)?.forEach((socket) => open.add(socket))
+  await closed
+  clearTimeout(cut)
+}
+
+/** The sockets each server accepted and that are still open (for {@link endUpgraded}). */
+const trackedSockets = new WeakMap<import('node:net').Server, Set<import('node:net').Socket>>()
+
+/** Keeps track of a server's open sockets, so that {@link endUpgraded} can cut them. */
+export function trackSockets(server: import('node:net').Server): void {
+  const open = new Set<import('node:net').Socket>()
+  trackedSockets.set(server, open)
+  server.on('connection', (socket: import('node:net').Socket) => {
+    open.add(socket)
+    socket.once('close', () => open.delete(socket))
+  })
 }
