@@ -75,12 +75,21 @@ export function runningDaemons(repo: string): number[] {
  */
 export function endDaemonsAtTeardown(t: Test, repo: string): void {
   t.teardown(async () => {
-    for (const pid of new Set([...daemonPids(repo), ...runningDaemons(repo)])) {
-      if (!isDaemonOf(pid, repo)) continue
-      process.kill(pid, 'SIGTERM')
-      const end = Date.now() + 10_000
-      while (isDaemonOf(pid, repo) && Date.now() < end) await sleep(25)
-      if (isDaemonOf(pid, repo)) process.kill(pid, 'SIGKILL')
+    // Again until none is left: a standby or a daemon started meanwhile may show up only once
+    // the first has gone.
+    for (let round = 0; round < 5; round++) {
+      const pids = [...new Set([...daemonPids(repo), ...runningDaemons(repo)])].filter((pid) => isDaemonOf(pid, repo))
+      if (pids.length === 0) break
+      for (const pid of pids) {
+        process.kill(pid, 'SIGTERM')
+        const end = Date.now() + 10_000
+        while (isDaemonOf(pid, repo) && Date.now() < end) await sleep(25)
+        if (!isDaemonOf(pid, repo)) continue
+        process.kill(pid, 'SIGKILL')
+        // A SIGKILL is delivered, not done: the folder goes only once the process has.
+        const gone = Date.now() + 5_000
+        while (isDaemonOf(pid, repo) && Date.now() < gone) await sleep(25)
+      }
     }
   })
 }
